@@ -1,0 +1,107 @@
+// Command pgproxy is the PostgreSQL-wire proxy: explicit-port mode by default.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pgproxy/pgproxy/userspace/config"
+	"github.com/pgproxy/pgproxy/userspace/proxy"
+	"github.com/pgproxy/pgproxy/userspace/telemetry"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "-h", "--help", "help":
+			fmt.Print(usage())
+			return
+		}
+	}
+	cfg, err := config.FromEnvironment(".env")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pgproxy: invalid configuration:\n%v\n\nRun pgproxy --help for every variable and its default.\n", err)
+		os.Exit(2)
+	}
+	log := newLogger(cfg)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, cfg, log); err != nil {
+		log.Error("pgproxy stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func usage() string {
+	return "pgproxy — PostgreSQL-wire proxy\n\nUsage: pgproxy [--help]\n\n" + config.Usage()
+}
+
+func newLogger(cfg *config.Config) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	metrics := telemetry.NewMetrics()
+	srv, err := proxy.New(cfg, metrics, log, nil)
+	if err != nil {
+		return err
+	}
+	health := telemetry.NewHealth(metrics, func(ctx context.Context) error {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", cfg.Backend.Addr())
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	hln, err := net.Listen("tcp", cfg.HealthCheckAddr)
+	if err != nil {
+		return fmt.Errorf("HEALTH_CHECK_ADDR %s: %w", cfg.HealthCheckAddr, err)
+	}
+	httpSrv := &http.Server{Handler: health.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go httpSrv.Serve(hln)
+	defer httpSrv.Close()
+
+	// Sessions get their own context so that the drain, not the signal, ends them.
+	sessCtx, cancelSessions := context.WithCancel(context.Background())
+	defer cancelSessions()
+	ln, err := srv.Listen(sessCtx, cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
+	}
+	log.Info("pgproxy listening", "addr", ln.Addr().String(), "backend", cfg.Backend.String(),
+		"health_addr", hln.Addr().String(), "tls", cfg.TLSEnabled)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(sessCtx, ln) }()
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: no new connections, draining sessions", "active", srv.Active(), "timeout", cfg.ShutdownDrainTimeout)
+	health.SetDraining()
+	ln.Close()
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownDrainTimeout)
+	defer cancel()
+	srv.Drain(drainCtx)
+	log.Info("pgproxy stopped")
+	if err := <-serveErr; err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
+}

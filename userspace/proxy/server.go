@@ -1,0 +1,192 @@
+// Package proxy accepts client connections and runs a session for each:
+// admission limits, the cancel-key registry, backend dialing and graceful
+// drain on shutdown.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgproxy/pgproxy/userspace/backend"
+	"github.com/pgproxy/pgproxy/userspace/config"
+	"github.com/pgproxy/pgproxy/userspace/session"
+	"github.com/pgproxy/pgproxy/userspace/telemetry"
+	"github.com/pgproxy/pgproxy/userspace/wire"
+)
+
+// Resolver returns the backend address for an accepted connection. Explicit
+// mode uses PG_BACKEND_URL; transparent mode returns the original destination.
+type Resolver func(conn net.Conn) (string, error)
+
+// Server runs sessions for accepted connections.
+type Server struct {
+	cfg      *config.Config
+	sessCfg  *session.Config
+	dialer   *backend.Dialer
+	metrics  *telemetry.Metrics
+	log      *slog.Logger
+	cancels  *session.CancelRegistry
+	limiter  *ipLimiter
+	resolve  Resolver
+	nextID   atomic.Uint64
+	active   atomic.Int64
+	mu       sync.Mutex
+	sessions map[*session.Session]struct{}
+	wg       sync.WaitGroup
+}
+
+// New builds a server from the configuration. resolve may be nil.
+func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, resolve Resolver) (*Server, error) {
+	ka := net.KeepAliveConfig{Enable: cfg.KeepAliveIdle > 0, Idle: cfg.KeepAliveIdle, Interval: cfg.KeepAliveInterval, Count: cfg.KeepAliveCount}
+	d, err := backend.NewDialer(cfg.Backend.SSLMode, cfg.BackendCAPath, cfg.BackendConnectTimeout, ka)
+	if err != nil {
+		return nil, err
+	}
+	sc := &session.Config{
+		RequireTLS: cfg.RequireClientTLS, AllowMD5: cfg.AllowMD5Auth, StartupTimeout: cfg.StartupTimeout,
+		MaxMessageSize: cfg.MaxMessageSize, DefaultDatabase: cfg.Backend.Database,
+	}
+	if cfg.TLSEnabled {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCertPath, cfg.TLSKeyPath)
+		if err != nil {
+			return nil, fmt.Errorf("TLS_CERT_PATH/TLS_KEY_PATH: %w", err)
+		}
+		sc.ClientTLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"postgresql"}}
+	}
+	if resolve == nil {
+		addr := cfg.Backend.Addr()
+		resolve = func(net.Conn) (string, error) { return addr, nil }
+	}
+	s := &Server{cfg: cfg, sessCfg: sc, dialer: d, metrics: m, log: log, limiter: newIPLimiter(cfg.MaxConnsPerIPPerMin),
+		resolve: resolve, sessions: map[*session.Session]struct{}{}}
+	s.cancels = session.NewCancelRegistry(d.Cancel)
+	return s, nil
+}
+
+// Dialer returns the backend dialer (readiness probes use it).
+func (s *Server) Dialer() *backend.Dialer { return s.dialer }
+
+// Listen opens a TCP listener with keepalives and without MPTCP.
+func (s *Server) Listen(ctx context.Context, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: s.cfg.KeepAliveIdle > 0,
+		Idle: s.cfg.KeepAliveIdle, Interval: s.cfg.KeepAliveInterval, Count: s.cfg.KeepAliveCount}}
+	if s.cfg.KeepAliveIdle <= 0 {
+		lc.KeepAlive = -1
+	}
+	lc.SetMultipathTCP(false)
+	return lc.Listen(ctx, "tcp", addr)
+}
+
+// Serve accepts connections until ln is closed or ctx ends.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	go func() { <-ctx.Done(); ln.Close() }()
+	var delay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: back off, keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Error("accept failed", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.wg.Add(1)
+		go s.serveConn(ctx, conn)
+	}
+}
+
+func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
+	defer s.wg.Done()
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	id := s.nextID.Add(1)
+	log := s.log.With("conn_id", id, "client", conn.RemoteAddr().String())
+	n := s.active.Add(1)
+	defer s.active.Add(-1)
+	s.metrics.ClientsTotal.Inc()
+	s.metrics.ClientsActive.Inc()
+	defer s.metrics.ClientsActive.Dec()
+
+	if max := int64(s.cfg.MaxClientConns); max > 0 && n > 2*max {
+		// Far over the limit: do not even read the startup packet.
+		s.metrics.Rejected("max_connections")
+		conn.Close()
+		return
+	}
+	addr, err := s.resolve(conn)
+	if err != nil {
+		log.Warn("no backend for connection", "err", err)
+		s.metrics.Rejected("no_backend")
+		conn.Close()
+		return
+	}
+	sess := session.New(id, conn, session.Deps{
+		Config: s.sessCfg, Cancels: s.cancels, Metrics: s.metrics, Log: log,
+		Dial: func(ctx context.Context) (net.Conn, bool, error) { return s.dialer.Dial(ctx, addr) },
+	})
+	if max := int64(s.cfg.MaxClientConns); max > 0 && n > max {
+		s.metrics.Rejected("max_connections")
+		sess.Reject(&wire.Error{Severity: "FATAL", Code: "53300", Message: "sorry, too many clients already",
+			Detail: fmt.Sprintf("pgproxy allows %d client connections (MAX_CLIENT_CONNS)", max)})
+	} else if !s.limiter.allow(remoteIP(conn), time.Now()) {
+		s.metrics.Rejected("rate_limited")
+		sess.Reject(&wire.Error{Severity: "FATAL", Code: "53300", Message: "too many connections from your address",
+			Detail: fmt.Sprintf("pgproxy allows %d new connections per address per minute (MAX_CONNS_PER_IP_PER_MIN)", s.cfg.MaxConnsPerIPPerMin)})
+	}
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		s.mu.Unlock()
+	}()
+	sess.Run(ctx)
+}
+
+func remoteIP(conn net.Conn) netip.Addr {
+	if ta, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		return ta.AddrPort().Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// Active returns the number of client connections being served.
+func (s *Server) Active() int64 { return s.active.Load() }
+
+// Drain waits for sessions to end until ctx is done, then ends the rest with
+// 57P01 and waits for them to close.
+func (s *Server) Drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	left := len(s.sessions)
+	for sess := range s.sessions {
+		sess.Shutdown()
+	}
+	s.mu.Unlock()
+	s.log.Info("drain timeout reached, closing sessions", "sessions", left)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.log.Warn("sessions still closing after shutdown")
+	}
+}

@@ -1,0 +1,280 @@
+package session
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pgproxy/pgproxy/userspace/wire"
+)
+
+// Authentication request codes (AuthenticationXxx message subtypes).
+const (
+	authOK           = 0
+	authKerberos     = 2
+	authCleartext    = 3
+	authMD5          = 5
+	authGSS          = 7
+	authGSSContinue  = 8
+	authSSPI         = 9
+	authSASL         = 10
+	authSASLContinue = 11
+	authSASLFinal    = 12
+)
+
+const bufSize = 8 << 10
+
+// runAuth opens the backend connection, sends the client's startup
+// parameters and relays the authentication exchange, then the backend's
+// ParameterStatus and key data up to the first ReadyForQuery.
+func (s *Session) runAuth(ctx context.Context) error {
+	if err := s.connectBackend(ctx); err != nil {
+		return err
+	}
+	s.cr = wire.NewReader(s.client, bufSize, s.Config.MaxMessageSize)
+	s.cw = bufio.NewWriterSize(s.client, bufSize)
+	s.br = wire.NewReader(s.backend, bufSize, 1<<30)
+	s.bw = bufio.NewWriterSize(s.backend, bufSize)
+	if _, err := s.bw.Write(wire.AppendStartupMessage(nil, s.startup.Params)); err != nil {
+		return backendLost(err)
+	}
+	if err := s.bw.Flush(); err != nil {
+		return backendLost(err)
+	}
+	if err := s.relayAuth(); err != nil {
+		return err
+	}
+	return s.relayUntilReady()
+}
+
+func (s *Session) connectBackend(ctx context.Context) error {
+	start := time.Now()
+	conn, encrypted, err := s.Dial(ctx)
+	if err != nil {
+		s.Log.Warn("backend connect failed", "err", err)
+		s.Metrics.Rejected("backend_unavailable")
+		return &wire.Error{Severity: "FATAL", Code: "08006", Message: "pgproxy could not connect to the database server",
+			Detail: err.Error()}
+	}
+	s.Metrics.BackendConnect.Observe(time.Since(start).Seconds())
+	s.backend, s.backendTLS = conn, encrypted
+	s.backend.SetDeadline(time.Now().Add(s.Config.StartupTimeout))
+	return nil
+}
+
+func backendLost(err error) error {
+	return &wire.Error{Severity: "FATAL", Code: "08006", Message: "lost the connection to the database server during authentication",
+		Detail: err.Error()}
+}
+
+// relayAuth relays Authentication requests and the client's answers until
+// AuthenticationOk or an error.
+func (s *Session) relayAuth() error {
+	for {
+		typ, msg, err := s.br.Next()
+		if err != nil {
+			return backendLost(err)
+		}
+		switch typ {
+		case 'E':
+			return s.authRefusedByBackend(msg)
+		case 'v': // NegotiateProtocolVersion: we only send 3.0 without _pq_ options
+			continue
+		case 'R':
+		default:
+			return fmt.Errorf("%w: backend sent %q during authentication", wire.ErrProtocol, typ)
+		}
+		if len(msg) < wire.HeaderLen+4 {
+			return fmt.Errorf("%w: short authentication message", wire.ErrProtocol)
+		}
+		code := binary.BigEndian.Uint32(msg[wire.HeaderLen:])
+		switch code {
+		case authOK:
+			_, err := s.cw.Write(msg)
+			return err
+		case authCleartext:
+			if err := s.relayChallenge(msg, nil); err != nil {
+				return err
+			}
+		case authMD5:
+			if !s.Config.AllowMD5 {
+				s.Metrics.AuthFailure("md5_refused")
+				return &wire.Error{Severity: "FATAL", Code: "28000",
+					Message: "the database server asked for MD5 password authentication, which pgproxy refuses",
+					Hint:    "store the role's password as SCRAM-SHA-256, or set ALLOW_MD5_AUTH=true on the proxy"}
+			}
+			if err := s.relayChallenge(msg, nil); err != nil {
+				return err
+			}
+		case authSASL:
+			filtered, err := filterSASL(msg)
+			if err != nil {
+				return err
+			}
+			if err := s.relayChallenge(filtered, s.checkSASLInitial); err != nil {
+				return err
+			}
+		case authSASLContinue:
+			if err := s.relayChallenge(msg, nil); err != nil {
+				return err
+			}
+		case authSASLFinal:
+			if _, err := s.cw.Write(msg); err != nil {
+				return err
+			}
+		default:
+			s.Metrics.AuthFailure("unsupported_method")
+			return &wire.Error{Severity: "FATAL", Code: "28000",
+				Message: fmt.Sprintf("the database server asked for an authentication method pgproxy does not relay (code %d)", code)}
+		}
+	}
+}
+
+// relayChallenge forwards an authentication request, then the client's
+// PasswordMessage-family answer (after check, when given).
+func (s *Session) relayChallenge(msg []byte, check func([]byte) error) error {
+	if _, err := s.cw.Write(msg); err != nil {
+		return err
+	}
+	if err := s.cw.Flush(); err != nil {
+		return err
+	}
+	typ, answer, err := s.cr.Next()
+	if err != nil {
+		return err
+	}
+	if typ != 'p' {
+		return fmt.Errorf("%w: expected a password message, got %q", wire.ErrProtocol, typ)
+	}
+	if check != nil {
+		if err := check(answer); err != nil {
+			return err
+		}
+	}
+	if _, err := s.bw.Write(answer); err != nil {
+		return backendLost(err)
+	}
+	return s.bw.Flush()
+}
+
+// filterSASL removes SCRAM-SHA-256-PLUS from the offered mechanisms: the
+// client's TLS channel ends at the proxy, so its binding cannot match the
+// backend's.
+func filterSASL(msg []byte) ([]byte, error) {
+	body := msg[wire.HeaderLen+4:]
+	out := []byte{'R', 0, 0, 0, 0, 0, 0, 0, authSASL}
+	kept := 0
+	for len(body) > 0 && body[0] != 0 {
+		end := bytes.IndexByte(body, 0)
+		if end < 0 {
+			return nil, fmt.Errorf("%w: malformed SASL mechanism list", wire.ErrProtocol)
+		}
+		mech := body[:end]
+		body = body[end+1:]
+		if string(mech) == "SCRAM-SHA-256-PLUS" {
+			continue
+		}
+		out = append(out, mech...)
+		out = append(out, 0)
+		kept++
+	}
+	if kept == 0 {
+		return nil, &wire.Error{Severity: "FATAL", Code: "28000",
+			Message: "the database server offers only SASL mechanisms pgproxy cannot relay (channel binding)"}
+	}
+	out = append(out, 0)
+	binary.BigEndian.PutUint32(out[1:], uint32(len(out)-1))
+	return out, nil
+}
+
+// checkSASLInitial refuses a SCRAM exchange that cannot succeed through the
+// proxy: a client that would bind to the proxy's TLS channel, or one that
+// says it supports binding ("y") while the backend link is TLS — PostgreSQL
+// then reports a downgrade attack.
+func (s *Session) checkSASLInitial(msg []byte) error {
+	body := msg[wire.HeaderLen:]
+	end := bytes.IndexByte(body, 0)
+	if end < 0 || len(body) < end+5 {
+		return fmt.Errorf("%w: malformed SASLInitialResponse", wire.ErrProtocol)
+	}
+	data := body[end+5:]
+	if len(data) == 0 {
+		return nil
+	}
+	switch {
+	case data[0] == 'p':
+		s.Metrics.AuthFailure("channel_binding")
+		return &wire.Error{Severity: "FATAL", Code: "28000", Message: "SCRAM channel binding is not possible through pgproxy"}
+	case data[0] == 'y' && s.backendTLS:
+		s.Metrics.AuthFailure("channel_binding")
+		return &wire.Error{Severity: "FATAL", Code: "28000",
+			Message: "SCRAM channel binding cannot be relayed: both the client and the database links use TLS",
+			Hint:    "connect with channel_binding=disable (the client-to-proxy TLS channel still protects the password exchange)"}
+	}
+	return nil
+}
+
+// authRefusedByBackend forwards the backend's authentication error.
+func (s *Session) authRefusedByBackend(msg []byte) error {
+	code := wire.ErrorCode(msg)
+	reason := "backend_error"
+	switch string(code) {
+	case "28P01":
+		reason = "invalid_password"
+	case "28000":
+		reason = "invalid_authorization"
+	case "3D000":
+		reason = "unknown_database"
+	case "53300":
+		reason = "backend_too_many_connections"
+	}
+	s.Metrics.AuthFailure(reason)
+	s.Metrics.Error(code)
+	s.Log.Info("backend refused authentication", "sqlstate", string(code), "reason", reason)
+	s.cw.Write(msg)
+	s.cw.Flush()
+	return errSessionOver
+}
+
+var errSessionOver = errors.New("session over")
+
+// relayUntilReady forwards ParameterStatus and notices, replaces the
+// backend's key data with the proxy's own, and stops after ReadyForQuery.
+func (s *Session) relayUntilReady() error {
+	for {
+		typ, msg, err := s.br.Next()
+		if err != nil {
+			return backendLost(err)
+		}
+		switch typ {
+		case 'K':
+			if len(msg) < wire.HeaderLen+8 {
+				return fmt.Errorf("%w: short BackendKeyData", wire.ErrProtocol)
+			}
+			pid := binary.BigEndian.Uint32(msg[wire.HeaderLen:])
+			secret := bytes.Clone(msg[wire.HeaderLen+4:])
+			s.key = s.Cancels.Add(s.backend.RemoteAddr().String(), pid, secret)
+			if _, err := s.cw.Write(wire.AppendBackendKeyData(nil, s.key.pid, s.key.secret)); err != nil {
+				return err
+			}
+		case 'E':
+			s.Metrics.Error(wire.ErrorCode(msg))
+			s.cw.Write(msg)
+			s.cw.Flush()
+			return errSessionOver
+		case 'Z':
+			if _, err := s.cw.Write(msg); err != nil {
+				return err
+			}
+			return s.cw.Flush()
+		default:
+			if _, err := s.cw.Write(msg); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,170 @@
+package session
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/pgproxy/pgproxy/userspace/wire"
+)
+
+// relay runs the query loop: client messages to the backend in one goroutine,
+// backend messages to the client in this one. Statement boundaries (Query,
+// Sync and FunctionCall from the client, ReadyForQuery from the backend) are
+// seen here; that is where statement policies plug in. Other frames are
+// streamed through without decoding, and output is flushed only when the
+// reader would otherwise block, so a burst of messages leaves in one write.
+func (s *Session) relay() {
+	done := make(chan struct{})
+	go s.pumpClient(done)
+	s.pumpBackend()
+	s.backend.Close()
+	s.client.Close()
+	<-done
+}
+
+// pumpClient relays client messages to the backend until the client leaves or
+// sends something the proxy will not forward.
+func (s *Session) pumpClient(done chan<- struct{}) {
+	defer close(done)
+	var counted uint64
+	s.cr.BeforeBlock = func() error {
+		s.Metrics.BytesToBackend.Add(float64(s.cr.Bytes - counted))
+		counted = s.cr.Bytes
+		return s.bw.Flush()
+	}
+	err := s.forwardClient()
+	s.Metrics.BytesToBackend.Add(float64(s.cr.Bytes - counted))
+	switch {
+	case err == nil:
+		// Terminate: pass it on and let the backend close.
+		s.bw.Flush()
+	case errors.Is(err, wire.ErrMessageTooLarge):
+		s.Metrics.Rejected("message_too_large")
+		s.fatal.CompareAndSwap(nil, &wire.Error{Severity: "FATAL", Code: "54000",
+			Message: "message too large", Detail: err.Error(), Hint: "raise MAX_MESSAGE_SIZE_MB on the proxy if this is legitimate"})
+	case errors.Is(err, wire.ErrProtocol):
+		s.fatal.CompareAndSwap(nil, &wire.Error{Severity: "FATAL", Code: "08P01", Message: err.Error()})
+	default:
+		s.Log.Debug("client side ended", "err", err)
+	}
+	s.clientEnded.Store(true)
+	s.backend.Close()
+}
+
+func (s *Session) forwardClient() error {
+	for {
+		typ, _, err := s.cr.Header()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case 'Q', 'S', 'F':
+			s.pending.push(time.Now())
+		case 'X':
+			_, msg, err := s.cr.Next()
+			if err != nil {
+				return err
+			}
+			s.bw.Write(msg)
+			return nil
+		}
+		if err := s.cr.Stream(s.bw); err != nil {
+			return err
+		}
+	}
+}
+
+// pumpBackend relays backend messages to the client. When the backend goes
+// away it tells the client why, at a message boundary.
+func (s *Session) pumpBackend() {
+	var counted uint64
+	s.br.BeforeBlock = func() error {
+		s.Metrics.BytesToClient.Add(float64(s.br.Bytes - counted))
+		counted = s.br.Bytes
+		return s.cw.Flush()
+	}
+	err := s.forwardBackend()
+	s.Metrics.BytesToClient.Add(float64(s.br.Bytes - counted))
+	var we *wire.WriteError
+	switch {
+	case errors.As(err, &we):
+		return // the client is gone
+	case s.fatal.Load() != nil:
+		fe := s.fatal.Load()
+		s.writeFinal(fe)
+		s.Log.Info("session closed by proxy", "sqlstate", fe.Code, "reason", fe.Message)
+	case s.backendFatal || s.clientEnded.Load():
+		s.cw.Flush()
+	default:
+		s.Log.Warn("backend connection lost", "err", err)
+		s.writeFinal(&wire.Error{Severity: "FATAL", Code: "08006",
+			Message: "the connection to the database server was lost", Detail: errText(err)})
+	}
+}
+
+// writeFinal sends a last error to the client unless a message was cut
+// half-way (then the client can only be disconnected).
+func (s *Session) writeFinal(e *wire.Error) {
+	if !s.br.Partial {
+		s.Metrics.Error([]byte(e.Code))
+		s.cw.Write(wire.AppendError(nil, e))
+	}
+	s.cw.Flush()
+}
+
+func errText(err error) string {
+	if err == nil || errors.Is(err, io.EOF) {
+		return "the server closed the connection"
+	}
+	return err.Error()
+}
+
+func (s *Session) forwardBackend() error {
+	for {
+		typ, _, err := s.br.Header()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case 'Z':
+			if t, ok := s.pending.pop(); ok {
+				s.Metrics.Statement.Observe(time.Since(t).Seconds())
+			}
+		case 'E':
+			_, msg, err := s.br.Next()
+			if err != nil {
+				return err
+			}
+			s.Metrics.Error(wire.ErrorCode(msg))
+			s.backendFatal = s.backendFatal || isFatal(msg)
+			if _, err := s.cw.Write(msg); err != nil {
+				return &wire.WriteError{Err: err}
+			}
+			continue
+		}
+		if err := s.br.Stream(s.cw); err != nil {
+			return err
+		}
+	}
+}
+
+// isFatal reports whether an ErrorResponse has severity FATAL or PANIC.
+func isFatal(msg []byte) bool {
+	b := msg[wire.HeaderLen:]
+	for len(b) > 1 && b[0] != 0 {
+		end := 1
+		for end < len(b) && b[end] != 0 {
+			end++
+		}
+		if b[0] == 'V' || b[0] == 'S' {
+			v := string(b[1:end])
+			return v == "FATAL" || v == "PANIC"
+		}
+		if end+1 > len(b) {
+			break
+		}
+		b = b[end+1:]
+	}
+	return false
+}

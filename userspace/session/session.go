@@ -1,0 +1,185 @@
+// Package session runs one client connection through its phases: startup
+// (TLS negotiation), admission, backend connect, authentication relay, and the
+// message relay loop. Policy (who may connect, what a statement may do) is
+// injected; the session knows the protocol, not the rules.
+package session
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgproxy/pgproxy/userspace/telemetry"
+	"github.com/pgproxy/pgproxy/userspace/wire"
+)
+
+// Config holds the per-session settings shared by all sessions.
+type Config struct {
+	// ClientTLS is offered to clients; nil when TLS is disabled.
+	ClientTLS *tls.Config
+	// RequireTLS refuses plaintext clients with SQLSTATE 28000.
+	RequireTLS bool
+	// AllowMD5 relays MD5 password challenges; otherwise they are refused.
+	AllowMD5 bool
+	// StartupTimeout bounds everything before the first ReadyForQuery.
+	StartupTimeout time.Duration
+	// MaxMessageSize is the largest message body a client may send.
+	MaxMessageSize int
+	// DefaultDatabase is used when the client names none.
+	DefaultDatabase string
+}
+
+// Dialer opens the backend connection of a session and reports whether it is
+// encrypted.
+type Dialer func(ctx context.Context) (conn net.Conn, encrypted bool, err error)
+
+// Deps are the collaborators a session uses.
+type Deps struct {
+	Config  *Config
+	Dial    Dialer
+	Cancels *CancelRegistry
+	Metrics *telemetry.Metrics
+	Log     *slog.Logger
+}
+
+// Session is one client connection.
+type Session struct {
+	Deps
+	ID     uint64
+	client net.Conn
+	// reject, when set, is sent to the client after startup instead of serving it.
+	reject *wire.Error
+
+	clientTLS  bool
+	backend    net.Conn
+	backendTLS bool
+	startup    *wire.Startup
+
+	cr *wire.Reader  // client reader
+	cw *bufio.Writer // client writer
+	br *wire.Reader  // backend reader
+	bw *bufio.Writer // backend writer
+
+	key     cancelKey
+	pending syncQueue
+
+	fatal        atomic.Pointer[wire.Error]
+	backendFatal bool
+	clientEnded  atomic.Bool
+	closeOnce    sync.Once
+}
+
+// New prepares a session for an accepted client connection.
+func New(id uint64, client net.Conn, deps Deps) *Session {
+	return &Session{Deps: deps, ID: id, client: client}
+}
+
+// Reject makes the session refuse the client with e once startup is read, so
+// clients see a proper ErrorResponse (for example 53300) instead of a reset.
+func (s *Session) Reject(e *wire.Error) { s.reject = e }
+
+// Run serves the connection until it ends. It never panics the process: a
+// failure ends this session only.
+func (s *Session) Run(ctx context.Context) {
+	defer s.close()
+	s.client.SetDeadline(time.Now().Add(s.Config.StartupTimeout))
+	if err := s.runStartup(ctx); err != nil {
+		s.endWithError(err)
+		return
+	}
+	if s.startup == nil {
+		return // cancel request served
+	}
+	if err := s.runAuth(ctx); err != nil {
+		s.endWithError(err)
+		return
+	}
+	s.client.SetDeadline(time.Time{})
+	s.backend.SetDeadline(time.Time{})
+	s.Log.Debug("session ready", "database", s.database())
+	s.relay()
+}
+
+// Shutdown asks a running session to end: the client receives a 57P01 error at
+// the next message boundary and both connections close.
+func (s *Session) Shutdown() {
+	s.fatal.CompareAndSwap(nil, &wire.Error{Severity: "FATAL", Code: "57P01",
+		Message: "terminating connection due to administrator command", Detail: "pgproxy is shutting down"})
+	if s.backend != nil {
+		s.backend.Close()
+	} else {
+		s.client.Close()
+	}
+}
+
+func (s *Session) user() string {
+	if s.startup == nil {
+		return ""
+	}
+	u, _ := s.startup.Get("user")
+	return u
+}
+
+func (s *Session) database() string {
+	if s.startup == nil {
+		return ""
+	}
+	d, _ := s.startup.Get("database")
+	return d
+}
+
+// endWithError reports err to the client when it is a wire.Error and the
+// client can still read one, and logs it.
+func (s *Session) endWithError(err error) {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		s.Log.Info("connection refused", "sqlstate", we.Code, "reason", we.Message)
+		s.sendError(we)
+		return
+	}
+	if errors.Is(err, errSessionOver) {
+		return
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		s.Log.Debug("client went away during startup")
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		s.Log.Info("startup timed out")
+		s.Metrics.Rejected("startup_timeout")
+		s.sendError(&wire.Error{Severity: "FATAL", Code: "08P01", Message: "startup and authentication did not finish in time"})
+		return
+	}
+	if errors.Is(err, wire.ErrProtocol) || errors.Is(err, wire.ErrMessageTooLarge) {
+		s.Log.Info("protocol violation", "err", err)
+		s.Metrics.Rejected("protocol_violation")
+		s.sendError(&wire.Error{Severity: "FATAL", Code: "08P01", Message: err.Error()})
+		return
+	}
+	s.Log.Info("session ended", "err", err)
+}
+
+// sendError writes a FATAL error to the client directly (outside the relay).
+func (s *Session) sendError(e *wire.Error) {
+	s.Metrics.Error([]byte(e.Code))
+	s.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	s.client.Write(wire.AppendError(nil, e))
+}
+
+func (s *Session) close() {
+	s.closeOnce.Do(func() {
+		s.client.Close()
+		if s.backend != nil {
+			s.backend.Close()
+		}
+		s.Cancels.Remove(s.key)
+	})
+}
