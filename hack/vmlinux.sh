@@ -11,6 +11,7 @@ fi
 tmp="$(mktemp)"
 trap 'rm -f "$tmp"' EXIT
 bpftool btf dump file "$btf" format c >"$tmp"
+chmod 644 "$tmp"
 mv "$tmp" "$root/vmlinux.h"
 trap - EXIT
 echo "wrote $root/vmlinux.h from $btf"

@@ -1,0 +1,63 @@
+package bpftest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// helperDial is the "dial" helper: one TCP round trip, result as JSON.
+func helperDial() error {
+	mark, err := strconv.ParseUint(helperArg("MARK"), 10, 32)
+	if err != nil {
+		return err
+	}
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, c syscall.RawConn) error {
+		if mark == 0 {
+			return nil
+		}
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, int(mark))
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", helperArg("ADDR"))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	tc := c.(*net.TCPConn)
+	payload := helperArg("PAYLOAD")
+	if n, _ := strconv.Atoi(helperArg("SIZE")); n > 0 {
+		payload = Pattern(n)
+	}
+	if _, err := io.WriteString(tc, payload); err != nil {
+		return err
+	}
+	if err := tc.CloseWrite(); err != nil {
+		return err
+	}
+	reply, err := io.ReadAll(tc)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(DialResult{
+		Local: c.LocalAddr().String(),
+		Peer:  c.RemoteAddr().String(),
+		Reply: string(reply),
+	})
+}
