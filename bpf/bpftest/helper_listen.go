@@ -77,4 +77,3 @@ func recvFD(sock int) (int, error) {
 	}
 	return fds[0], nil
 }
-
