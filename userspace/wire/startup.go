@@ -180,7 +180,7 @@ func AppendSSLRequest(dst []byte) []byte {
 
 // AppendCancelRequest encodes a CancelRequest for a backend key.
 func AppendCancelRequest(dst []byte, pid uint32, secret []byte) []byte {
-	dst = binary.BigEndian.AppendUint32(dst, uint32(12+len(secret)-4))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(12+len(secret)))
 	dst = binary.BigEndian.AppendUint32(dst, codeCancel)
 	dst = binary.BigEndian.AppendUint32(dst, pid)
 	return append(dst, secret...)

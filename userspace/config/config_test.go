@@ -1,0 +1,84 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(env(map[string]string{"PG_BACKEND_URL": "postgres://svc:pw@db.internal/app?sslmode=verify-full"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ListenAddr != ":5432" || c.HealthCheckAddr != ":8080" || c.MaxConnsPerIPPerMin != 60 ||
+		c.MaxMessageSize != 4<<20 || c.AllowMD5Auth || c.StartupTimeout != 10*time.Second {
+		t.Fatalf("defaults: %+v", c)
+	}
+	b := c.Backend
+	if b.Host != "db.internal" || b.Port != "5432" || b.Database != "app" || b.User != "svc" || b.Password != "pw" || b.SSLMode != "verify-full" {
+		t.Fatalf("backend: %+v", b)
+	}
+	if strings.Contains(b.String(), "pw") {
+		t.Fatalf("String() leaks the password: %s", b)
+	}
+}
+
+func TestInvalidValuesNameTheVariable(t *testing.T) {
+	cases := map[string]map[string]string{
+		"PG_BACKEND_URL":           {},
+		"MAX_MESSAGE_SIZE_MB":      {"MAX_MESSAGE_SIZE_MB": "0"},
+		"ALLOW_MD5_AUTH":           {"ALLOW_MD5_AUTH": "maybe"},
+		"LISTEN_ADDR":              {"LISTEN_ADDR": "5432"},
+		"STARTUP_TIMEOUT":          {"STARTUP_TIMEOUT": "ten"},
+		"LOG_FORMAT":               {"LOG_FORMAT": "xml"},
+		"TLS_CERT_PATH":            {"TLS_ENABLED": "true"},
+		"REQUIRE_CLIENT_TLS":       {"REQUIRE_CLIENT_TLS": "true"},
+		"MAX_CONNS_PER_IP_PER_MIN": {"MAX_CONNS_PER_IP_PER_MIN": "-1"},
+	}
+	for name, kv := range cases {
+		if name != "PG_BACKEND_URL" {
+			kv["PG_BACKEND_URL"] = "postgres://localhost/db"
+		}
+		_, err := Load(env(kv))
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: error %v does not name the variable", name, err)
+		}
+	}
+	_, err := Load(env(map[string]string{"PG_BACKEND_URL": "postgres://h/db?sslmode=sometimes"}))
+	if err == nil || !strings.Contains(err.Error(), "verify-full") {
+		t.Errorf("bad sslmode error should list accepted values: %v", err)
+	}
+}
+
+func TestDotEnvFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, ".env")
+	os.WriteFile(path, []byte("PG_BACKEND_URL=postgres://h:6543/x\nMAX_CLIENT_CONNS=7\n"), 0o600)
+	c, err := FromEnvironment(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Backend.Port != "6543" || c.MaxClientConns != 7 {
+		t.Fatalf("from .env: %+v", c)
+	}
+	os.WriteFile(path, []byte("PG_BACKEND_URL=postgres://h/x\nLISTEN_ADR=:1\n"), 0o600)
+	if _, err := FromEnvironment(path); err == nil || !strings.Contains(err.Error(), "LISTEN_ADR") {
+		t.Fatalf("a misspelt variable in .env must stop start-up: %v", err)
+	}
+}
+
+func TestUsageListsEveryVariable(t *testing.T) {
+	u := Usage()
+	for _, v := range Vars {
+		if !strings.Contains(u, v.Name) {
+			t.Errorf("--help misses %s", v.Name)
+		}
+	}
+}
