@@ -26,6 +26,8 @@ func RunHelperIfAsked() {
 		err = helperDial()
 	case "listen":
 		err = helperListen()
+	case "loader":
+		err = helperLoader()
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}

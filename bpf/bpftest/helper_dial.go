@@ -3,8 +3,10 @@ package bpftest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"syscall"
@@ -41,6 +43,10 @@ func helperDial() error {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	tc := c.(*net.TCPConn)
+	peer, err := getpeername(tc) // before the peer closes
+	if err != nil {
+		return err
+	}
 	payload := helperArg("PAYLOAD")
 	if n, _ := strconv.Atoi(helperArg("SIZE")); n > 0 {
 		payload = Pattern(n)
@@ -57,7 +63,30 @@ func helperDial() error {
 	}
 	return json.NewEncoder(os.Stdout).Encode(DialResult{
 		Local: c.LocalAddr().String(),
-		Peer:  c.RemoteAddr().String(),
+		Peer:  peer,
 		Reply: string(reply),
 	})
+}
+
+// getpeername asks the kernel (not Go's cached address) for the peer.
+func getpeername(c *net.TCPConn) (string, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return "", err
+	}
+	var sa unix.Sockaddr
+	var gerr error
+	if err := rc.Control(func(fd uintptr) { sa, gerr = unix.Getpeername(int(fd)) }); err != nil {
+		return "", err
+	}
+	if gerr != nil {
+		return "", gerr
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String(), nil
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port)).String(), nil
+	}
+	return "", fmt.Errorf("unexpected peer %T", sa)
 }
