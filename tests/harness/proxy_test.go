@@ -72,3 +72,28 @@ func TestBuildProxy(t *testing.T) {
 		t.Errorf("second build at %s", again)
 	}
 }
+
+// TestStartProxy runs the real pgproxy in front of a cluster, once cmd/pgproxy exists.
+func TestStartProxy(t *testing.T) {
+	t.Parallel()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(root, "cmd", "pgproxy", "*.go")); len(files) == 0 {
+		t.Skip("skipped: cmd/pgproxy has no Go files yet")
+	}
+	pg := SharedPostgres(t)
+	p := StartProxy(t, map[string]string{"PG_BACKEND_URL": pg.BackendURL(TestDB)})
+	conn, err := connect(t, p.DSN(ScramUser, ScramPass, TestDB, ""))
+	if err != nil {
+		t.Fatalf("connect through pgproxy: %v", err)
+	}
+	if n := mustQueryInt(t, conn, "SELECT 7"); n != 7 {
+		t.Fatal(n)
+	}
+	_ = conn.Close(context.Background())
+	if code := p.Stop(); code != 0 {
+		t.Errorf("exit code %d after SIGTERM", code)
+	}
+}
