@@ -122,31 +122,37 @@ func errText(err error) string {
 
 func (s *Session) forwardBackend() error {
 	for {
-		typ, _, err := s.br.Header()
-		if err != nil {
-			return err
-		}
-		switch typ {
-		case 'Z':
-			if t, ok := s.pending.pop(); ok {
-				s.Metrics.Statement.Observe(time.Since(t).Seconds())
-			}
-		case 'E':
-			_, msg, err := s.br.Next()
-			if err != nil {
-				return err
-			}
-			s.Metrics.Error(wire.ErrorCode(msg))
-			s.backendFatal = s.backendFatal || isFatal(msg)
-			if _, err := s.cw.Write(msg); err != nil {
-				return &wire.WriteError{Err: err}
-			}
-			continue
-		}
-		if err := s.br.Stream(s.cw); err != nil {
+		if err := s.relayBackendMessage(); err != nil {
 			return err
 		}
 	}
+}
+
+// relayBackendMessage relays one backend message to the client, timing
+// statements at ReadyForQuery and counting ErrorResponses.
+func (s *Session) relayBackendMessage() error {
+	typ, _, err := s.br.Header()
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case 'Z':
+		if t, ok := s.pending.pop(); ok {
+			s.Metrics.Statement.Observe(time.Since(t).Seconds())
+		}
+	case 'E':
+		_, msg, err := s.br.Next()
+		if err != nil {
+			return err
+		}
+		s.Metrics.Error(wire.ErrorCode(msg))
+		s.backendFatal = s.backendFatal || isFatal(msg)
+		if _, err := s.cw.Write(msg); err != nil {
+			return &wire.WriteError{Err: err}
+		}
+		return nil
+	}
+	return s.br.Stream(s.cw)
 }
 
 // isFatal reports whether an ErrorResponse has severity FATAL or PANIC.
