@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pgproxy/pgproxy/bpf"
 )
@@ -34,6 +35,9 @@ const (
 	DefaultTPROXYMark  = 0x1
 	DefaultTPROXYTable = 100
 )
+
+// detachGrace is how long Close keeps the listener open after detaching.
+const detachGrace = 100 * time.Millisecond
 
 // Interceptor is transparent mode on one node. Fill the fields, call Start,
 // accept from Listener, resolve with OriginalDestination, dial backends with
@@ -345,6 +349,11 @@ func (i *Interceptor) closeLocked() error {
 	var errs []error
 	if i.objs != nil {
 		errs = append(errs, i.objs.Close())
+		if i.ln != nil {
+			// Connects redirected just before the detach are still in the
+			// accept queue: give the engine a moment to take them.
+			time.Sleep(detachGrace)
+		}
 	}
 	if i.ln != nil {
 		if err := i.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -20,10 +19,17 @@ import (
 type policyRoute struct {
 	Mark  uint32
 	Table uint32
+	fd    int // NETLINK_ROUTE socket, bound to the namespace add ran in
 }
 
 // add installs the rule and route for both families; existing ones are kept.
-func (p policyRoute) add() error {
+// It keeps a netlink socket so remove works from any thread's namespace.
+func (p *policyRoute) add() error {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return fmt.Errorf("agent: netlink: %w", err)
+	}
+	p.fd = fd
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		if err := p.rule(unix.RTM_NEWRULE, fam); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("agent: ip rule fwmark %#x lookup %d: %w", p.Mark, p.Table, err)
@@ -36,7 +42,8 @@ func (p policyRoute) add() error {
 }
 
 // remove deletes the rule and route of both families.
-func (p policyRoute) remove() error {
+func (p *policyRoute) remove() error {
+	defer unix.Close(p.fd)
 	var errs []error
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		if err := p.rule(unix.RTM_DELRULE, fam); err != nil && !errors.Is(err, unix.ENOENT) {
@@ -49,26 +56,25 @@ func (p policyRoute) remove() error {
 	return errors.Join(errs...)
 }
 
-func (p policyRoute) rule(msgType uint16, family uint8) error {
+func (p *policyRoute) rule(msgType uint16, family uint8) error {
 	// struct fib_rule_hdr: family, dst_len, src_len, tos, table, res1, res2, action, flags.
 	hdr := []byte{family, 0, 0, 0, unix.RT_TABLE_UNSPEC, 0, 0, unix.FR_ACT_TO_TBL, 0, 0, 0, 0}
 	body := append(hdr, nlAttrU32(unix.FRA_FWMARK, p.Mark)...)
 	body = append(body, nlAttrU32(unix.FRA_FWMASK, p.Mark)...)
 	body = append(body, nlAttrU32(unix.FRA_TABLE, p.Table)...)
-	return netlinkDo(msgType, body)
+	return netlinkDo(p.fd, msgType, body)
 }
 
-func (p policyRoute) route(msgType uint16, family uint8) error {
-	lo, err := net.InterfaceByName("lo")
-	if err != nil {
-		return err
-	}
+func (p *policyRoute) route(msgType uint16, family uint8) error {
 	// struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags.
 	hdr := []byte{family, 0, 0, 0, unix.RT_TABLE_UNSPEC, unix.RTPROT_STATIC, unix.RT_SCOPE_HOST, unix.RTN_LOCAL, 0, 0, 0, 0}
 	body := append(hdr, nlAttrU32(unix.RTA_TABLE, p.Table)...)
-	body = append(body, nlAttrU32(unix.RTA_OIF, uint32(lo.Index))...)
-	return netlinkDo(msgType, body)
+	body = append(body, nlAttrU32(unix.RTA_OIF, loopbackIfindex)...)
+	return netlinkDo(p.fd, msgType, body)
 }
+
+// loopbackIfindex is lo's index in every network namespace.
+const loopbackIfindex = 1
 
 func nlAttrU32(typ uint16, v uint32) []byte {
 	b := make([]byte, 8)
@@ -79,12 +85,7 @@ func nlAttrU32(typ uint16, v uint32) []byte {
 }
 
 // netlinkDo sends one NETLINK_ROUTE request and waits for its ack.
-func netlinkDo(msgType uint16, body []byte) error {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
+func netlinkDo(fd int, msgType uint16, body []byte) error {
 	flags := uint16(unix.NLM_F_REQUEST | unix.NLM_F_ACK)
 	if msgType == unix.RTM_NEWRULE || msgType == unix.RTM_NEWROUTE {
 		flags |= unix.NLM_F_CREATE | unix.NLM_F_EXCL

@@ -70,6 +70,9 @@ type DialResult struct {
 type DialOptions struct {
 	Mark    uint32 // SO_MARK set before connect
 	Payload string // written, then the write side is shut
+	// NetNS, when set, runs the client in that named network namespace
+	// (ip netns exec).
+	NetNS string
 	// Size, when not zero, replaces Payload by Size pattern bytes (Pattern).
 	Size int
 }
@@ -100,6 +103,10 @@ func DialErr(t testing.TB, cg *Cgroup, addr string, o DialOptions) (DialResult, 
 	cmd := helperCmd(t, cg, "dial", map[string]string{
 		"ADDR": addr, "MARK": strconv.FormatUint(uint64(o.Mark), 10), "PAYLOAD": o.Payload, "SIZE": strconv.Itoa(o.Size),
 	})
+	if o.NetNS != "" {
+		cmd.Args = append([]string{"ip", "netns", "exec", o.NetNS}, cmd.Args...)
+		cmd.Path = ipPath(t)
+	}
 	out, err := cmd.Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
