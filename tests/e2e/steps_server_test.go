@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/cucumber/godog"
+
+	"github.com/pgproxy/pgproxy/tests/harness"
+)
+
+// registerServerSteps defines the steps that start, stop and signal PostgreSQL and pgproxy.
+func registerServerSteps(sc *godog.ScenarioContext, w *world) {
+	sc.Step(`^a PostgreSQL server$`, func() { w.cluster() })
+	sc.Step(`^a dedicated PostgreSQL server$`, func() {
+		w.pg, w.dedicated = harness.StartPostgres(w.t, harness.PGOptions{}), true
+	})
+	sc.Step(`^a dedicated PostgreSQL server with TLS$`, func() {
+		w.pg, w.dedicated = harness.StartPostgres(w.t, harness.PGOptions{TLS: true}), true
+	})
+	sc.Step(`^a proxy in front of it$`, func() { w.startProxy(nil) })
+	sc.Step(`^a proxy in front of it with:$`, func(tbl *godog.Table) error {
+		env, err := tableEnv(tbl)
+		if err != nil {
+			return err
+		}
+		w.startProxy(env)
+		return nil
+	})
+	sc.Step(`^a proxy with TLS for clients in front of it$`, func() {
+		w.enableClientTLS()
+		w.startProxy(nil)
+	})
+	sc.Step(`^a proxy with TLS for clients in front of it with:$`, func(tbl *godog.Table) error {
+		env, err := tableEnv(tbl)
+		if err != nil {
+			return err
+		}
+		w.enableClientTLS()
+		w.startProxy(env)
+		return nil
+	})
+	sc.Step(`^the PostgreSQL server (stops|is killed|starts again)$`, w.serverLifecycle)
+	sc.Step(`^/ready answers (\d+)(?: within (\d+) seconds)?$`, w.readyAnswers)
+	sc.Step(`^the proxy receives SIGTERM$`, func() { w.proxy.Signal(syscall.SIGTERM) })
+	sc.Step(`^the proxy exits with code (\d+) within (\d+) seconds$`, w.proxyExits)
+	sc.Step(`^the proxy is still serving new sessions$`, w.stillServing)
+	sc.Step(`^new connections are refused$`, w.newConnectionsRefused)
+	sc.Step(`^the superuser terminates the backend of session "(\w+)"$`, w.terminateBackend)
+}
+
+// tableEnv reads a two-column table of proxy environment variables.
+func tableEnv(tbl *godog.Table) (map[string]string, error) {
+	env := map[string]string{}
+	for _, row := range tbl.Rows {
+		if len(row.Cells) != 2 {
+			return nil, fmt.Errorf("proxy settings need two columns (name | value), got %d", len(row.Cells))
+		}
+		env[row.Cells[0].Value] = row.Cells[1].Value
+	}
+	return env, nil
+}
+
+func (w *world) serverLifecycle(action string) error {
+	if !w.dedicated {
+		return fmt.Errorf("scenario must use a dedicated PostgreSQL server to stop or kill it")
+	}
+	switch action {
+	case "stops":
+		return w.pg.Stop()
+	case "is killed":
+		return w.pg.Kill()
+	default:
+		return w.pg.Start()
+	}
+}
+
+// readyAnswers polls /ready until it answers code, for up to within seconds (once when absent).
+func (w *world) readyAnswers(code int, within string) error {
+	wait := 0
+	if within != "" {
+		wait, _ = strconv.Atoi(within)
+	}
+	deadline := time.Now().Add(time.Duration(wait) * time.Second)
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	for {
+		resp, err := client.Get(w.proxy.HealthURL("/ready"))
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == code {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("/ready: want %d within %ds, last answer: %s", code, wait, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (w *world) proxyExits(code, within int) error {
+	deadline := time.Now().Add(time.Duration(within) * time.Second)
+	for w.proxy.Running() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("proxy still running %d s later", within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := w.proxy.Wait(); got != code {
+		return fmt.Errorf("proxy exit code %d, want %d", got, code)
+	}
+	return nil
+}
+
+func (w *world) stillServing() error {
+	s, err := w.connect("probe", w.dsn(harness.ScramUser, harness.ScramPass, "", ""))
+	if err != nil {
+		return fmt.Errorf("new session through the proxy: %w", err)
+	}
+	ctx, cancel := w.stepCtx(10 * time.Second)
+	defer cancel()
+	if got, err := exec(ctx, s.conn, "SELECT 40 + 2"); err != nil || got != "42" {
+		return fmt.Errorf("SELECT 40 + 2 through a new session: %q, %v", got, err)
+	}
+	return nil
+}
+
+func (w *world) newConnectionsRefused() error {
+	_, err := w.connect("refused", w.dsn(harness.ScramUser, harness.ScramPass, "", "connect_timeout=3"))
+	if err == nil {
+		return fmt.Errorf("a new connection was accepted")
+	}
+	w.t.Logf("new connection refused as expected: %v", err)
+	return nil
+}
+
+func (w *world) terminateBackend(name string) error {
+	s := w.session(name)
+	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	defer cancel()
+	_ = ctx
+	return w.cluster().SuperuserExec(fmt.Sprintf("SELECT pg_terminate_backend(%d)", s.backendPID))
+}

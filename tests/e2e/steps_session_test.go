@@ -1,0 +1,172 @@
+package e2e
+
+import (
+	"crypto/tls"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cucumber/godog"
+)
+
+// session names a step's session: "" for "the session".
+const sessionRef = `(?:the session|session "(\w+)")`
+
+// registerSessionSteps defines the steps of pgx client sessions through the proxy.
+func registerSessionSteps(sc *godog.ScenarioContext, w *world) {
+	sc.Step(`^"([^"]*)" connects(?: with password "([^"]*)")?(?: over (plaintext|TLS|direct TLS))?(?: with "([^"]*)")?$`,
+		func(user, pass, transport, extra string) {
+			_, w.lastErr = w.connect(defaultSession, w.dsn(user, pass, transport, extra))
+		})
+	sc.Step(`^session "(\w+)" is connected as "([^"]*)"(?: over (plaintext|TLS|direct TLS))?$`,
+		func(name, user, transport string) error {
+			_, err := w.connect(name, w.dsn(user, passwords[user], transport, ""))
+			return err
+		})
+	sc.Step(`^the connection succeeds$`, func() error {
+		if w.lastErr != nil {
+			return fmt.Errorf("connection failed: %w (SQLSTATE %s)", w.lastErr, sqlstateOf(w.lastErr))
+		}
+		return nil
+	})
+	sc.Step(`^the connection is encrypted with TLS$`, func() error {
+		if _, ok := w.session("").conn.PgConn().Conn().(*tls.Conn); !ok {
+			return fmt.Errorf("connection is %T, not TLS", w.session("").conn.PgConn().Conn())
+		}
+		return nil
+	})
+	sc.Step(`^the connection is refused with SQLSTATE "(\w+)"$`, func(code string) error {
+		if w.lastErr == nil {
+			return fmt.Errorf("connection succeeded, want SQLSTATE %s", code)
+		}
+		if got := sqlstateOf(w.lastErr); got != code {
+			return fmt.Errorf("connection error %v: SQLSTATE %s, want %s", w.lastErr, got, code)
+		}
+		return nil
+	})
+	sc.Step(`^the connection fails in the client with an error mentioning "([^"]*)"$`, func(text string) error {
+		if w.lastErr == nil {
+			return fmt.Errorf("connection succeeded")
+		}
+		if pe := pgError(w.lastErr); pe != nil {
+			return fmt.Errorf("want a client-side error, got a server error %s: %s", pe.Code, pe.Message)
+		}
+		if !strings.Contains(w.lastErr.Error(), text) {
+			return fmt.Errorf("error %q does not mention %q", w.lastErr, text)
+		}
+		return nil
+	})
+	sc.Step(`^the error (message|hint) mentions "([^"]*)"$`, func(field, text string) error {
+		pe := pgError(w.lastErr)
+		if pe == nil {
+			return fmt.Errorf("no server error to inspect (last error: %v)", w.lastErr)
+		}
+		got := pe.Message
+		if field == "hint" {
+			got = pe.Hint
+		}
+		if !strings.Contains(got, text) {
+			return fmt.Errorf("error %s %q does not mention %q (message %q, detail %q, hint %q)",
+				field, got, text, pe.Message, pe.Detail, pe.Hint)
+		}
+		return nil
+	})
+	sc.Step(`^`+sessionRef+` runs "([^"]*)" and gets "([^"]*)"$`, w.runAndGet)
+	sc.Step(`^`+sessionRef+` runs "([^"]*)"$`, func(name, sql string) error {
+		_, err := w.run(name, sql)
+		return err
+	})
+	sc.Step(`^`+sessionRef+` runs "([^"]*)" and fails with SQLSTATE "(\w+)"$`, func(name, sql, code string) error {
+		_, err := w.run(name, sql)
+		if got := sqlstateOf(err); got != code {
+			return fmt.Errorf("%s: error %v, SQLSTATE %s, want %s", sql, err, got, code)
+		}
+		return nil
+	})
+	sc.Step(`^`+sessionRef+` is still usable$`, func(name string) error {
+		return w.runAndGet(name, "SELECT 'still here'", "still here")
+	})
+	sc.Step(`^`+sessionRef+` is ended with one of SQLSTATE "([^"]*)"$`, func(name, codes string) error {
+		_, err := w.run(name, "SELECT 1")
+		if err == nil {
+			return fmt.Errorf("session still works, want an error with one of %s", codes)
+		}
+		if !slices.Contains(strings.Fields(codes), sqlstateOf(err)) {
+			return fmt.Errorf("error %v: SQLSTATE %s, want one of %s", err, sqlstateOf(err), codes)
+		}
+		return nil
+	})
+	sc.Step(`^session "(\w+)" starts "([^"]*)"$`, w.startQuery)
+	sc.Step(`^session "(\w+)" cancels its query$`, func(name string) error {
+		ctx, cancel := w.stepCtx(10 * time.Second)
+		defer cancel()
+		return w.session(name).conn.PgConn().CancelRequest(ctx)
+	})
+	sc.Step(`^the query of session "(\w+)" succeeds within (\d+) seconds$`, func(name string, secs int) error {
+		err := w.waitQuery(name, secs)
+		if err != nil {
+			return fmt.Errorf("query failed: %w (SQLSTATE %s)", err, sqlstateOf(err))
+		}
+		return nil
+	})
+	sc.Step(`^the query of session "(\w+)" fails with (?:one of )?SQLSTATE "([^"]*)" within (\d+) seconds$`,
+		func(name, codes string, secs int) error {
+			err := w.waitQuery(name, secs)
+			if err == nil {
+				return fmt.Errorf("query succeeded, want SQLSTATE %s", codes)
+			}
+			if !slices.Contains(strings.Fields(codes), sqlstateOf(err)) {
+				return fmt.Errorf("query error %v: SQLSTATE %s, want %s", err, sqlstateOf(err), codes)
+			}
+			return nil
+		})
+}
+
+// run executes sql with the simple protocol on the named session.
+func (w *world) run(name, sql string) (string, error) {
+	s := w.session(name)
+	ctx, cancel := w.stepCtx(30 * time.Second)
+	defer cancel()
+	got, err := exec(ctx, s.conn, sql)
+	s.lastErr = err
+	return got, err
+}
+
+func (w *world) runAndGet(name, sql, want string) error {
+	got, err := w.run(name, sql)
+	if err != nil {
+		return fmt.Errorf("%s: %w (SQLSTATE %s)", sql, err, sqlstateOf(err))
+	}
+	if got != want {
+		return fmt.Errorf("%s: got %q, want %q", sql, got, want)
+	}
+	return nil
+}
+
+// startQuery runs sql on the named session in the background; waitQuery collects its outcome.
+func (w *world) startQuery(name, sql string) error {
+	s := w.session(name)
+	if s.running != nil {
+		return fmt.Errorf("session %q already runs a query", name)
+	}
+	s.running = make(chan error, 1)
+	go runInBackground(w.ctx, s, sql)
+	// Give the statement time to reach the server before the next step acts on it.
+	time.Sleep(300 * time.Millisecond)
+	return nil
+}
+
+func (w *world) waitQuery(name string, secs int) error {
+	s := w.session(name)
+	if s.running == nil {
+		w.t.Fatalf("session %q runs no query", name)
+	}
+	select {
+	case err := <-s.running:
+		s.running = nil
+		return err
+	case <-time.After(time.Duration(secs) * time.Second):
+		return fmt.Errorf("query of session %q still running after %d s", name, secs)
+	}
+}
