@@ -11,20 +11,25 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"time"
 )
 
-// testCA is a throw-away certificate authority and the server certificate it
-// signed for the loopback addresses.
-type testCA struct {
+// CA is a throw-away certificate authority and the server certificate it
+// signed for the loopback addresses. Other local test servers (for example
+// the zitadel-based provider) use it too.
+type CA struct {
 	certPEM []byte
 	pool    *x509.CertPool
 	server  tls.Certificate
 }
 
-// newTestCA creates a CA valid for one day and a server certificate for
+// NewCA creates a CA valid for one day and a server certificate for
 // 127.0.0.1, ::1 and localhost.
-func newTestCA() (*testCA, error) {
+func NewCA() (*CA, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("oidcissuer: CA key: %w", err)
@@ -70,7 +75,7 @@ func newTestCA() (*testCA, error) {
 
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
-	return &testCA{
+	return &CA{
 		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		pool:    pool,
 		server: tls.Certificate{
@@ -87,4 +92,37 @@ func randomSerial() *big.Int {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
 	return n
+}
+
+// PEM returns the CA certificate in PEM form.
+func (ca *CA) PEM() []byte { return slices.Clone(ca.certPEM) }
+
+// Pool returns a pool holding only the CA.
+func (ca *CA) Pool() *x509.CertPool { return ca.pool.Clone() }
+
+// ServerTLSConfig is a server configuration presenting the loopback
+// certificate.
+func (ca *CA) ServerTLSConfig() *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{ca.server}, MinVersion: tls.VersionTLS12}
+}
+
+// HTTPClient returns a client that trusts only the CA.
+func (ca *CA) HTTPClient() *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: ca.pool.Clone(), MinVersion: tls.VersionTLS12},
+			DisableKeepAlives: true,
+		},
+	}
+}
+
+// WriteFile writes the CA certificate to dir/oidc-ca.pem and returns the
+// path, for OIDC_CERT_PATH.
+func (ca *CA) WriteFile(dir string) (string, error) {
+	p := filepath.Join(dir, "oidc-ca.pem")
+	if err := os.WriteFile(p, ca.certPEM, 0o600); err != nil {
+		return "", fmt.Errorf("oidcissuer: write CA: %w", err)
+	}
+	return p, nil
 }

@@ -9,8 +9,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -41,7 +39,7 @@ type Options struct {
 // Issuer is a running local OIDC issuer. Its methods are safe for concurrent
 // use.
 type Issuer struct {
-	ca   *testCA
+	ca   *CA
 	path string
 	algs []string
 	doc  string
@@ -61,7 +59,7 @@ type Issuer struct {
 // New creates the issuer, its test CA and keys, and starts serving on a free
 // loopback port.
 func New(opts Options) (*Issuer, error) {
-	ca, err := newTestCA()
+	ca, err := NewCA()
 	if err != nil {
 		return nil, err
 	}
@@ -117,32 +115,21 @@ func (i *Issuer) Addr() string {
 	return i.addr
 }
 
+// CA returns the issuer's test CA.
+func (i *Issuer) CA() *CA { return i.ca }
+
 // CAPEM returns the test CA certificate in PEM form.
-func (i *Issuer) CAPEM() []byte { return slices.Clone(i.ca.certPEM) }
+func (i *Issuer) CAPEM() []byte { return i.ca.PEM() }
 
 // CertPool returns a pool holding only the test CA.
-func (i *Issuer) CertPool() *x509.CertPool { return i.ca.pool.Clone() }
+func (i *Issuer) CertPool() *x509.CertPool { return i.ca.Pool() }
 
 // WriteCAFile writes the CA certificate to dir/oidc-ca.pem and returns the
 // path, for OIDC_CERT_PATH.
-func (i *Issuer) WriteCAFile(dir string) (string, error) {
-	p := filepath.Join(dir, "oidc-ca.pem")
-	if err := os.WriteFile(p, i.ca.certPEM, 0o600); err != nil {
-		return "", fmt.Errorf("oidcissuer: write CA: %w", err)
-	}
-	return p, nil
-}
+func (i *Issuer) WriteCAFile(dir string) (string, error) { return i.ca.WriteFile(dir) }
 
 // HTTPClient returns a client that trusts the test CA.
-func (i *Issuer) HTTPClient() *http.Client {
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: i.ca.pool.Clone(), MinVersion: tls.VersionTLS12},
-			DisableKeepAlives: true,
-		},
-	}
-}
+func (i *Issuer) HTTPClient() *http.Client { return i.ca.HTTPClient() }
 
 // JWKSRequests counts requests to the JWKS endpoint since the issuer was made.
 func (i *Issuer) JWKSRequests() int64 { return i.jwksRequests.Load() }
@@ -174,7 +161,7 @@ func (i *Issuer) Start() error {
 	srv := &http.Server{
 		Handler:           i.handler(),
 		ReadHeaderTimeout: 5 * time.Second,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{i.ca.server}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         i.ca.ServerTLSConfig(),
 		// Handshake failures from clients that do not trust the test CA
 		// are expected in tests; keep them off stderr.
 		ErrorLog: log.New(io.Discard, "", 0),
