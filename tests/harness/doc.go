@@ -15,4 +15,11 @@
 //		conn, err := pgx.Connect(ctx, proxy.DSN(harness.ScramUser, harness.ScramPass, "testdb", ""))
 //		...
 //	}
+//
+// Other helpers: StartPostgres (a cluster of the test's own, with PGOptions for TLS, another
+// listen address or extra settings; Stop/Start/Kill for restarts), StartRedis, GenerateCerts,
+// ProbeAuth (which authentication a server or the proxy asks for) and NodeQuery (the
+// node-postgres client in tests/node). Run also removes the per-process folder under
+// os.TempDir that holds cluster folders and the proxy binary; folders of crashed test binaries
+// are swept by the next one.
 package harness

@@ -26,7 +26,8 @@ var build struct {
 
 // BuildProxy returns the path of the pgproxy binary: $PGPROXY_BIN when set, otherwise the
 // result of `go build ./cmd/pgproxy` in the module root, built once per test binary (with
-// -cover when GOCOVERDIR is set, so the proxy writes coverage data there).
+// -cover when GOCOVERDIR is set, so the proxy writes coverage data there). The binary lives in
+// the per-process folder that Run removes.
 func BuildProxy(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("PGPROXY_BIN"); p != "" {
