@@ -19,6 +19,7 @@ import (
 )
 
 func main() {
+	tuneRuntime()
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
 		case "-h", "--help", "help":
@@ -72,7 +73,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("HEALTH_CHECK_ADDR %s: %w", cfg.HealthCheckAddr, err)
 	}
-	httpSrv := &http.Server{Handler: health.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	httpSrv := &http.Server{Handler: health.Handler(cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
 	go httpSrv.Serve(hln)
 	defer httpSrv.Close()
 

@@ -42,6 +42,8 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+	// EnablePprof serves Go's profiler under /debug/pprof/ on the health port.
+	EnablePprof bool
 }
 
 // Var describes one environment variable: its name, default and meaning.
@@ -73,6 +75,8 @@ var Vars = []Var{
 	{"TCP_KEEPALIVE_COUNT", "4", "TCP keepalive probes before the connection is dropped"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"LOG_FORMAT", "json", "json or text"},
+	{"LOW_LATENCY_RUNTIME", "true", "re-execute once with GODEBUG=schedtrace=2147483647 so Go's sysmon never parks (saves a futex wake per syscall)"},
+	{"ENABLE_PPROF", "false", "serve Go's profiler at /debug/pprof/ on HEALTH_CHECK_ADDR (keep that port private)"},
 }
 
 // Usage returns the text --help prints: every variable with its default.
@@ -124,6 +128,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		KeepAliveCount:        p.int("TCP_KEEPALIVE_COUNT", 1, 100),
 		LogLevel:              p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
 		LogFormat:             p.oneOf("LOG_FORMAT", "json", "text"),
+		EnablePprof:           p.bool("ENABLE_PPROF"),
 	}
 	if c.BackendURL == "" {
 		p.fail("PG_BACKEND_URL", "is required (for example postgres://db.internal:5432/app?sslmode=verify-full)")

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -25,9 +26,15 @@ func NewHealth(m *Metrics, probe func(context.Context) error) *Health {
 // SetDraining makes /ready answer 503 from now on.
 func (h *Health) SetDraining() { h.draining.Store(true) }
 
-// Handler returns the HTTP routes.
-func (h *Health) Handler() http.Handler {
+// Handler returns the HTTP routes; withPprof adds /debug/pprof/.
+func (h *Health) Handler(withPprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
