@@ -41,7 +41,7 @@ func TestRunAgainstPostgres(t *testing.T) {
 				t.Fatalf("no progress line on stderr")
 			}
 			if last := lines[len(lines)-1]; last[1] != "4" {
-				t.Errorf("last progress line shows %s/4 workers, want all 4 up", last[1])
+				t.Errorf("last progress line shows %s/4 workers, want all 4 up after ramp-up", last[1])
 			}
 			ok := regexp.MustCompile(`queries +(\d+) ok, 0 errors`).FindStringSubmatch(out)
 			if ok == nil {

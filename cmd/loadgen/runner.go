@@ -171,7 +171,7 @@ func (lr *loadRun) failConnect(err error) {
 	lr.abort()
 }
 
-// progress writes one line per interval until done is closed.
+// progress writes one line per interval until the run stops or done is closed.
 func (lr *loadRun) progress(start time.Time, done <-chan struct{}, stopped chan<- struct{}) {
 	defer close(stopped)
 	if lr.cfg.Progress <= 0 {
@@ -185,7 +185,13 @@ func (lr *loadRun) progress(start time.Time, done <-chan struct{}, stopped chan<
 		select {
 		case <-done:
 			return
+		case <-lr.stop.Done():
+			<-done
+			return
 		case now := <-tick.C:
+			if lr.stop.Err() != nil {
+				continue // the run is over; workers are closing
+			}
 			q := lr.c.queries.Load()
 			tps := float64(q-last) / now.Sub(lastAt).Seconds()
 			last, lastAt = q, now
