@@ -58,7 +58,7 @@ func TestErrorSentinelsAndReasons(t *testing.T) {
 	if !errors.Is(err, ErrTokenExpired) || errors.Is(err, ErrWrongAudience) {
 		t.Fatal("sentinel matching is wrong")
 	}
-	if ReasonOf(err) != ReasonTokenExpired || ReasonOf(nil) != ReasonInternal {
+	if ReasonOf(err) != ReasonTokenExpired || ReasonOf(nil) != "" || ReasonOf(errors.New("x")) != ReasonInternal {
 		t.Fatal("ReasonOf is wrong")
 	}
 	seen := map[Reason]bool{}

@@ -92,9 +92,12 @@ func (e *Error) Is(target error) bool {
 	return ok && t.Message == "" && t.cause == nil && t.Reason == e.Reason
 }
 
-// ReasonOf returns the Reason of err, or ReasonInternal when err is not an
-// *Error.
+// ReasonOf returns the Reason of err: "" for nil, ReasonInternal when err is
+// not an *Error.
 func ReasonOf(err error) Reason {
+	if err == nil {
+		return ""
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Reason
