@@ -1,6 +1,192 @@
 package e2e
 
-import "github.com/cucumber/godog"
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cucumber/godog"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
 
 // registerRawSteps defines the steps of hand-driven wire-protocol clients.
-func registerRawSteps(sc *godog.ScenarioContext, w *world) {}
+func registerRawSteps(sc *godog.ScenarioContext, w *world) {
+	sc.Step(`^a raw client connects and sends nothing$`, func() error {
+		return w.dialRaw()
+	})
+	sc.Step(`^a raw client connects and sends only the first (\d+) bytes of a StartupMessage$`, func(n int) error {
+		if err := w.dialRaw(); err != nil {
+			return err
+		}
+		msg, err := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
+			Parameters: map[string]string{"user": "scram_user", "database": "testdb"}}).Encode(nil)
+		if err != nil {
+			return err
+		}
+		_, err = w.raw.Write(msg[:n])
+		return err
+	})
+	sc.Step(`^the proxy closes that connection within (\d+) seconds$`, w.rawClosedWithin)
+	sc.Step(`^a CancelRequest with a random key is sent to the proxy$`, func() error {
+		var key [8]byte
+		_, _ = rand.Read(key[:])
+		return w.sendCancel(binary.BigEndian.Uint32(key[:4]), key[4:])
+	})
+	sc.Step(`^a CancelRequest with the process id of session "(\w+)" and a wrong secret key is sent to the proxy$`,
+		func(name string) error {
+			s := w.session(name)
+			key := append([]byte(nil), s.conn.PgConn().SecretKey()...)
+			for i := range key {
+				key[i] ^= 0x5a
+			}
+			return w.sendCancel(s.conn.PgConn().PID(), key)
+		})
+	sc.Step(`^the proxy answered nothing and closed that connection$`, func() error {
+		got, ok := w.scratch["cancel answer"].(rawAnswer)
+		if !ok {
+			return fmt.Errorf("no CancelRequest was sent in this scenario")
+		}
+		if len(got.data) > 0 || got.err != nil {
+			return fmt.Errorf("proxy answered a CancelRequest with %q (error %v); want nothing, then EOF", got.data, got.err)
+		}
+		return nil
+	})
+	sc.Step(`^a raw client asks for protocol 3\.(\d+) as "([^"]*)" with option "([^"]*)" set to "([^"]*)"$`, w.rawStartup)
+	sc.Step(`^the proxy answers NegotiateProtocolVersion with minor version (\d+) and unrecognised option "([^"]*)"$`,
+		func(minor int, option string) error {
+			npv, ok := w.scratch["negotiate"].(*pgproto3.NegotiateProtocolVersion)
+			if !ok {
+				return fmt.Errorf("no NegotiateProtocolVersion before AuthenticationOk; got %v", w.scratch["startup answers"])
+			}
+			if int(npv.NewestMinorProtocol) != minor || !slices.Contains(npv.UnrecognizedOptions, option) {
+				return fmt.Errorf("NegotiateProtocolVersion minor %d options %v; want minor %d with %q",
+					npv.NewestMinorProtocol, npv.UnrecognizedOptions, minor, option)
+			}
+			return nil
+		})
+	sc.Step(`^the raw session runs "([^"]*)" and gets "([^"]*)"$`, w.rawQuery)
+}
+
+// rawAnswer is what a hand-driven connection received before EOF.
+type rawAnswer struct {
+	data []byte
+	err  error
+}
+
+func (w *world) dialRaw() error {
+	conn, err := net.DialTimeout("tcp", w.proxy.Addr(), 5*time.Second)
+	if err != nil {
+		return err
+	}
+	w.raw = conn
+	return nil
+}
+
+// rawClosedWithin waits for the proxy to end the raw connection (EOF or reset), accepting an
+// ErrorResponse before it.
+func (w *world) rawClosedWithin(secs int) error {
+	start := time.Now()
+	_ = w.raw.SetReadDeadline(start.Add(time.Duration(secs) * time.Second))
+	data, err := io.ReadAll(w.raw)
+	elapsed := time.Since(start).Round(10 * time.Millisecond)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("connection still open after %d s (received %q)", secs, data)
+	}
+	w.t.Logf("proxy closed the connection after %s (received %d bytes, %v)", elapsed, len(data), err)
+	return nil
+}
+
+// sendCancel sends a CancelRequest on a new connection and records what came back.
+func (w *world) sendCancel(pid uint32, key []byte) error {
+	conn, err := net.DialTimeout("tcp", w.proxy.Addr(), 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	buf := binary.BigEndian.AppendUint32(nil, uint32(12+len(key)))
+	buf = binary.BigEndian.AppendUint32(buf, 80877102)
+	buf = binary.BigEndian.AppendUint32(buf, pid)
+	buf = append(buf, key...)
+	if _, err := conn.Write(buf); err != nil {
+		return err
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	data, err := io.ReadAll(conn)
+	w.scratch["cancel answer"] = rawAnswer{data: data, err: err}
+	return nil
+}
+
+// rawStartup sends a StartupMessage for protocol 3.minor with one protocol option and reads the
+// answers up to ReadyForQuery (trust authentication only).
+func (w *world) rawStartup(minor int, user, option, value string) error {
+	if err := w.dialRaw(); err != nil {
+		return err
+	}
+	_ = w.raw.SetDeadline(time.Now().Add(10 * time.Second))
+	fe := pgproto3.NewFrontend(w.raw, w.raw)
+	fe.Send(&pgproto3.StartupMessage{
+		ProtocolVersion: 3<<16 | uint32(minor),
+		Parameters:      map[string]string{"user": user, "database": "testdb", option: value},
+	})
+	if err := fe.Flush(); err != nil {
+		return err
+	}
+	var seen []string
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			return fmt.Errorf("after %v: %w", seen, err)
+		}
+		seen = append(seen, fmt.Sprintf("%T", msg))
+		w.scratch["startup answers"] = seen
+		switch m := msg.(type) {
+		case *pgproto3.NegotiateProtocolVersion:
+			cp := *m
+			cp.UnrecognizedOptions = slices.Clone(m.UnrecognizedOptions)
+			w.scratch["negotiate"] = &cp
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("startup refused: %s (SQLSTATE %s)", m.Message, m.Code)
+		case *pgproto3.ReadyForQuery:
+			w.scratch["frontend"] = fe
+			return nil
+		}
+	}
+}
+
+// rawQuery runs sql with a simple Query on the raw session and checks the first value.
+func (w *world) rawQuery(sql, want string) error {
+	fe, ok := w.scratch["frontend"].(*pgproto3.Frontend)
+	if !ok {
+		return fmt.Errorf("no raw session is logged in")
+	}
+	_ = w.raw.SetDeadline(time.Now().Add(10 * time.Second))
+	fe.Send(&pgproto3.Query{String: sql})
+	if err := fe.Flush(); err != nil {
+		return err
+	}
+	var got []string
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			return err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.DataRow:
+			got = append(got, string(m.Values[0]))
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("%s: %s (SQLSTATE %s)", sql, m.Message, m.Code)
+		case *pgproto3.ReadyForQuery:
+			if strings.Join(got, ",") != want {
+				return fmt.Errorf("%s: got %q, want %q", sql, got, want)
+			}
+			return nil
+		}
+	}
+}

@@ -98,6 +98,39 @@ func registerSessionSteps(sc *godog.ScenarioContext, w *world) {
 		return nil
 	})
 	sc.Step(`^session "(\w+)" starts "([^"]*)"$`, w.startQuery)
+	sc.Step(`^session "(\w+)" disconnects$`, func(name string) error {
+		s := w.session(name)
+		ctx, cancel := w.stepCtx(5 * time.Second)
+		defer cancel()
+		delete(w.sessions, name)
+		return s.conn.Close(ctx)
+	})
+	sc.Step(`^a new session can connect within (\d+) seconds$`, func(secs int) error {
+		deadline := time.Now().Add(time.Duration(secs) * time.Second)
+		for {
+			_, err := w.connect("new", w.dsn("scram_user", "scram_pass", "", ""))
+			if err == nil {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no new session within %d s: %w", secs, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	sc.Step(`^session "(\w+)" sends a (\d+) MB query$`, func(name string, mb int) {
+		_, _ = w.run(name, "SELECT '"+strings.Repeat("x", mb<<20)+"' AS big")
+	})
+	sc.Step(`^session "(\w+)" was ended with SQLSTATE "(\w+)"$`, func(name, code string) error {
+		s := w.session(name)
+		if got := sqlstateOf(s.lastErr); got != code {
+			return fmt.Errorf("last statement: error %v, SQLSTATE %s, want %s", s.lastErr, got, code)
+		}
+		if _, err := w.run(name, "SELECT 1"); err == nil {
+			return fmt.Errorf("session still works after the %s error", code)
+		}
+		return nil
+	})
 	sc.Step(`^session "(\w+)" cancels its query$`, func(name string) error {
 		ctx, cancel := w.stepCtx(10 * time.Second)
 		defer cancel()
