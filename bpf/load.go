@@ -109,7 +109,7 @@ func explainLoadError(err error) error {
 	var ve *ebpf.VerifierError
 	switch {
 	case errors.As(err, &ve):
-		return fmt.Errorf("bpf: kernel verifier rejected a program (kernel too old or built without a needed helper): %w", err)
+		return fmt.Errorf("bpf: kernel verifier rejected a program (old kernel, or a program bug): %w", err)
 	case errors.Is(err, ebpf.ErrNotSupported):
 		return fmt.Errorf("%w: bpf: load programs: %w", ErrUnsupported, err)
 	default:

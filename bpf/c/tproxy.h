@@ -9,7 +9,6 @@
 /* Parsed view of one TCP segment: lookup tuple and target key. */
 struct tcp_seg {
 	struct bpf_sock_tuple tuple;
-	__u32 tuple_len;
 	struct endpoint_key dst;
 	__u32 listener;
 	int syn_only;
@@ -27,7 +26,6 @@ static __always_inline int parse_v4(struct __sk_buff *skb, void *l3, void *end, 
 	s->tuple.ipv4.daddr = ip->daddr;
 	s->tuple.ipv4.sport = tcp->source;
 	s->tuple.ipv4.dport = tcp->dest;
-	s->tuple_len = sizeof(s->tuple.ipv4);
 	map_v4(s->dst.addr, ip->daddr);
 	s->dst.port = tcp->dest;
 	s->listener = TPROXY_LISTENER_V4;
@@ -47,7 +45,6 @@ static __always_inline int parse_v6(struct __sk_buff *skb, void *l3, void *end, 
 	__builtin_memcpy(s->tuple.ipv6.daddr, &ip6->daddr, 16);
 	s->tuple.ipv6.sport = tcp->source;
 	s->tuple.ipv6.dport = tcp->dest;
-	s->tuple_len = sizeof(s->tuple.ipv6);
 	__builtin_memcpy(s->dst.addr, &ip6->daddr, 16);
 	s->dst.port = tcp->dest;
 	s->listener = TPROXY_LISTENER_V6;
@@ -58,8 +55,11 @@ static __always_inline int parse_v6(struct __sk_buff *skb, void *l3, void *end, 
 /* Assigns an existing connection's socket, or the listener for a new one. */
 static __always_inline int assign(struct __sk_buff *skb, struct tcp_seg *s)
 {
-	struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, &s->tuple, s->tuple_len,
-						 BPF_F_CURRENT_NETNS, 0);
+	struct bpf_sock *sk;
+	if (s->listener == TPROXY_LISTENER_V4)
+		sk = bpf_skc_lookup_tcp(skb, &s->tuple, sizeof(s->tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+	else
+		sk = bpf_skc_lookup_tcp(skb, &s->tuple, sizeof(s->tuple.ipv6), BPF_F_CURRENT_NETNS, 0);
 	if (sk) {
 		if (sk->state != BPF_TCP_LISTEN) {
 			long r = bpf_sk_assign(skb, sk, 0);
