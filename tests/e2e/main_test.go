@@ -23,6 +23,7 @@ func TestFeatures(t *testing.T) {
 	}
 	// Build the proxy once, before the first scenario, so its time is not charged to one.
 	harness.BuildProxy(t)
+	t.Cleanup(closeSharedTLSCluster)
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".feature")
 		t.Run(name, func(t *testing.T) {

@@ -99,7 +99,9 @@ func (s *scenarioT) FailNow() {
 
 func (s *scenarioT) Fatal(args ...any) {
 	if s.inStep() {
-		s.dog.Fatal(args...)
+		// godog's Fatal logs without recording the message as the step's error.
+		s.dog.Error(args...)
+		s.dog.FailNow()
 		return
 	}
 	s.T.Fatal(args...)
@@ -107,7 +109,8 @@ func (s *scenarioT) Fatal(args ...any) {
 
 func (s *scenarioT) Fatalf(format string, args ...any) {
 	if s.inStep() {
-		s.dog.Fatalf(format, args...)
+		s.dog.Errorf(format, args...)
+		s.dog.FailNow()
 		return
 	}
 	s.T.Fatalf(format, args...)

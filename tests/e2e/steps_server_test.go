@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/cucumber/godog"
@@ -19,9 +22,7 @@ func registerServerSteps(sc *godog.ScenarioContext, w *world) {
 	sc.Step(`^a dedicated PostgreSQL server$`, func() {
 		w.pg, w.dedicated = harness.StartPostgres(w.t, harness.PGOptions{}), true
 	})
-	sc.Step(`^a dedicated PostgreSQL server with TLS$`, func() {
-		w.pg, w.dedicated = harness.StartPostgres(w.t, harness.PGOptions{TLS: true}), true
-	})
+	sc.Step(`^a PostgreSQL server with TLS$`, func() { w.pg = sharedTLSCluster(w.t) })
 	sc.Step(`^a proxy in front of it$`, func() { w.startProxy(nil) })
 	sc.Step(`^a proxy in front of it with:$`, func(tbl *godog.Table) error {
 		env, err := tableEnv(tbl)
@@ -42,6 +43,34 @@ func registerServerSteps(sc *godog.ScenarioContext, w *world) {
 		}
 		w.enableClientTLS()
 		w.startProxy(env)
+		return nil
+	})
+	sc.Step(`^PostgreSQL itself offers "([^"]*)" to "([^"]*)" over TLS$`, func(mech, user string) error {
+		cfg, err := w.cluster().Certs().ClientTLSConfig(w.cluster().Host())
+		if err != nil {
+			return err
+		}
+		got, err := harness.ProbeAuth(w.ctx, w.cluster().Addr(), user, harness.TestDB, cfg)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(got.Mechanisms, mech) {
+			return fmt.Errorf("PostgreSQL offers %v, without %s: the scenario cannot show the filtering", got.Mechanisms, mech)
+		}
+		return nil
+	})
+	sc.Step(`^the proxy offers only "([^"]*)" to "([^"]*)" over TLS$`, func(mech, user string) error {
+		cfg, err := w.clientCerts.ClientTLSConfig("127.0.0.1")
+		if err != nil {
+			return err
+		}
+		got, err := harness.ProbeAuth(w.ctx, w.proxy.Addr(), user, harness.TestDB, cfg)
+		if err != nil {
+			return err
+		}
+		if got.Method != "scram" || !slices.Equal(got.Mechanisms, []string{mech}) {
+			return fmt.Errorf("proxy asks for %s with mechanisms %v, want only %s", got.Method, got.Mechanisms, mech)
+		}
 		return nil
 	})
 	sc.Step(`^the PostgreSQL server (stops|is killed|starts again)$`, w.serverLifecycle)
@@ -148,4 +177,34 @@ func (w *world) terminateBackend(name string) error {
 	defer cancel()
 	_ = ctx
 	return w.cluster().SuperuserExec(fmt.Sprintf("SELECT pg_terminate_backend(%d)", s.backendPID))
+}
+
+// sharedTLS is a TLS-enabled cluster shared by the scenarios that only need TLS on the backend
+// link; TestFeatures closes it.
+var sharedTLS struct {
+	mu sync.Mutex
+	c  *harness.Cluster
+}
+
+func sharedTLSCluster(t testing.TB) *harness.Cluster {
+	sharedTLS.mu.Lock()
+	defer sharedTLS.mu.Unlock()
+	if sharedTLS.c == nil {
+		harness.Require(t, "initdb", "postgres")
+		c, err := harness.NewPostgres(harness.PGOptions{TLS: true})
+		if err != nil {
+			t.Fatalf("start PostgreSQL with TLS: %v", err)
+		}
+		sharedTLS.c = c
+	}
+	return sharedTLS.c
+}
+
+func closeSharedTLSCluster() {
+	sharedTLS.mu.Lock()
+	defer sharedTLS.mu.Unlock()
+	if sharedTLS.c != nil {
+		_ = sharedTLS.c.Close()
+		sharedTLS.c = nil
+	}
 }

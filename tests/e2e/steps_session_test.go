@@ -36,6 +36,16 @@ func registerSessionSteps(sc *godog.ScenarioContext, w *world) {
 		}
 		return nil
 	})
+	sc.Step(`^the connection negotiated ALPN "([^"]*)"$`, func(proto string) error {
+		tc, ok := w.session("").conn.PgConn().Conn().(*tls.Conn)
+		if !ok {
+			return fmt.Errorf("connection is not TLS")
+		}
+		if got := tc.ConnectionState().NegotiatedProtocol; got != proto {
+			return fmt.Errorf("ALPN protocol %q, want %q", got, proto)
+		}
+		return nil
+	})
 	sc.Step(`^the connection is refused with SQLSTATE "(\w+)"$`, func(code string) error {
 		if w.lastErr == nil {
 			return fmt.Errorf("connection succeeded, want SQLSTATE %s", code)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -173,7 +174,7 @@ func (w *world) dsn(user, pass, transport, extra string) string {
 		if w.clientCerts == nil {
 			w.t.Fatalf("the proxy has no TLS certificates in this scenario")
 		}
-		q = append(q, "sslmode=verify-full", "sslrootcert="+w.clientCerts.CAFile)
+		q = append(q, "sslmode=verify-full", "sslrootcert="+url.QueryEscape(w.clientCerts.CAFile))
 		if transport == "direct TLS" {
 			q = append(q, "sslnegotiation=direct")
 		}
