@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -89,9 +91,10 @@ func (o *Objects) unpinLocked() error {
 }
 
 // RemoveStalePins removes pins a previous process left in dir: the maps and
-// programs of this package and every link_* pin. Removing a link pin detaches
-// that program unless another process holds the link. Other files are left
-// alone. A missing dir is not an error.
+// programs of this package and every link_* pin. Each pinned link is
+// detached (BPF_LINK_DETACH) before its pin is removed, so the stale
+// redirect stops at once even if some process still holds the link. Other
+// files are left alone. A missing dir is not an error.
 func RemoveStalePins(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -103,14 +106,32 @@ func RemoveStalePins(dir string) error {
 	own := ownPinNames()
 	var errs []error
 	for _, e := range entries {
-		if !own[e.Name()] && !strings.HasPrefix(e.Name(), linkPinPrefix) {
+		isLink := strings.HasPrefix(e.Name(), linkPinPrefix)
+		if !own[e.Name()] && !isLink {
 			continue
 		}
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+		path := filepath.Join(dir, e.Name())
+		if isLink {
+			errs = append(errs, detachPinnedLink(path))
+		}
+		if err := os.Remove(path); err != nil {
 			errs = append(errs, fmt.Errorf("bpf: remove stale pin: %w", err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// detachPinnedLink detaches the link pinned at path.
+func detachPinnedLink(path string) error {
+	l, err := link.LoadPinnedLink(path, nil)
+	if err != nil {
+		return fmt.Errorf("bpf: open stale link %s: %w", path, err)
+	}
+	defer l.Close()
+	if err := l.Detach(); err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
+		return fmt.Errorf("bpf: detach stale link %s: %w", path, err)
+	}
+	return nil
 }
 
 // ownPinNames lists the map and program names of the object file.
