@@ -46,7 +46,7 @@ func TestTPROXYAcrossNamespaces(t *testing.T) {
 		bpftest.Skip(t, "tcx/sk_assign unsupported")
 	}
 	t.Cleanup(func() { i.Close() })
-	go tproxyEngine(i)
+	go originEngine(i)
 
 	for _, dst := range []string{"10.249.0.5:5432", "10.249.1.7:5432"} {
 		r := bpftest.Dial(t, nil, dst, bpftest.DialOptions{NetNS: client, Payload: "hi"})
@@ -70,19 +70,19 @@ func startErr(i *agent.Interceptor) error {
 	return nil
 }
 
-// tproxyEngine answers each connection with its original destination.
-func tproxyEngine(i *agent.Interceptor) {
+// originEngine answers each connection with "agent got <payload> for <original destination>".
+func originEngine(i *agent.Interceptor) {
 	ln := i.Listener()
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		go tproxyServe(i, c)
+		go originServe(i, c)
 	}
 }
 
-func tproxyServe(i *agent.Interceptor, c net.Conn) {
+func originServe(i *agent.Interceptor, c net.Conn) {
 	defer c.Close()
 	dst, err := i.OriginalDestination(c)
 	data, _ := io.ReadAll(c)
