@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# pgbench select-only through each target — PostgreSQL directly, pgproxy, PgBouncer — on a
+# throwaway cluster, and a table of the median TPS and the ratios. `make bench` runs it.
+#
+# For every protocol and client count the targets are measured in interleaved rounds
+# (direct, proxy, pgbouncer, direct, proxy, ...) so that drift of a noisy machine hits them
+# alike; each figure is the median of the rounds. Then the Go benchmark of the DataRow relay.
+#
+# Environment:
+#   BENCH_SECONDS   length of one pgbench run (10)
+#   BENCH_ROUNDS    runs per target and setting; the median is reported (3)
+#   BENCH_CLIENTS   client counts (1 8 32); pgbench -j is min(clients, 2)
+#   BENCH_PROTOCOLS pgbench -M values (simple prepared)
+#   BENCH_TARGETS   targets in the order they run within a round (direct proxy pgbouncer)
+#   BENCH_RATIOS    ratio columns, A/B target pairs (proxy/direct proxy/pgbouncer)
+#   BENCH_SCALE     pgbench -i scale (10)
+#   BENCH_WARMUP    seconds of warm-up per target before measuring, 0 for none (3)
+#   BENCH_GO=0      skip the Go benchmark
+#   PG_BIN_DIR      PostgreSQL server programs (/usr/lib/postgresql/15/bin)
+#   LOG_LEVEL and other pgproxy variables pass through to the proxy (LOG_LEVEL defaults to warn).
+#
+# Adding a target (the eBPF transparent path, say): write target_NAME_start, which starts what
+# the target needs and sets target_host[NAME] and target_port[NAME]; optionally
+# target_NAME_pgbench, which runs pgbench its own way (it gets pgbench's arguments without
+# -h/-p and must print pgbench's output); then add NAME to BENCH_TARGETS.
+set -euo pipefail
+
+log_prefix=bench
+# shellcheck source=hack/bench-lib.sh
+. "$(dirname "$0")/bench-lib.sh"
+
+seconds="${BENCH_SECONDS:-10}"
+rounds="${BENCH_ROUNDS:-3}"
+read -r -a clients_list <<<"${BENCH_CLIENTS:-1 8 32}"
+read -r -a protocols <<<"${BENCH_PROTOCOLS:-simple prepared}"
+read -r -a targets <<<"${BENCH_TARGETS:-direct proxy pgbouncer}"
+read -r -a ratios <<<"${BENCH_RATIOS:-proxy/direct proxy/pgbouncer}"
+scale="${BENCH_SCALE:-10}"
+warmup="${BENCH_WARMUP:-3}"
+
+bench_user=bench
+bench_pass="bench-$RANDOM$RANDOM"
+bench_db=bench
+
+declare -A target_host target_port
+
+# --- targets -------------------------------------------------------------------------------
+
+# target_direct_start: pgbench talks to PostgreSQL itself.
+target_direct_start() {
+	target_host[direct]=127.0.0.1
+	target_port[direct]="$pg_port"
+}
+
+# target_proxy_start: pgproxy built from this checkout, passthrough auth, no policy.
+target_proxy_start() {
+	proxy_build
+	proxy_start "$bench_db"
+	target_host[proxy]=127.0.0.1
+	target_port[proxy]="$proxy_port"
+}
+
+# target_pgbouncer_start: PgBouncer in session pooling mode in front of the same server. It
+# authenticates clients with SCRAM from an auth_file holding the role's SCRAM secret, and
+# reuses the client's SCRAM keys to log in to PostgreSQL.
+target_pgbouncer_start() {
+	command -v pgbouncer >/dev/null || die "pgbouncer not found (apt-get install pgbouncer, or run hack/ensure-deps.sh)"
+	local dir="$workdir/pgbouncer" port secret
+	mkdir -p "$dir"
+	port="$(free_port)"
+	secret="$(pg_sql postgres -tAc "SELECT rolpassword FROM pg_authid WHERE rolname = '$bench_user'")"
+	[[ $secret == SCRAM-SHA-256\$* ]] || die "no SCRAM secret for $bench_user in pg_authid"
+	printf '"%s" "%s"\n' "$bench_user" "$secret" >"$dir/userlist.txt"
+	cat >"$dir/pgbouncer.ini" <<-INI
+		[databases]
+		$bench_db = host=127.0.0.1 port=$pg_port dbname=$bench_db
+
+		[pgbouncer]
+		listen_addr = 127.0.0.1
+		listen_port = $port
+		unix_socket_dir =
+		auth_type = scram-sha-256
+		auth_file = $dir/userlist.txt
+		pool_mode = session
+		max_client_conn = 2000
+		default_pool_size = 50
+		ignore_startup_parameters = extra_float_digits
+		log_connections = 0
+		log_disconnections = 0
+		logfile = $dir/pgbouncer.log
+		pidfile = $dir/pgbouncer.pid
+	INI
+	chmod 600 "$dir/userlist.txt"
+	if $is_root; then chown -R postgres: "$dir"; fi
+	pidfile_procs+=("$dir/pgbouncer.pid")
+	as_pg pgbouncer -d -q "$dir/pgbouncer.ini" || {
+		cat "$dir/pgbouncer.log" >&2 || true
+		die "pgbouncer did not start"
+	}
+	for _ in $(seq 50); do port_in_use "$port" && break; sleep 0.1; done
+	port_in_use "$port" || die "pgbouncer is not listening on $port"
+	log "$(pgbouncer --version | head -1) on 127.0.0.1:$port (session pooling, pool size 50)"
+	target_host[pgbouncer]=127.0.0.1
+	target_port[pgbouncer]="$port"
+}
+
+# --- measuring -----------------------------------------------------------------------------
+
+# run_pgbench TARGET ARGS... runs pgbench against TARGET and prints its output.
+run_pgbench() {
+	local t="$1"
+	shift
+	if declare -F "target_${t}_pgbench" >/dev/null; then
+		"target_${t}_pgbench" "$@"
+	else
+		PGPASSWORD="$bench_pass" pgbench -h "${target_host[$t]}" -p "${target_port[$t]}" "$@"
+	fi
+}
+
+# measure TARGET PROTOCOL CLIENTS SECONDS prints the TPS of one select-only run ("" on failure).
+measure() {
+	local t="$1" proto="$2" clients="$3" secs="$4" out
+	local jobs=$((clients < 2 ? clients : 2))
+	if ! out="$(run_pgbench "$t" -n -S -M "$proto" -c "$clients" -j "$jobs" -T "$secs" -U "$bench_user" "$bench_db" 2>&1)"; then
+		log "pgbench against $t failed:"
+		echo "$out" | tail -5 >&2
+		return 0
+	fi
+	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out"
+}
+
+# median prints the median of its numeric arguments ("" when there are none).
+median() {
+	[ $# -gt 0 ] || return 0
+	printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
+		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# --- main ----------------------------------------------------------------------------------
+
+command -v pgbench >/dev/null || die "pgbench not found (apt-get install postgresql-client-15)"
+bench_init bench
+log "machine: $(nproc) CPUs, $(uname -sr), $(go version | cut -d' ' -f3)"
+pg_create 200 "shared_buffers=256MB"
+pg_user "$bench_user" "$bench_pass" "$bench_db"
+log "pgbench -i -s $scale"
+PGPASSWORD="$bench_pass" pgbench -i -q -s "$scale" -h 127.0.0.1 -p "$pg_port" -U "$bench_user" "$bench_db" >"$workdir/pgbench-init.log" 2>&1 ||
+	{
+		cat "$workdir/pgbench-init.log" >&2
+		die "pgbench -i failed"
+	}
+for t in "${targets[@]}"; do
+	declare -F "target_${t}_start" >/dev/null || die "unknown target $t (no function target_${t}_start)"
+	"target_${t}_start"
+done
+
+if [ "$warmup" -gt 0 ]; then
+	for t in "${targets[@]}"; do
+		log "warm-up: $t, ${warmup}s"
+		[ -n "$(measure "$t" prepared 8 "$warmup")" ] || die "warm-up run against $t failed"
+	done
+fi
+
+results="$workdir/results"
+: >"$results"
+total=$((${#protocols[@]} * ${#clients_list[@]} * rounds * ${#targets[@]}))
+n=0
+log "$total runs of ${seconds}s: about $((total * (seconds + 1) / 60 + 1)) minutes"
+for proto in "${protocols[@]}"; do
+	for clients in "${clients_list[@]}"; do
+		for ((round = 1; round <= rounds; round++)); do
+			for t in "${targets[@]}"; do
+				n=$((n + 1))
+				tps="$(measure "$t" "$proto" "$clients" "$seconds")"
+				log "[$n/$total] $proto c=$clients round $round/$rounds $t: ${tps:-FAILED} tps"
+				if [ -n "$tps" ]; then echo "$proto $clients $t $tps" >>"$results"; fi
+			done
+		done
+	done
+done
+
+# The table: median TPS per target, then the ratio columns.
+header=$(printf '%-9s %7s' protocol clients)
+for t in "${targets[@]}"; do header+=$(printf ' %14s' "$t TPS"); done
+for r in "${ratios[@]}"; do header+=$(printf ' %15s' "$r"); done
+echo
+echo "pgbench -S, ${rounds} interleaved rounds of ${seconds}s, median TPS (scale $scale, $(nproc) CPUs)"
+echo "$header"
+for proto in "${protocols[@]}"; do
+	for clients in "${clients_list[@]}"; do
+		declare -A med=()
+		line=$(printf '%-9s %7s' "$proto" "$clients")
+		for t in "${targets[@]}"; do
+			# shellcheck disable=SC2046
+			med[$t]="$(median $(awk -v p="$proto" -v c="$clients" -v t="$t" '$1 == p && $2 == c && $3 == t {print $4}' "$results"))"
+			line+=$(printf ' %14s' "$(printf '%.0f' "${med[$t]:-0}")")
+		done
+		for r in "${ratios[@]}"; do
+			a="${r%/*}" b="${r#*/}"
+			if [ -n "${med[$a]:-}" ] && [ -n "${med[$b]:-}" ]; then
+				line+=$(printf ' %15s' "$(awk -v a="${med[$a]}" -v b="${med[$b]}" 'BEGIN {printf "%.2f", a / b}')")
+			else
+				line+=$(printf ' %15s' "n/a")
+			fi
+		done
+		echo "$line"
+		unset med
+	done
+done
+echo
+
+if [ "${BENCH_GO:-1}" != 0 ]; then
+	log "go test -run XXX -bench BenchmarkStreamDataRow -benchmem ./userspace/wire"
+	(cd "$root" && go test -run XXX -bench BenchmarkStreamDataRow -benchmem ./userspace/wire) | grep -E '^(Benchmark|cpu:)' ||
+		log "the DataRow benchmark failed"
+fi
