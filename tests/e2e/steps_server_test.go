@@ -74,7 +74,7 @@ func registerServerSteps(sc *godog.ScenarioContext, w *world) {
 		return nil
 	})
 	sc.Step(`^the PostgreSQL server (stops|is killed|starts again)$`, w.serverLifecycle)
-	sc.Step(`^/ready answers (\d+)(?: within (\d+) seconds)?$`, w.readyAnswers)
+	sc.Step(`^(/ready|/health) answers (\d+)(?: within (\d+) seconds)?$`, w.httpAnswers)
 	sc.Step(`^the proxy receives SIGTERM$`, func() { w.proxy.Signal(syscall.SIGTERM) })
 	sc.Step(`^the proxy exits with code (\d+) within (\d+) seconds$`, w.proxyExits)
 	sc.Step(`^the proxy is still serving new sessions$`, w.stillServing)
@@ -108,8 +108,8 @@ func (w *world) serverLifecycle(action string) error {
 	}
 }
 
-// readyAnswers polls /ready until it answers code, for up to within seconds (once when absent).
-func (w *world) readyAnswers(code int, within string) error {
+// httpAnswers polls path until it answers code, for up to within seconds (once when absent).
+func (w *world) httpAnswers(path string, code int, within string) error {
 	wait := 0
 	if within != "" {
 		wait, _ = strconv.Atoi(within)
@@ -118,7 +118,7 @@ func (w *world) readyAnswers(code int, within string) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	var last string
 	for {
-		resp, err := client.Get(w.proxy.HealthURL("/ready"))
+		resp, err := client.Get(w.proxy.HealthURL(path))
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == code {
@@ -129,7 +129,7 @@ func (w *world) readyAnswers(code int, within string) error {
 			last = err.Error()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("/ready: want %d within %ds, last answer: %s", code, wait, last)
+			return fmt.Errorf("%s: want %d within %ds, last answer: %s", path, code, wait, last)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -105,6 +105,7 @@ func registerSessionSteps(sc *godog.ScenarioContext, w *world) {
 		if !slices.Contains(strings.Fields(codes), sqlstateOf(err)) {
 			return fmt.Errorf("error %v: SQLSTATE %s, want one of %s", err, sqlstateOf(err), codes)
 		}
+		w.t.Logf("session %s ended: %v", name, err)
 		return nil
 	})
 	sc.Step(`^session "(\w+)" starts "([^"]*)"$`, w.startQuery)
@@ -162,6 +163,7 @@ func registerSessionSteps(sc *godog.ScenarioContext, w *world) {
 			if !slices.Contains(strings.Fields(codes), sqlstateOf(err)) {
 				return fmt.Errorf("query error %v: SQLSTATE %s, want %s", err, sqlstateOf(err), codes)
 			}
+			w.t.Logf("query of session %s failed as expected: %v", name, err)
 			return nil
 		})
 }
