@@ -75,6 +75,25 @@ var Vars = []Var{
 	{"TCP_KEEPALIVE_COUNT", "4", "TCP keepalive probes before the connection is dropped"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"LOG_FORMAT", "json", "json or text"},
+	{"OIDC_AUTH", "false", "clients authenticate with a JWT as password; the backend sees PG_BACKEND_URL's service account"},
+	{"OIDC_DISCOVERY_URL", "", "issuer's .well-known/openid-configuration URL (required with OIDC_AUTH)"},
+	{"OIDC_ISSUER_OVERRIDE", "", "the iss tokens must carry when it differs from discovery (Entra ID v1: https://sts.windows.net/<tenant>/)"},
+	{"OIDC_AUDIENCE", "", "comma list of accepted audiences, any match (required with OIDC_AUTH)"},
+	{"OIDC_ALLOWED_ROLES", "", "comma list; a token needs one of them (empty: no role check)"},
+	{"OIDC_ROLES_CLAIM", "", "extra dot path holding roles, e.g. custom.path.roles"},
+	{"OIDC_ALLOWED_DATABASES", "", "comma list of databases JWT users may open (empty: any, with a start-up warning)"},
+	{"OIDC_IDENTITY_CLAIMS", "email,upn,preferred_username,sub", "claims tried in order for the identity put in application_name"},
+	{"OIDC_CERT_PATH", "", "PEM CA bundle added to the system roots for the issuer's HTTPS"},
+	{"OIDC_CLOCK_LEEWAY", "60s", "tolerance on exp, nbf and iat (at most 5m)"},
+	{"INTERCEPT_MODE", "connect", "agent: connect (cgroup connect hooks on this node) or tproxy (traffic from other hosts)"},
+	{"INTERCEPT_TARGETS", "", "agent: comma list of intercepted destinations, address:port or CIDR:port, IPv4 or [IPv6]"},
+	{"INTERCEPT_CGROUP", "", "agent: cgroup v2 directory whose connections are intercepted (default: the cgroup2 root)"},
+	{"AGENT_LISTEN_ADDR", "127.0.0.1:15432", "agent: where redirected connections arrive"},
+	{"AGENT_REDIRECT_ADDRS", "", "agent: addresses clients are sent to (one IPv4, one IPv6); default the listener's; pods need the node's veth address"},
+	{"ACCELERATE_LOCAL", "false", "agent: sk_msg shortcut between the application's socket and the agent's"},
+	{"BPF_PIN_PATH", "", "agent: pin maps and programs under this bpffs folder for bpftool"},
+	{"BPF_FAIL_CLOSED", "false", "agent: pin the attachments too, so redirection outlives a crashed agent (connections fail instead of bypassing the proxy)"},
+	{"TPROXY_INTERFACES", "", "agent, tproxy mode: comma list of interfaces whose ingress is intercepted"},
 	{"LOW_LATENCY_RUNTIME", "true", "re-execute once with GODEBUG=schedtrace=2147483647 so Go's sysmon never parks (saves a futex wake per syscall)"},
 	{"ENABLE_PPROF", "false", "serve Go's profiler at /debug/pprof/ on HEALTH_CHECK_ADDR (keep that port private)"},
 }
@@ -170,7 +189,7 @@ func FromEnvironment(envFile string) (*Config, error) {
 	}
 	var unknown []string
 	for k := range fileVars {
-		if !Known(k) && !strings.HasPrefix(k, "OIDC_") {
+		if !Known(k) {
 			unknown = append(unknown, k)
 		}
 	}
