@@ -274,3 +274,16 @@ func runInBackground(ctx context.Context, s *session, sql string) {
 	_, err := exec(ctx, s.conn, sql)
 	s.running <- err
 }
+
+// superuserValue runs sql as the superuser over the server's unix socket, bypassing the proxy,
+// and returns the first value as text.
+func (w *world) superuserValue(sql string) (string, error) {
+	ctx, cancel := w.stepCtx(time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, w.cluster().SuperuserDSN(harness.TestDB))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	return exec(ctx, conn, sql)
+}
