@@ -13,8 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgproxy/pgproxy/userspace/auth"
 	"github.com/pgproxy/pgproxy/userspace/config"
+	"github.com/pgproxy/pgproxy/userspace/identity"
 	"github.com/pgproxy/pgproxy/userspace/proxy"
+	"github.com/pgproxy/pgproxy/userspace/sqlparse"
 	"github.com/pgproxy/pgproxy/userspace/telemetry"
 )
 
@@ -41,6 +44,25 @@ func main() {
 	}
 }
 
+// tokenAuth sets up JWT-as-password authentication from the OIDC_* variables.
+func tokenAuth(ctx context.Context, cfg *config.Config, log *slog.Logger) (*auth.Token, *identity.Validator, error) {
+	idCfg, err := identity.ConfigFromEnv(cfg.Getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Backend.User == "" {
+		return nil, nil, errors.New("PG_BACKEND_URL must name the service account (user and password) when OIDC_AUTH=true")
+	}
+	if !cfg.TLSEnabled {
+		log.Warn("OIDC_AUTH is on but TLS_ENABLED is false: tokens travel in clear between clients and the proxy")
+	}
+	v, err := identity.NewValidator(ctx, idCfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &auth.Token{Validator: v, Parser: sqlparse.NewParser(4096)}, v, nil
+}
+
 func usage() string {
 	return "pgproxy — PostgreSQL-wire proxy\n\nUsage: pgproxy [--help]\n\n" + config.Usage()
 }
@@ -57,11 +79,23 @@ func newLogger(cfg *config.Config) *slog.Logger {
 
 func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	metrics := telemetry.NewMetrics()
-	srv, err := proxy.New(cfg, metrics, log, nil)
+	var opts proxy.Options
+	var validator *identity.Validator
+	if cfg.OIDCAuth {
+		token, v, err := tokenAuth(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		opts.Authenticator, validator = token, v
+	}
+	srv, err := proxy.New(cfg, metrics, log, opts)
 	if err != nil {
 		return err
 	}
 	health := telemetry.NewHealth(metrics, func(ctx context.Context) error {
+		if validator != nil && !validator.Ready() {
+			return errors.New("OIDC issuer keys not loaded yet")
+		}
 		var d net.Dialer
 		c, err := d.DialContext(ctx, "tcp", cfg.Backend.Addr())
 		if err != nil {

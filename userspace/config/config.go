@@ -42,6 +42,11 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+	// OIDCAuth makes clients authenticate with a JWT (see package identity
+	// for the OIDC_* variables, read through Getenv).
+	OIDCAuth bool
+	// Getenv reads a variable the way Load did (process first, then .env).
+	Getenv func(string) string `json:"-"`
 	// EnablePprof serves Go's profiler under /debug/pprof/ on the health port.
 	EnablePprof bool
 }
@@ -148,6 +153,8 @@ func Load(getenv func(string) string) (*Config, error) {
 		LogLevel:              p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
 		LogFormat:             p.oneOf("LOG_FORMAT", "json", "text"),
 		EnablePprof:           p.bool("ENABLE_PPROF"),
+		OIDCAuth:              p.bool("OIDC_AUTH"),
+		Getenv:                getenv,
 	}
 	if c.BackendURL == "" {
 		p.fail("PG_BACKEND_URL", "is required (for example postgres://db.internal:5432/app?sslmode=verify-full)")

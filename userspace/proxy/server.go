@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pgproxy/pgproxy/userspace/backend"
@@ -26,8 +27,23 @@ import (
 // mode uses PG_BACKEND_URL; transparent mode returns the original destination.
 type Resolver func(conn net.Conn) (string, error)
 
+// Options are the collaborators a server may be given beyond its configuration.
+type Options struct {
+	// Resolve picks the backend address per connection (transparent mode);
+	// nil means PG_BACKEND_URL's host and port.
+	Resolve Resolver
+	// Authenticator authenticates clients itself (JWT); nil relays the
+	// backend's own challenge (passthrough).
+	Authenticator session.Authenticator
+	// DialControl runs on every backend socket before connect (the agent
+	// marks its sockets so they are never intercepted).
+	DialControl func(network, address string, c syscall.RawConn) error
+}
+
 // Server runs sessions for accepted connections.
 type Server struct {
+	auth     session.Authenticator
+	login    *backend.Login
 	cfg      *config.Config
 	sessCfg  *session.Config
 	dialer   *backend.Dialer
@@ -43,13 +59,15 @@ type Server struct {
 	wg       sync.WaitGroup
 }
 
-// New builds a server from the configuration. resolve may be nil.
-func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, resolve Resolver) (*Server, error) {
+// New builds a server from the configuration.
+func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, opts Options) (*Server, error) {
+	resolve := opts.Resolve
 	ka := net.KeepAliveConfig{Enable: cfg.KeepAliveIdle > 0, Idle: cfg.KeepAliveIdle, Interval: cfg.KeepAliveInterval, Count: cfg.KeepAliveCount}
 	d, err := backend.NewDialer(cfg.Backend.SSLMode, cfg.BackendCAPath, cfg.BackendConnectTimeout, ka)
 	if err != nil {
 		return nil, err
 	}
+	d.Control = opts.DialControl
 	sc := &session.Config{
 		RequireTLS: cfg.RequireClientTLS, AllowMD5: cfg.AllowMD5Auth, StartupTimeout: cfg.StartupTimeout,
 		MaxMessageSize: cfg.MaxMessageSize, DefaultDatabase: cfg.Backend.Database,
@@ -68,6 +86,12 @@ func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, resolve Res
 	s := &Server{cfg: cfg, sessCfg: sc, dialer: d, metrics: m, log: log, limiter: newIPLimiter(cfg.MaxConnsPerIPPerMin),
 		resolve: resolve, sessions: map[*session.Session]struct{}{}}
 	s.cancels = session.NewCancelRegistry(d.Cancel)
+	if opts.Authenticator != nil {
+		if s.login, err = backend.NewLogin(cfg.BackendURL, d); err != nil {
+			return nil, err
+		}
+		s.auth = opts.Authenticator
+	}
 	return s, nil
 }
 
@@ -137,6 +161,12 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		Config: s.sessCfg, Cancels: s.cancels, Metrics: s.metrics, Log: log,
 		Dial: func(ctx context.Context) (net.Conn, bool, error) { return s.dialer.Dial(ctx, addr) },
 	})
+	if s.auth != nil {
+		sess.Authenticator = s.auth
+		sess.LoginDial = func(ctx context.Context, db string, params []wire.Param) (*session.Established, error) {
+			return s.login.Dial(ctx, addr, db, params)
+		}
+	}
 	if max := int64(s.cfg.MaxClientConns); max > 0 && n > max {
 		s.metrics.Rejected("max_connections")
 		sess.Reject(&wire.Error{Severity: "FATAL", Code: "53300", Message: "sorry, too many clients already",

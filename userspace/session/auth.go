@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -36,9 +35,9 @@ func (s *Session) runAuth(ctx context.Context) error {
 		return err
 	}
 	s.cr = wire.NewReader(s.client, bufSize, s.Config.MaxMessageSize)
-	s.cw = bufio.NewWriterSize(s.client, bufSize)
+	s.cw = newWriter(s.client)
 	s.br = wire.NewReader(s.backend, bufSize, 1<<30)
-	s.bw = bufio.NewWriterSize(s.backend, bufSize)
+	s.bw = newWriter(s.backend)
 	if _, err := s.bw.Write(wire.AppendStartupMessage(nil, s.startup.Params)); err != nil {
 		return backendLost(err)
 	}

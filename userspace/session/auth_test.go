@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
@@ -79,18 +80,31 @@ func TestIsFatal(t *testing.T) {
 	}
 }
 
-func TestSyncQueueIsBounded(t *testing.T) {
+func TestSyncQueueKeepsOrderAndBlocksWhenFull(t *testing.T) {
 	var q syncQueue
-	for range 1000 {
-		q.push(q.ring[0])
+	for i := range len(q.ring) {
+		q.push(pendingSync{refusal: []byte{byte(i)}})
 	}
-	popped := 0
-	for range 1000 {
-		if _, ok := q.pop(); ok {
-			popped++
+	pushed := make(chan struct{})
+	go func() { q.push(pendingSync{refusal: []byte("last")}); close(pushed) }()
+	select {
+	case <-pushed:
+		t.Fatal("push into a full queue did not wait")
+	case <-time.After(50 * time.Millisecond):
+	}
+	first, _ := q.pop()
+	<-pushed
+	if first.refusal[0] != 0 {
+		t.Fatalf("first popped entry is %v", first.refusal)
+	}
+	for i := 1; i < len(q.ring); i++ {
+		if p, ok := q.pop(); !ok || p.refusal[0] != byte(i) {
+			t.Fatalf("entry %d out of order", i)
 		}
 	}
-	if popped != len(q.ring) {
-		t.Fatalf("popped %d timings, want the %d the ring holds", popped, len(q.ring))
+	if p, _ := q.pop(); string(p.refusal) != "last" {
+		t.Fatalf("the waiting push was lost: %q", p.refusal)
 	}
+	q.close()
+	q.push(pendingSync{}) // must not block after close
 }

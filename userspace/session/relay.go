@@ -1,7 +1,9 @@
 package session
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -49,6 +51,7 @@ func (s *Session) pumpClient(done chan<- struct{}) {
 		s.Log.Debug("client side ended", "err", err)
 	}
 	s.clientEnded.Store(true)
+	s.pending.close()
 	s.backend.Close()
 }
 
@@ -58,9 +61,28 @@ func (s *Session) forwardClient() error {
 		if err != nil {
 			return err
 		}
+		if s.skipToSync && typ != 'S' {
+			if err := s.cr.Discard(); err != nil {
+				return err
+			}
+			continue
+		}
 		switch typ {
-		case 'Q', 'S', 'F':
-			s.pending.push(time.Now())
+		case 'Q', 'P':
+			if s.login != nil && s.login.Check != nil {
+				if err := s.checkStatement(typ); err != nil {
+					return err
+				}
+				continue
+			}
+			if typ == 'Q' {
+				s.pending.push(pendingSync{sent: time.Now()})
+			}
+		case 'S':
+			s.skipToSync = false
+			s.pending.push(pendingSync{sent: time.Now()})
+		case 'F':
+			s.pending.push(pendingSync{sent: time.Now()})
 		case 'X':
 			_, msg, err := s.cr.Next()
 			if err != nil {
@@ -73,6 +95,46 @@ func (s *Session) forwardClient() error {
 			return err
 		}
 	}
+}
+
+// checkStatement runs the login's statement check on a Query or Parse. A
+// refused statement is not forwarded: a Sync takes its place, so the
+// backend's answers to everything sent before it arrive first, and the
+// refusal is delivered when that Sync's ReadyForQuery comes back.
+func (s *Session) checkStatement(typ byte) error {
+	_, msg, err := s.cr.Next()
+	if err != nil {
+		return err
+	}
+	sql := statementText(typ, msg)
+	refusal := s.login.Check(sql)
+	if refusal == nil {
+		if typ == 'Q' {
+			s.pending.push(pendingSync{sent: time.Now()})
+		}
+		_, err := s.bw.Write(msg)
+		return err
+	}
+	s.Log.Info("statement refused", "sqlstate", refusal.Code, "reason", refusal.Message)
+	s.pending.push(pendingSync{sent: time.Now(), refusal: wire.AppendError(nil, refusal), keepReady: typ == 'Q'})
+	s.skipToSync = typ == 'P'
+	_, err = s.bw.Write([]byte{'S', 0, 0, 0, 4})
+	return err
+}
+
+// statementText returns the SQL of a Query or Parse message.
+func statementText(typ byte, msg []byte) string {
+	body := msg[wire.HeaderLen:]
+	if typ == 'P' {
+		// Parse: statement name, then the query, both NUL-terminated.
+		if i := bytes.IndexByte(body, 0); i >= 0 {
+			body = body[i+1:]
+		}
+	}
+	if i := bytes.IndexByte(body, 0); i >= 0 {
+		body = body[:i]
+	}
+	return string(body)
 }
 
 // pumpBackend relays backend messages to the client. When the backend goes
@@ -137,8 +199,19 @@ func (s *Session) relayBackendMessage() error {
 	}
 	switch typ {
 	case 'Z':
-		if t, ok := s.pending.pop(); ok {
-			s.Metrics.Statement.Observe(time.Since(t).Seconds())
+		p, ok := s.pending.pop()
+		if !ok {
+			break
+		}
+		s.Metrics.Statement.Observe(time.Since(p.sent).Seconds())
+		if p.refusal != nil {
+			s.Metrics.Error(wire.ErrorCode(p.refusal))
+			if _, err := s.cw.Write(p.refusal); err != nil {
+				return &wire.WriteError{Err: err}
+			}
+			if !p.keepReady {
+				return s.br.Discard()
+			}
 		}
 	case 'E':
 		_, msg, err := s.br.Next()
@@ -151,8 +224,49 @@ func (s *Session) relayBackendMessage() error {
 			return &wire.WriteError{Err: err}
 		}
 		return nil
+	case 'S':
+		if s.login != nil && len(s.login.Locked) > 0 {
+			return s.watchParameter()
+		}
 	}
 	return s.br.Stream(s.cw)
+}
+
+// errLockedSetting ends a session whose locked setting changed.
+var errLockedSetting = errors.New("locked setting changed")
+
+// watchParameter forwards a ParameterStatus unless it shows a locked setting
+// with another value: then whatever changed it (a function, a DO block) got
+// past the statement check, and the session ends before anything else runs.
+func (s *Session) watchParameter() error {
+	_, msg, err := s.br.Next()
+	if err != nil {
+		return err
+	}
+	name, value := parameterStatus(msg)
+	if want, locked := s.login.Locked[name]; locked && value != want {
+		s.fatal.CompareAndSwap(nil, &wire.Error{Severity: "FATAL", Code: "42501",
+			Message: fmt.Sprintf("%s is set by pgproxy for auditing and cannot be changed", name)})
+		return errLockedSetting
+	}
+	if _, err := s.cw.Write(msg); err != nil {
+		return &wire.WriteError{Err: err}
+	}
+	return nil
+}
+
+func parameterStatus(msg []byte) (name, value string) {
+	body := msg[wire.HeaderLen:]
+	i := bytes.IndexByte(body, 0)
+	if i < 0 {
+		return "", ""
+	}
+	name = string(body[:i])
+	rest := body[i+1:]
+	if j := bytes.IndexByte(rest, 0); j >= 0 {
+		rest = rest[:j]
+	}
+	return name, string(rest)
 }
 
 // isFatal reports whether an ErrorResponse has severity FATAL or PANIC.

@@ -47,6 +47,10 @@ type Deps struct {
 	Cancels *CancelRegistry
 	Metrics *telemetry.Metrics
 	Log     *slog.Logger
+	// Authenticator, when set, authenticates clients itself (JWT as
+	// password); the backend login then goes through LoginDial.
+	Authenticator Authenticator
+	LoginDial     LoginDialer
 }
 
 // Session is one client connection.
@@ -69,6 +73,9 @@ type Session struct {
 
 	key     cancelKey
 	pending syncQueue
+	login   *Login
+	// skipToSync discards client messages until Sync after a refused Parse.
+	skipToSync bool
 
 	fatal        atomic.Pointer[wire.Error]
 	backendFatal bool
@@ -85,6 +92,8 @@ func New(id uint64, client net.Conn, deps Deps) *Session {
 // clients see a proper ErrorResponse (for example 53300) instead of a reset.
 func (s *Session) Reject(e *wire.Error) { s.reject = e }
 
+func newWriter(conn net.Conn) *bufio.Writer { return bufio.NewWriterSize(conn, bufSize) }
+
 // Run serves the connection until it ends. It never panics the process: a
 // failure ends this session only.
 func (s *Session) Run(ctx context.Context) {
@@ -97,7 +106,11 @@ func (s *Session) Run(ctx context.Context) {
 	if s.startup == nil {
 		return // cancel request served
 	}
-	if err := s.runAuth(ctx); err != nil {
+	auth := s.runAuth
+	if s.Authenticator != nil {
+		auth = s.runLogin
+	}
+	if err := auth(ctx); err != nil {
 		s.endWithError(err)
 		return
 	}
@@ -181,5 +194,6 @@ func (s *Session) close() {
 			s.backend.Close()
 		}
 		s.Cancels.Remove(s.key)
+		s.pending.close()
 	})
 }

@@ -1,0 +1,169 @@
+package session
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+
+	"github.com/pgproxy/pgproxy/userspace/wire"
+)
+
+// Authenticator authenticates clients itself (a JWT sent as the password)
+// instead of relaying the backend's challenge, and says how the session
+// logs in to the backend.
+type Authenticator interface {
+	Authenticate(ctx context.Context, password, database string) (*Login, error)
+}
+
+// AuthError is an Authenticator's refusal: Reason labels the
+// pgproxy_auth_failures_total metric, Message goes to the client (28000).
+type AuthError struct {
+	Reason  string
+	Message string
+}
+
+func (e *AuthError) Error() string { return e.Message }
+
+// StatementCheck inspects a statement's text before it is forwarded; a
+// non-nil error refuses the statement (the session goes on).
+type StatementCheck func(sql string) *wire.Error
+
+// Login is what an Authenticator grants.
+type Login struct {
+	// Identity names the person, for logs.
+	Identity string
+	// Database is the backend database; empty means the configured default.
+	Database string
+	// Params are startup parameters set for the backend, replacing the
+	// client's values (application_name=jwt:<identity>).
+	Params []wire.Param
+	// Locked are run-time settings that must keep these values for the whole
+	// session: a ParameterStatus showing another value ends the session.
+	Locked map[string]string
+	// Check, when set, inspects every statement text (simple and Parse).
+	Check StatementCheck
+}
+
+// Established is a backend connection logged in by the proxy itself.
+type Established struct {
+	Conn      net.Conn
+	Encrypted bool
+	PID       uint32
+	Secret    []byte
+	Params    map[string]string
+	TxStatus  byte
+}
+
+// LoginDialer opens a backend connection as the service account with the
+// given database and startup parameters.
+type LoginDialer func(ctx context.Context, database string, params []wire.Param) (*Established, error)
+
+// maxPasswordMessage bounds the token a client may send (tokens up to 16 KiB
+// are accepted; the authenticator reports anything larger clearly).
+const maxPasswordMessage = 64 << 10
+
+// runLogin authenticates the client with the Authenticator, then logs in to
+// the backend itself and replays the greeting the client expects.
+func (s *Session) runLogin(ctx context.Context) error {
+	if s.Config.ClientTLS != nil && !s.clientTLS {
+		s.Metrics.AuthFailure("plaintext_token")
+		return &wire.Error{Severity: "FATAL", Code: "28000", Message: "token authentication needs a TLS connection",
+			Hint: "connect with sslmode=require or stronger: the token is a bearer secret"}
+	}
+	s.cr = wire.NewReader(s.client, bufSize, maxPasswordMessage)
+	if _, err := s.client.Write([]byte{'R', 0, 0, 0, 8, 0, 0, 0, authCleartext}); err != nil {
+		return err
+	}
+	typ, msg, err := s.cr.Next()
+	if errors.Is(err, wire.ErrMessageTooLarge) {
+		s.Metrics.AuthFailure("token_too_large")
+		return &wire.Error{Severity: "FATAL", Code: "28000", Message: fmt.Sprintf("token is too large (the limit is %d bytes)", maxPasswordMessage)}
+	}
+	if err != nil {
+		return err
+	}
+	if typ != 'p' {
+		return fmt.Errorf("%w: expected a password message, got %q", wire.ErrProtocol, typ)
+	}
+	token := strings.TrimRight(string(msg[wire.HeaderLen:]), "\x00")
+	requested, _ := s.startup.Get("database")
+	if requested == s.Config.DefaultDatabase {
+		requested = ""
+	}
+	login, err := s.Authenticator.Authenticate(ctx, token, requested)
+	if err != nil {
+		var ae *AuthError
+		if errors.As(err, &ae) {
+			s.Metrics.AuthFailure(ae.Reason)
+			s.Log.Info("token refused", "reason", ae.Reason)
+			return &wire.Error{Severity: "FATAL", Code: "28000", Message: ae.Message}
+		}
+		s.Metrics.AuthFailure("internal")
+		return &wire.Error{Severity: "FATAL", Code: "28000", Message: "token could not be checked"}
+	}
+	s.login = login
+	s.Log = s.Log.With("identity", login.Identity)
+	s.cr.SetMax(s.Config.MaxMessageSize)
+	return s.loginBackend(ctx, login)
+}
+
+// backendParams are the client's startup parameters that go on to the
+// backend under a proxy login: session settings, not identity.
+func (s *Session) backendParams(login *Login) []wire.Param {
+	var out []wire.Param
+	for _, p := range s.startup.Params {
+		switch p.Name {
+		case "user", "database", "application_name", "replication":
+			continue
+		}
+		out = append(out, p)
+	}
+	return append(out, login.Params...)
+}
+
+func (s *Session) loginBackend(ctx context.Context, login *Login) error {
+	db := login.Database
+	if db == "" {
+		db = s.Config.DefaultDatabase
+	}
+	est, err := s.LoginDial(ctx, db, s.backendParams(login))
+	if err != nil {
+		s.Log.Warn("backend login as the service account failed", "err", err)
+		s.Metrics.Rejected("backend_login_failed")
+		return &wire.Error{Severity: "FATAL", Code: "08004", Message: "pgproxy could not log in to the database server",
+			Detail: err.Error()}
+	}
+	s.backend, s.backendTLS = est.Conn, est.Encrypted
+	s.br = wire.NewReader(s.backend, bufSize, 1<<30)
+	s.bw = newWriter(s.backend)
+	s.cw = newWriter(s.client)
+	out := []byte{'R', 0, 0, 0, 8, 0, 0, 0, authOK}
+	names := make([]string, 0, len(est.Params))
+	for k := range est.Params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		out = appendParameterStatus(out, k, est.Params[k])
+	}
+	s.key = s.Cancels.Add(s.backend.RemoteAddr().String(), est.PID, est.Secret)
+	out = wire.AppendBackendKeyData(out, s.key.pid, s.key.secret)
+	out = wire.AppendReadyForQuery(out, est.TxStatus)
+	_, err = s.client.Write(out)
+	return err
+}
+
+func appendParameterStatus(dst []byte, name, value string) []byte {
+	start := len(dst)
+	dst = append(dst, 'S', 0, 0, 0, 0)
+	dst = append(dst, name...)
+	dst = append(dst, 0)
+	dst = append(dst, value...)
+	dst = append(dst, 0)
+	binary.BigEndian.PutUint32(dst[start+1:], uint32(len(dst)-start-1))
+	return dst
+}
