@@ -30,6 +30,14 @@ func main() {
 			return
 		}
 	}
+	agentMode := len(os.Args) > 1 && os.Args[1] == "agent"
+	if len(os.Args) > 1 && !agentMode {
+		fmt.Fprintf(os.Stderr, "pgproxy: unknown command %q\n\n%s", os.Args[1], usage())
+		os.Exit(2)
+	}
+	if agentMode && os.Getenv("PG_BACKEND_URL") == "" {
+		os.Setenv("PG_BACKEND_URL", agentDefaultBackend)
+	}
 	cfg, err := config.FromEnvironment(".env")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pgproxy: invalid configuration:\n%v\n\nRun pgproxy --help for every variable and its default.\n", err)
@@ -38,7 +46,11 @@ func main() {
 	log := newLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, cfg, log); err != nil {
+	runMode := run
+	if agentMode {
+		runMode = runAgent
+	}
+	if err := runMode(ctx, cfg, log); err != nil {
 		log.Error("pgproxy stopped", "err", err)
 		os.Exit(1)
 	}
@@ -64,7 +76,9 @@ func tokenAuth(ctx context.Context, cfg *config.Config, log *slog.Logger) (*auth
 }
 
 func usage() string {
-	return "pgproxy — PostgreSQL-wire proxy\n\nUsage: pgproxy [--help]\n\n" + config.Usage()
+	return "pgproxy — PostgreSQL-wire proxy\n\nUsage:\n  pgproxy          explicit-port mode (LISTEN_ADDR)\n" +
+		"  pgproxy agent    transparent mode: eBPF interception on this node (INTERCEPT_*, AGENT_*, BPF_*)\n" +
+		"  pgproxy --help   this text\n\n" + config.Usage()
 }
 
 func newLogger(cfg *config.Config) *slog.Logger {
@@ -103,8 +117,21 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		return c.Close()
 	})
+	ln, err := srv.Listen(ctx, cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
+	}
+	return serve(ctx, cfg, log, srv, health, ln, nil)
+}
+
+// serve runs the health server and the proxy on ln until ctx ends, then
+// drains: beforeDrain (if any) runs first, the listener closes, /ready turns
+// 503 and sessions get SHUTDOWN_DRAIN_TIMEOUT to finish.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, srv *proxy.Server, health *telemetry.Health,
+	ln net.Listener, beforeDrain func()) error {
 	hln, err := net.Listen("tcp", cfg.HealthCheckAddr)
 	if err != nil {
+		ln.Close()
 		return fmt.Errorf("HEALTH_CHECK_ADDR %s: %w", cfg.HealthCheckAddr, err)
 	}
 	httpSrv := &http.Server{Handler: health.Handler(cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
@@ -114,12 +141,8 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// Sessions get their own context so that the drain, not the signal, ends them.
 	sessCtx, cancelSessions := context.WithCancel(context.Background())
 	defer cancelSessions()
-	ln, err := srv.Listen(sessCtx, cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
-	}
 	log.Info("pgproxy listening", "addr", ln.Addr().String(), "backend", cfg.Backend.String(),
-		"health_addr", hln.Addr().String(), "tls", cfg.TLSEnabled)
+		"health_addr", hln.Addr().String(), "tls", cfg.TLSEnabled, "token_auth", cfg.OIDCAuth)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(sessCtx, ln) }()
 
@@ -130,6 +153,9 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	log.Info("shutting down: no new connections, draining sessions", "active", srv.Active(), "timeout", cfg.ShutdownDrainTimeout)
 	health.SetDraining()
+	if beforeDrain != nil {
+		beforeDrain()
+	}
 	ln.Close()
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownDrainTimeout)
 	defer cancel()
