@@ -86,7 +86,7 @@ func TestIssueVerifies(t *testing.T) {
 	for _, alg := range []string{"RS256", "ES256"} {
 		t.Run(alg, func(t *testing.T) {
 			tok := iss.MustIssue(KeycloakClaims(KeycloakUser{Username: "ann", Email: "ann@example.com", ClientID: "pgproxy"}), IssueOptions{Alg: alg})
-			jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+			jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,7 +142,7 @@ func TestBadTokens(t *testing.T) {
 
 	tok = iss.MustIssue(claims, IssueOptions{Mode: SignWrongKey})
 	kid := header(t, tok)["kid"].(string)
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestBadTokens(t *testing.T) {
 	}
 
 	tok = iss.MustIssue(claims, IssueOptions{ExpiresIn: -time.Hour})
-	jws, _ = jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	jws, _ = jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256})
 	var c struct{ Exp int64 }
 	_ = json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &c)
 	if c.Exp > time.Now().Unix() {

@@ -234,7 +234,7 @@ func (ks *keySet) VerifySignature(ctx context.Context, token string) ([]byte, er
 // verify checks the signature of token against the cached keys, downloading
 // the key set (rate-limited) when the kid is unknown.
 func (ks *keySet) verify(ctx context.Context, token string) ([]byte, error) {
-	jws, err := jose.ParseSigned(token, ks.algs)
+	jws, err := jose.ParseSignedCompact(token, ks.algs)
 	if err != nil {
 		return nil, refuse(ReasonMalformedToken, err, "password is not a well-formed signed JWT")
 	}
