@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +25,22 @@ func registerDataSteps(sc *godog.ScenarioContext, w *world) {
 	sc.Step(`^session "(\w+)" copies (\d+) rows into a new table "(\w+)" with COPY FROM STDIN$`, w.copyIn)
 	sc.Step(`^table "(\w+)" holds exactly the rows that were copied in$`, w.tableHoldsCopied)
 	sc.Step(`^session "(\w+)" reads table "(\w+)" with COPY TO STDOUT$`, w.copyOut)
+	sc.Step(`^session "(\w+)" aborts a COPY FROM STDIN into a new table "(\w+)" after (\d+) rows$`, w.copyAbort)
+	sc.Step(`^session "(\w+)" copies (\d+) rows into a new table "(\w+)" where row (\d+) has a bad number$`, w.copyBadRow)
+	sc.Step(`^the last statement of session "(\w+)" failed with SQLSTATE "(\w+)"$`, func(name, code string) error {
+		err := w.session(name).lastErr
+		if got := sqlstateOf(err); got != code {
+			return fmt.Errorf("last statement: %v, SQLSTATE %s, want %s", err, got, code)
+		}
+		return nil
+	})
+	sc.Step(`^table "(\w+)" is empty$`, func(table string) error {
+		got, err := w.superuserValue("SELECT count(*) FROM " + table)
+		if err != nil || got != "0" {
+			return fmt.Errorf("table %s holds %s rows (%v), want none", table, got, err)
+		}
+		return nil
+	})
 	sc.Step(`^the COPY output is byte for byte what was copied in$`, func() error {
 		in, out := w.scratch["copy in sha256"], w.scratch["copy out sha256"]
 		if in == nil || out == nil || in != out {
@@ -73,6 +91,59 @@ func registerDataSteps(sc *godog.ScenarioContext, w *world) {
 func copyRow(i int) string {
 	sum := md5.Sum([]byte(strconv.Itoa(i)))
 	return fmt.Sprintf("%d\trow %d %s\t%d.%02d", i, i, hex.EncodeToString(sum[:]), i*7, i%100)
+}
+
+// failingReader yields data, then fails, so pgx ends the COPY with CopyFail.
+type failingReader struct{ r io.Reader }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, errors.New("the client gave up")
+	}
+	return n, err
+}
+
+func (w *world) newCopyTable(s *session, table string) error {
+	ctx, cancel := w.stepCtx(30 * time.Second)
+	defer cancel()
+	_, err := exec(ctx, s.conn, fmt.Sprintf(
+		"DROP TABLE IF EXISTS %[1]s; CREATE TABLE %[1]s (id int PRIMARY KEY, label text, amount numeric(12,2))", table))
+	return err
+}
+
+func (w *world) copyAbort(name, table string, rows int) error {
+	s := w.session(name)
+	if err := w.newCopyTable(s, table); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	for i := 1; i <= rows; i++ {
+		buf.WriteString(copyRow(i) + "\n")
+	}
+	ctx, cancel := w.stepCtx(time.Minute)
+	defer cancel()
+	_, s.lastErr = s.conn.PgConn().CopyFrom(ctx, &failingReader{r: &buf}, "COPY "+table+" FROM STDIN")
+	return nil
+}
+
+func (w *world) copyBadRow(name string, rows int, table string, bad int) error {
+	s := w.session(name)
+	if err := w.newCopyTable(s, table); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	for i := 1; i <= rows; i++ {
+		line := copyRow(i)
+		if i == bad {
+			line = fmt.Sprintf("%d\tbad\tnot-a-number", i)
+		}
+		buf.WriteString(line + "\n")
+	}
+	ctx, cancel := w.stepCtx(time.Minute)
+	defer cancel()
+	_, s.lastErr = s.conn.PgConn().CopyFrom(ctx, &buf, "COPY "+table+" FROM STDIN")
+	return nil
 }
 
 func (w *world) copyIn(name string, rows int, table string) error {

@@ -34,6 +34,39 @@ func registerRawSteps(sc *godog.ScenarioContext, w *world) {
 		return err
 	})
 	sc.Step(`^the proxy closes that connection within (\d+) seconds$`, w.rawClosedWithin)
+	sc.Step(`^a raw client sends an? (SSLRequest|GSSENCRequest) and gets "(.)"$`, w.rawEncryptionRequest)
+	sc.Step(`^a raw client sends "([^"]*)" instead of a StartupMessage$`, func(text string) error {
+		if err := w.dialRaw(); err != nil {
+			return err
+		}
+		_, err := w.raw.Write([]byte(strings.ReplaceAll(text, `\r\n`, "\r\n")))
+		return err
+	})
+	sc.Step(`^a raw client logs in as "([^"]*)"$`, func(user string) error {
+		return w.rawStartup(0, user, "application_name", "e2e-raw")
+	})
+	sc.Step(`^a raw client sends a StartupMessage as "([^"]*)" and never answers the password challenge$`,
+		func(user string) error {
+			if err := w.dialRaw(); err != nil {
+				return err
+			}
+			fe := pgproto3.NewFrontend(w.raw, w.raw)
+			fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersionNumber,
+				Parameters: map[string]string{"user": user, "database": "testdb"}})
+			if err := fe.Flush(); err != nil {
+				return err
+			}
+			_ = w.raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+			msg, err := fe.Receive()
+			if err != nil {
+				return err
+			}
+			if _, ok := msg.(*pgproto3.AuthenticationSASL); !ok {
+				return fmt.Errorf("first answer %T, want a SASL challenge", msg)
+			}
+			_ = w.raw.SetReadDeadline(time.Time{})
+			return nil
+		})
 	sc.Step(`^a CancelRequest with a random key is sent to the proxy$`, func() error {
 		var key [8]byte
 		_, _ = rand.Read(key[:])
@@ -123,11 +156,42 @@ func (w *world) sendCancel(pid uint32, key []byte) error {
 	return nil
 }
 
-// rawStartup sends a StartupMessage for protocol 3.minor with one protocol option and reads the
-// answers up to ReadyForQuery (trust authentication only).
-func (w *world) rawStartup(minor int, user, option, value string) error {
+// rawEncryptionRequest sends an SSLRequest or GSSENCRequest on a new raw connection and checks
+// the one-byte answer.
+func (w *world) rawEncryptionRequest(kind, want string) error {
 	if err := w.dialRaw(); err != nil {
 		return err
+	}
+	var msg pgproto3.FrontendMessage = &pgproto3.SSLRequest{}
+	if kind == "GSSENCRequest" {
+		msg = &pgproto3.GSSEncRequest{}
+	}
+	buf, err := msg.Encode(nil)
+	if err != nil {
+		return err
+	}
+	if _, err := w.raw.Write(buf); err != nil {
+		return err
+	}
+	_ = w.raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+	answer := make([]byte, 1)
+	if _, err := io.ReadFull(w.raw, answer); err != nil {
+		return fmt.Errorf("answer to %s: %w", kind, err)
+	}
+	if string(answer) != want {
+		return fmt.Errorf("%s answered %q, want %q", kind, answer, want)
+	}
+	return nil
+}
+
+// rawStartup sends a StartupMessage for protocol 3.minor with one extra option and reads the
+// answers up to ReadyForQuery (trust authentication only), on the raw connection already open
+// or on a new one.
+func (w *world) rawStartup(minor int, user, option, value string) error {
+	if w.raw == nil {
+		if err := w.dialRaw(); err != nil {
+			return err
+		}
 	}
 	_ = w.raw.SetDeadline(time.Now().Add(10 * time.Second))
 	fe := pgproto3.NewFrontend(w.raw, w.raw)

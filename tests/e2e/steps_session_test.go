@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cucumber/godog"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgproxy/pgproxy/tests/harness"
 )
 
 // session names a step's session: "" for "the session".
@@ -19,6 +24,36 @@ func registerSessionSteps(sc *godog.ScenarioContext, w *world) {
 		func(user, pass, transport, extra string) {
 			_, w.lastErr = w.connect(defaultSession, w.dsn(user, pass, transport, extra))
 		})
+	sc.Step(`^"([^"]*)" connects with password "([^"]*)" to database "([^"]*)"$`, func(user, pass, db string) {
+		dsn := strings.Replace(w.dsn(user, pass, "", ""), "/"+harness.TestDB+"?", "/"+db+"?", 1)
+		_, w.lastErr = w.connect(defaultSession, dsn)
+	})
+	sc.Step(`^the connection is not encrypted$`, func() error {
+		if _, ok := w.session("").conn.PgConn().Conn().(*tls.Conn); ok {
+			return fmt.Errorf("connection uses TLS")
+		}
+		return nil
+	})
+	sc.Step(`^session "(\w+)" disconnects abruptly$`, func(name string) error {
+		s := w.session(name)
+		_ = s.conn.PgConn().Conn().Close()
+		if s.running != nil {
+			<-s.running
+		}
+		delete(w.sessions, name)
+		return nil
+	})
+	sc.Step(`^the backend of session "(\w+)" is gone from pg_stat_activity within (\d+) seconds$`,
+		func(name string, secs int) error {
+			return w.pollSuperuser(fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE pid = %d",
+				w.backendPIDs[name]), "0", secs)
+		})
+	sc.Step(`^PostgreSQL has no session with application_name "([^"]*)" within (\d+) seconds$`,
+		func(app string, secs int) error {
+			return w.pollSuperuser(fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'", app), "0", secs)
+		})
+	sc.Step(`^(\d+) sessions as "([^"]*)" with application_name "([^"]*)" each run (\d+) queries at the same time$`,
+		w.concurrentSessions)
 	sc.Step(`^session "(\w+)" is connected as "([^"]*)"(?: over (plaintext|TLS|direct TLS))?$`,
 		func(name, user, transport string) error {
 			_, err := w.connect(name, w.dsn(user, passwords[user], transport, ""))
@@ -214,4 +249,68 @@ func (w *world) waitQuery(name string, secs int) error {
 	case <-time.After(time.Duration(secs) * time.Second):
 		return fmt.Errorf("query of session %q still running after %d s", name, secs)
 	}
+}
+
+// pollSuperuser runs sql as the superuser (bypassing the proxy) until it returns want.
+func (w *world) pollSuperuser(sql, want string, secs int) error {
+	deadline := time.Now().Add(time.Duration(secs) * time.Second)
+	for {
+		got, err := w.superuserValue(sql)
+		if err == nil && got == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %q (%v) after %d s, want %q", sql, got, err, secs, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// concurrentSessions opens n sessions at once, each running queries parameterised with its
+// own numbers and checking every answer, then closes them.
+func (w *world) concurrentSessions(n int, user, app string, queries int) error {
+	dsn := w.dsn(user, passwords[user], "", "application_name="+app)
+	ctx, cancel := w.stepCtx(time.Minute)
+	defer cancel()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- concurrentClient(ctx, dsn, i, queries)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var failed []string
+	for err := range errs {
+		if err != nil {
+			failed = append(failed, err.Error())
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d sessions failed:\n%s", len(failed), n, strings.Join(failed, "\n"))
+	}
+	return nil
+}
+
+// concurrentClient is one of the sessions of concurrentSessions.
+func concurrentClient(ctx context.Context, dsn string, id, queries int) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("session %d: connect: %w", id, err)
+	}
+	defer conn.Close(ctx)
+	for q := 0; q < queries; q++ {
+		var got int
+		var label string
+		if err := conn.QueryRow(ctx, "SELECT $1::int * 1000 + $2::int, $3::text", id, q, fmt.Sprint(id)).Scan(&got, &label); err != nil {
+			return fmt.Errorf("session %d query %d: %w", id, q, err)
+		}
+		if got != id*1000+q || label != fmt.Sprint(id) {
+			return fmt.Errorf("session %d query %d: got (%d, %q), another session's answer?", id, q, got, label)
+		}
+	}
+	return nil
 }

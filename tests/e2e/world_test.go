@@ -41,6 +41,8 @@ type world struct {
 	clientCerts *harness.Certs
 
 	sessions map[string]*session
+	// backendPIDs remembers each session's backend process, also after it disconnected.
+	backendPIDs map[string]int
 	// lastErr is the outcome of the last connection attempt or action of "the session".
 	lastErr error
 
@@ -89,7 +91,7 @@ func initializeScenario(sc *godog.ScenarioContext) {
 		if err != nil {
 			return ctx, err
 		}
-		*w = world{t: t, ctx: ctx, env: map[string]string{}, sessions: map[string]*session{},
+		*w = world{t: t, ctx: ctx, env: map[string]string{}, sessions: map[string]*session{}, backendPIDs: map[string]int{},
 			scratch: map[string]any{}}
 		return ctx, nil
 	})
@@ -169,7 +171,9 @@ func (w *world) dsn(user, pass, transport, extra string) string {
 	var q []string
 	switch transport {
 	case "", "plaintext":
-		q = append(q, "sslmode=disable")
+		if !strings.Contains(extra, "sslmode=") {
+			q = append(q, "sslmode=disable")
+		}
 	case "TLS", "direct TLS":
 		if w.clientCerts == nil {
 			w.t.Fatalf("the proxy has no TLS certificates in this scenario")
@@ -210,6 +214,7 @@ func (w *world) connect(name, dsn string) (*session, error) {
 	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&s.backendPID); err != nil {
 		return s, fmt.Errorf("pg_backend_pid: %w", err)
 	}
+	w.backendPIDs[name] = s.backendPID
 	return s, nil
 }
 
