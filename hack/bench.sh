@@ -16,6 +16,7 @@
 #   BENCH_SCALE     pgbench -i scale (10)
 #   BENCH_WARMUP    seconds of warm-up per target before measuring, 0 for none (3)
 #   BENCH_GO=0      skip the Go benchmark
+#   BENCH_RESULTS   file to copy every run's TPS to ("protocol clients target tps" lines)
 #   PG_BIN_DIR      PostgreSQL server programs (/usr/lib/postgresql/15/bin)
 #   LOG_LEVEL and other pgproxy variables pass through to the proxy (LOG_LEVEL defaults to warn).
 #
@@ -208,6 +209,10 @@ for proto in "${protocols[@]}"; do
 	done
 done
 echo
+if [ -n "${BENCH_RESULTS:-}" ]; then
+	cp "$results" "$BENCH_RESULTS"
+	log "every run's TPS: $BENCH_RESULTS"
+fi
 
 if [ "${BENCH_GO:-1}" != 0 ]; then
 	log "go test -run XXX -bench BenchmarkStreamDataRow -benchmem ./userspace/wire"

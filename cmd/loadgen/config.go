@@ -52,7 +52,7 @@ func parseConfig(args []string, stderr io.Writer) (*config, error) {
 		"total run time including ramp-up (with -idle, 0 holds until interrupted)")
 	fs.DurationVar(&cfg.Rampup, "rampup", 5*time.Second, "workers start evenly spread over this time")
 	fs.StringVar(&cfg.Query, "query", defaultQuery, "statement every worker runs in a loop")
-	queryFile := fs.String("query-file", "", "read the statement from this file instead of -query")
+	queryFile := fs.String("query-file", "", "read the statement from this file instead of -query (one statement; several only with -mode simple)")
 	fs.StringVar(&cfg.Mode, "mode", "simple",
 		"protocol: simple (Query), extended (unnamed Parse/Bind/Execute) or prepared (cached named statement)")
 	fs.BoolVar(&cfg.Idle, "idle", false,
