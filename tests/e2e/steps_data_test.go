@@ -78,9 +78,10 @@ func registerDataSteps(sc *godog.ScenarioContext, w *world) {
 		}
 		return fmt.Errorf("notices received: %q, want %q", got, text)
 	})
-	sc.Step(`^session "(\w+)" sees the server parameter "(\w+)" as "([^"]*)"$`, func(name, key, want string) error {
-		if got := w.session(name).conn.PgConn().ParameterStatus(key); got != want {
-			return fmt.Errorf("ParameterStatus %s = %q, want %q", key, got, want)
+	sc.Step(`^`+sessionRef+` sees the server parameter "(\w+)" (as|starting with) "([^"]*)"$`, func(name, key, how, want string) error {
+		got := w.session(name).conn.PgConn().ParameterStatus(key)
+		if got != want && (how == "as" || !strings.HasPrefix(got, want)) {
+			return fmt.Errorf("ParameterStatus %s = %q, want %s %q", key, got, how, want)
 		}
 		return nil
 	})

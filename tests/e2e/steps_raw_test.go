@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,6 +42,23 @@ func registerRawSteps(sc *godog.ScenarioContext, w *world) {
 		}
 		_, err := w.raw.Write([]byte(strings.ReplaceAll(text, `\r\n`, "\r\n")))
 		return err
+	})
+	sc.Step(`^a raw client starts TLS directly with ALPN "([^"]*)"$`, func(proto string) error {
+		return w.rawDirectTLS([]string{proto})
+	})
+	sc.Step(`^a raw client starting TLS directly without ALPN is turned away$`, func() error {
+		if err := w.rawDirectTLS(nil); err != nil {
+			w.t.Logf("TLS handshake without ALPN refused: %v", err)
+			return nil
+		}
+		// TLS 1.3 finishes the client's side of the handshake before the server's verdict
+		// arrives: the session must still not start.
+		if err := w.rawStartup(0, "trust_user", "application_name", "e2e-no-alpn"); err == nil {
+			return fmt.Errorf("a direct TLS connection without ALPN was served")
+		} else {
+			w.t.Logf("direct TLS without ALPN refused: %v", err)
+		}
+		return nil
 	})
 	sc.Step(`^a raw client logs in as "([^"]*)"$`, func(user string) error {
 		return w.rawStartup(0, user, "application_name", "e2e-raw")
@@ -153,6 +171,34 @@ func (w *world) sendCancel(pid uint32, key []byte) error {
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	data, err := io.ReadAll(conn)
 	w.scratch["cancel answer"] = rawAnswer{data: data, err: err}
+	return nil
+}
+
+// rawDirectTLS opens a connection that starts with a TLS ClientHello (no SSLRequest), offering
+// the given ALPN protocols and trusting the proxy's test CA.
+func (w *world) rawDirectTLS(alpn []string) error {
+	if w.clientCerts == nil {
+		return fmt.Errorf("the proxy has no TLS certificates in this scenario")
+	}
+	cfg, err := w.clientCerts.ClientTLSConfig("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	cfg.NextProtos = alpn
+	conn, err := net.DialTimeout("tcp", w.proxy.Addr(), 5*time.Second)
+	if err != nil {
+		return err
+	}
+	tc := tls.Client(conn, cfg)
+	_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
+	w.raw = tc
+	if err := tc.Handshake(); err != nil {
+		return err
+	}
+	_ = tc.SetDeadline(time.Time{})
+	if got := tc.ConnectionState().NegotiatedProtocol; len(alpn) > 0 && got != alpn[0] {
+		return fmt.Errorf("ALPN protocol %q, want %q", got, alpn[0])
+	}
 	return nil
 }
 

@@ -75,7 +75,13 @@ func registerServerSteps(sc *godog.ScenarioContext, w *world) {
 	})
 	sc.Step(`^the PostgreSQL server (stops|is killed|starts again)$`, w.serverLifecycle)
 	sc.Step(`^(/ready|/health) answers (\d+)(?: within (\d+) seconds)?$`, w.httpAnswers)
-	sc.Step(`^the proxy receives SIGTERM$`, func() { w.proxy.Signal(syscall.SIGTERM) })
+	sc.Step(`^the proxy receives (SIGTERM|SIGINT)$`, func(sig string) {
+		if sig == "SIGINT" {
+			w.proxy.Signal(syscall.SIGINT)
+			return
+		}
+		w.proxy.Signal(syscall.SIGTERM)
+	})
 	sc.Step(`^the proxy exits with code (\d+) within (\d+) seconds$`, w.proxyExits)
 	sc.Step(`^the proxy is still serving new sessions$`, w.stillServing)
 	sc.Step(`^new connections are refused$`, w.newConnectionsRefused)

@@ -164,8 +164,19 @@ func registerSessionSteps(sc *godog.ScenarioContext, w *world) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
-	sc.Step(`^session "(\w+)" sends a (\d+) MB query$`, func(name string, mb int) {
-		_, _ = w.run(name, "SELECT '"+strings.Repeat("x", mb<<20)+"' AS big")
+	sc.Step(`^session "(\w+)" sends a (\d+) (KB|MB) query$`, func(name string, n int, unit string) {
+		size := n << 10
+		if unit == "MB" {
+			size = n << 20
+		}
+		// The Query message is the text plus a few bytes of SQL and framing.
+		_, _ = w.run(name, "SELECT length('"+strings.Repeat("x", size-64)+"')")
+	})
+	sc.Step(`^the last statement of session "(\w+)" succeeded$`, func(name string) error {
+		if err := w.session(name).lastErr; err != nil {
+			return fmt.Errorf("last statement failed: %w (SQLSTATE %s)", err, sqlstateOf(err))
+		}
+		return nil
 	})
 	sc.Step(`^session "(\w+)" was ended with SQLSTATE "(\w+)"$`, func(name, code string) error {
 		s := w.session(name)

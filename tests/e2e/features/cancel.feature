@@ -26,3 +26,11 @@ Feature: Cancelling a running query
     And a CancelRequest with the process id of session "A" and a wrong secret key is sent to the proxy
     Then the proxy answered nothing and closed that connection
     And the query of session "A" succeeds within 5 seconds
+
+  Scenario: cancelling one session's query leaves another session's query running
+    Given session "B" is connected as "scram_user"
+    When session "A" starts "SELECT pg_sleep(2)"
+    And session "B" starts "SELECT pg_sleep(2)"
+    And session "A" cancels its query
+    Then the query of session "A" fails with SQLSTATE "57014" within 5 seconds
+    And the query of session "B" succeeds within 5 seconds

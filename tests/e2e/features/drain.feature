@@ -27,3 +27,10 @@ Feature: Graceful shutdown
     And the proxy receives SIGTERM
     Then the query of session "busy" fails with SQLSTATE "57P01" within 5 seconds
     And the proxy exits with code 0 within 5 seconds
+
+  Scenario: SIGINT drains like SIGTERM
+    Given a proxy in front of it
+    And session "idle" is connected as "scram_user"
+    When session "idle" disconnects
+    And the proxy receives SIGINT
+    Then the proxy exits with code 0 within 5 seconds

@@ -36,3 +36,21 @@ Feature: TLS between clients and the proxy
     And session "A" cancels its query
     Then the query of session "A" fails with SQLSTATE "57014" within 5 seconds
     And session "A" is still usable
+
+  Scenario: a hand-written direct TLS client with ALPN "postgresql" is served
+    Given a proxy with TLS for clients in front of it
+    When a raw client starts TLS directly with ALPN "postgresql"
+    And a raw client logs in as "trust_user"
+    Then the raw session runs "SELECT current_user" and gets "trust_user"
+
+  Scenario: direct TLS without ALPN is turned away, as PostgreSQL 17 does
+    Given a proxy with TLS for clients in front of it
+    Then a raw client starting TLS directly without ALPN is turned away
+    And the proxy is still serving new sessions
+
+  Scenario: a client that stalls after its SSLRequest is closed after STARTUP_TIMEOUT
+    Given a proxy with TLS for clients in front of it with:
+      | STARTUP_TIMEOUT | 1s |
+    When a raw client sends an SSLRequest and gets "S"
+    Then the proxy closes that connection within 4 seconds
+    And the proxy is still serving new sessions
