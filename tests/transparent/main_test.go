@@ -1,0 +1,85 @@
+//go:build linux
+
+package transparent
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cucumber/godog"
+
+	"github.com/pgproxy/pgproxy/tests/harness"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		// The test binary re-executed as a pgx client inside a cgroup or namespace.
+		os.Exit(helperMain())
+	}
+	os.Exit(harness.Run(m))
+}
+
+// TestTransparentFeatures runs every features/*.feature file as a subtest named after the
+// file, each scenario as a subtest of it. Set GODOG_TAGS to pick scenarios (e.g. "@tproxy").
+func TestTransparentFeatures(t *testing.T) {
+	preflight(t)
+	files, err := filepath.Glob(filepath.Join("features", "*.feature"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no feature files under features/: %v", err)
+	}
+	sweepStale(t)
+	bin := harness.BuildProxy(t)
+	suite := newSuiteState(t, bin)
+	t.Cleanup(suite.close)
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".feature")
+		t.Run(name, func(t *testing.T) {
+			s := godog.TestSuite{
+				Name:                name,
+				ScenarioInitializer: func(sc *godog.ScenarioContext) { initializeScenario(sc, suite) },
+				Options: &godog.Options{
+					Format:   "pretty",
+					Paths:    []string{f},
+					Tags:     os.Getenv("GODOG_TAGS"),
+					TestingT: t,
+					Strict:   true,
+					NoColors: true,
+				},
+			}
+			if status := s.Run(); status != 0 {
+				t.Errorf("feature %s: godog status %d", name, status)
+			}
+		})
+	}
+	suite.checkNothingLeft(t)
+}
+
+// preflight skips (fails in CI) when the machine cannot run transparent mode.
+func preflight(t *testing.T) {
+	t.Helper()
+	harness.RequireRoot(t)
+	harness.Require(t, "initdb", "postgres", "psql", "pgbench", "bpftool", "ip")
+	for _, pt := range []ebpf.ProgramType{ebpf.CGroupSockAddr, ebpf.SockOps, ebpf.CGroupSockopt, ebpf.SkMsg} {
+		if err := features.HaveProgramType(pt); err != nil {
+			harness.Unavailable(t, "eBPF program type %s not supported by this kernel: %v", pt, err)
+		}
+	}
+	if _, err := cgroup2Root(); err != nil {
+		harness.Unavailable(t, "no cgroup v2 hierarchy: %v", err)
+	}
+	if err := ensureBPFFS(); err != nil {
+		harness.Unavailable(t, "bpffs: %v", err)
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		harness.Unavailable(t, "iproute2 missing: %v", err)
+	}
+	if _, err := os.Stat("/proc/self/ns/net"); errors.Is(err, os.ErrNotExist) {
+		harness.Unavailable(t, "no network namespaces")
+	}
+}
