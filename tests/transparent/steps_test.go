@@ -78,6 +78,23 @@ func registerSteps(sc *godog.ScenarioContext, W func() *world) {
 			w := W()
 			return w.client(clientRun{kind: kind, at: w.where(where == "inside", ns), target: target})
 		})
+	sc.Step(`^psql in the (\w+) namespace cannot reach (\S+)$`, func(ns, target string) error {
+		w := W()
+		t, err := w.expand(target)
+		if err != nil {
+			return err
+		}
+		host, port, _ := net.SplitHostPort(t)
+		cmd := w.where(false, ns).command([]string{"psql", "-X", "-A", "-t", "-h", host, "-p", port,
+			"-U", harness.ScramUser, "-d", harness.TestDB, "-c", "SELECT 1"},
+			[]string{"PATH=" + os.Getenv("PATH"), "PGPASSWORD=" + harness.ScramPass, "PGCONNECT_TIMEOUT=3"})
+		out, err := cmd.CombinedOutput()
+		w.log("psql in the %s namespace without an agent: %v: %s", ns, err, strings.TrimSpace(string(out)))
+		if err == nil {
+			return fmt.Errorf("psql reached %s without the agent: %s", t, out)
+		}
+		return nil
+	})
 	sc.Step(`^pgbench -i runs (inside|outside) the cgroup against (\S+)$`, func(where, target string) error {
 		w := W()
 		return w.client(clientRun{kind: "pgbench-init", at: w.where(where == "inside", ""), target: target})
@@ -397,7 +414,7 @@ func (w *world) tproxyNamespaces() error {
 			return err
 		}
 	}
-	w.vars["clientaddr"], w.vars["nodein"] = inner+".1", nIn
+	w.vars["clientaddr"], w.vars["nodein"], w.vars["nodens"] = inner+".1", nIn, node.name
 	w.vars["nodeaddr"], w.vars["hostlink"] = outer+".2", outer+".1"
 	return nil
 }
