@@ -41,6 +41,28 @@ func registerDataSteps(sc *godog.ScenarioContext, w *world) {
 		}
 		return nil
 	})
+	sc.Step(`^session "(\w+)" copies (\d+) rows into a new table "(\w+)" with the extended protocol$`, w.extendedCopyIn)
+	sc.Step(`^session "(\w+)" reads table "(\w+)" with COPY TO STDOUT through the extended protocol$`, w.extendedCopyOut)
+	sc.Step(`^session "(\w+)" receives the notice "([^"]*)" within (\d+) seconds, before its statement ends$`,
+		func(name, text string, secs int) error {
+			s := w.session(name)
+			deadline := time.Now().Add(time.Duration(secs) * time.Second)
+			for time.Now().Before(deadline) {
+				for _, m := range s.noticeMessages() {
+					if m == text {
+						select {
+						case err := <-s.running:
+							s.running = nil
+							return fmt.Errorf("the statement had already ended (%v): the test proves nothing", err)
+						default:
+							return nil
+						}
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			return fmt.Errorf("notice %q not received within %d s while the statement runs (got %q)", text, secs, s.noticeMessages())
+		})
 	sc.Step(`^the COPY output is byte for byte what was copied in$`, func() error {
 		in, out := w.scratch["copy in sha256"], w.scratch["copy out sha256"]
 		if in == nil || out == nil || in != out {
@@ -144,6 +166,117 @@ func (w *world) copyBadRow(name string, rows int, table string, bad int) error {
 	ctx, cancel := w.stepCtx(time.Minute)
 	defer cancel()
 	_, s.lastErr = s.conn.PgConn().CopyFrom(ctx, &buf, "COPY "+table+" FROM STDIN")
+	return nil
+}
+
+// extendedCopyIn runs COPY FROM STDIN with Parse/Bind/Describe/Execute/Flush, sends the data
+// once the server asked for it, then CopyDone and Sync.
+func (w *world) extendedCopyIn(name string, rows int, table string) error {
+	s := w.session(name)
+	if err := w.newCopyTable(s, table); err != nil {
+		return err
+	}
+	fe := s.conn.PgConn().Frontend()
+	fe.SendParse(&pgproto3.Parse{Query: "COPY " + table + " FROM STDIN"})
+	fe.SendBind(&pgproto3.Bind{})
+	fe.SendDescribe(&pgproto3.Describe{ObjectType: 'P'})
+	fe.SendExecute(&pgproto3.Execute{})
+	fe.Send(&pgproto3.Flush{})
+	if err := w.flushRaw(s); err != nil {
+		return err
+	}
+	var seen []string
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			return fmt.Errorf("after %v: %w", seen, err)
+		}
+		seen = append(seen, fmt.Sprintf("%T", msg))
+		if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+			return fmt.Errorf("COPY: %s (SQLSTATE %s)", e.Message, e.Code)
+		}
+		if _, ok := msg.(*pgproto3.CopyInResponse); ok {
+			break
+		}
+	}
+	var chunk []byte
+	for i := 1; i <= rows; i++ {
+		chunk = append(chunk, copyRow(i)+"\n"...)
+		if len(chunk) > 32<<10 || i == rows {
+			fe.Send(&pgproto3.CopyData{Data: chunk})
+			if err := w.flushRaw(s); err != nil {
+				return err
+			}
+			chunk = chunk[:0]
+		}
+	}
+	fe.Send(&pgproto3.CopyDone{})
+	fe.SendSync(&pgproto3.Sync{})
+	if err := w.flushRaw(s); err != nil {
+		return err
+	}
+	var tag string
+	var failure error
+	err := w.receiveUntilReady(s, func(msg pgproto3.BackendMessage) {
+		switch m := msg.(type) {
+		case *pgproto3.CommandComplete:
+			tag = string(m.CommandTag)
+		case *pgproto3.ErrorResponse:
+			failure = fmt.Errorf("COPY: %s (SQLSTATE %s)", m.Message, m.Code)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if failure != nil {
+		return failure
+	}
+	if tag != fmt.Sprintf("COPY %d", rows) {
+		return fmt.Errorf("command tag %q, want COPY %d", tag, rows)
+	}
+	w.scratch["copy rows"] = rows
+	return nil
+}
+
+// extendedCopyOut runs COPY TO STDOUT as one pipelined Parse/Bind/Execute/Sync and checks
+// the data against copyRow.
+func (w *world) extendedCopyOut(name, table string) error {
+	s := w.session(name)
+	rows, _ := w.scratch["copy rows"].(int)
+	fe := s.conn.PgConn().Frontend()
+	fe.SendParse(&pgproto3.Parse{Query: "COPY (SELECT * FROM " + table + " ORDER BY id) TO STDOUT"})
+	fe.SendBind(&pgproto3.Bind{})
+	fe.SendExecute(&pgproto3.Execute{})
+	fe.SendSync(&pgproto3.Sync{})
+	if err := w.flushRaw(s); err != nil {
+		return err
+	}
+	var data bytes.Buffer
+	var tag string
+	var failure error
+	err := w.receiveUntilReady(s, func(msg pgproto3.BackendMessage) {
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			data.Write(m.Data)
+		case *pgproto3.CommandComplete:
+			tag = string(m.CommandTag)
+		case *pgproto3.ErrorResponse:
+			failure = fmt.Errorf("COPY: %s (SQLSTATE %s)", m.Message, m.Code)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if failure != nil {
+		return failure
+	}
+	var want bytes.Buffer
+	for i := 1; i <= rows; i++ {
+		want.WriteString(copyRow(i) + "\n")
+	}
+	if tag != fmt.Sprintf("COPY %d", rows) || !bytes.Equal(data.Bytes(), want.Bytes()) {
+		return fmt.Errorf("COPY TO: tag %q and %d bytes, want COPY %d and %d bytes", tag, data.Len(), rows, want.Len())
+	}
 	return nil
 }
 

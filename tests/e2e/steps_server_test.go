@@ -23,6 +23,11 @@ func registerServerSteps(sc *godog.ScenarioContext, w *world) {
 		w.pg, w.dedicated = harness.StartPostgres(w.t, harness.PGOptions{}), true
 	})
 	sc.Step(`^a PostgreSQL server with TLS$`, func() { w.pg = sharedTLSCluster(w.t) })
+	sc.Step(`^a dedicated PostgreSQL server with max_connections (\d+)$`, func(n int) {
+		w.pg = harness.StartPostgres(w.t, harness.PGOptions{Conf: []string{
+			fmt.Sprintf("max_connections = %d", n), "superuser_reserved_connections = 1"}})
+		w.dedicated = true
+	})
 	sc.Step(`^a proxy in front of it$`, func() { w.startProxy(nil) })
 	sc.Step(`^a proxy in front of it with:$`, func(tbl *godog.Table) error {
 		env, err := tableEnv(tbl)
@@ -158,6 +163,9 @@ func (w *world) proxyExits(code, within int) error {
 func (w *world) stillServing() error {
 	s, err := w.connect("probe", w.dsn(harness.ScramUser, harness.ScramPass, "", ""))
 	if err != nil {
+		if pe := pgError(err); pe != nil {
+			return fmt.Errorf("new session through the proxy: %w (detail: %s)", err, pe.Detail)
+		}
 		return fmt.Errorf("new session through the proxy: %w", err)
 	}
 	ctx, cancel := w.stepCtx(10 * time.Second)

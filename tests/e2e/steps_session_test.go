@@ -88,6 +88,7 @@ func registerSessionSteps(sc *godog.ScenarioContext, w *world) {
 		if got := sqlstateOf(w.lastErr); got != code {
 			return fmt.Errorf("connection error %v: SQLSTATE %s, want %s", w.lastErr, got, code)
 		}
+		w.t.Logf("connection refused as expected: %v", w.lastErr)
 		return nil
 	})
 	sc.Step(`^the connection fails in the client with an error mentioning "([^"]*)"$`, func(text string) error {

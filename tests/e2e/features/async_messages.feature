@@ -27,3 +27,8 @@ Feature: Messages the server sends on its own
   Scenario: the FunctionCall message (libpq's fast-path interface)
     When session "listener" calls "int4pl" with 40 and 2 through a FunctionCall message and gets 42
     Then session "listener" is still usable
+
+  Scenario: a notice reaches the client while its statement still runs
+    When session "listener" starts "DO $$ BEGIN RAISE NOTICE 'step 1 of 2'; PERFORM pg_sleep(3); END $$"
+    Then session "listener" receives the notice "step 1 of 2" within 2 seconds, before its statement ends
+    And the query of session "listener" succeeds within 5 seconds

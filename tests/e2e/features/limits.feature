@@ -54,9 +54,28 @@ Feature: Limits that protect the proxy and the database
     And the proxy is still serving new sessions
     And the metric pgproxy_rejected_connections_total{reason="startup_timeout"} is 1
 
+  Scenario: STARTUP_TIMEOUT does not apply once a session is logged in
+    Given a proxy in front of it with:
+      | STARTUP_TIMEOUT | 2s |
+    And session "A" is connected as "scram_user"
+    When session "A" runs "SELECT pg_sleep(2.5)"
+    And session "A" runs "SELECT pg_sleep(1)"
+    Then session "A" is still usable
+
+  Scenario: PostgreSQL's own "too many clients" is relayed
+    Given a dedicated PostgreSQL server with max_connections 3
+    And a proxy in front of it
+    And session "A" is connected as "scram_user"
+    And session "B" is connected as "scram_user"
+    When "scram_user" connects with password "scram_pass"
+    Then the connection is refused with SQLSTATE "53300"
+    And the metric pgproxy_errors_total{class="53"} is 1
+    And the metric pgproxy_auth_failures_total{reason="backend_too_many_connections"} is 1
+    And session "A" is still usable
+
   Scenario: a client that stops in the middle of its StartupMessage is closed after STARTUP_TIMEOUT
     Given a proxy in front of it with:
-      | STARTUP_TIMEOUT | 1s |
+      | STARTUP_TIMEOUT | 2s |
     When a raw client connects and sends only the first 6 bytes of a StartupMessage
-    Then the proxy closes that connection within 4 seconds
+    Then the proxy closes that connection within 6 seconds
     And the proxy is still serving new sessions

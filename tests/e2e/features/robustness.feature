@@ -49,9 +49,9 @@ Feature: Sessions come and go cleanly
 
   Scenario: a client that never answers the password challenge is closed after STARTUP_TIMEOUT
     Given a proxy in front of it with:
-      | STARTUP_TIMEOUT | 1s |
+      | STARTUP_TIMEOUT | 2s |
     When a raw client sends a StartupMessage as "scram_user" and never answers the password challenge
-    Then the proxy closes that connection within 4 seconds
+    Then the proxy closes that connection within 6 seconds
     And the proxy is still serving new sessions
 
   Scenario: something that is not PostgreSQL is turned away
@@ -64,6 +64,8 @@ Feature: Sessions come and go cleanly
     Given a proxy in front of it
     When "scram_user" connects with password "scram_pass" to database "e2e_no_such_db"
     Then the connection is refused with SQLSTATE "3D000"
+    And the metric pgproxy_errors_total{class="3D"} is 1
+    And the metric pgproxy_auth_failures_total{reason="unknown_database"} is 1
 
   Scenario: a COPY aborted by the client, and one with a bad row, leave the session usable
     Given a proxy in front of it

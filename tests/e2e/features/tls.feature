@@ -50,7 +50,7 @@ Feature: TLS between clients and the proxy
 
   Scenario: a client that stalls after its SSLRequest is closed after STARTUP_TIMEOUT
     Given a proxy with TLS for clients in front of it with:
-      | STARTUP_TIMEOUT | 1s |
+      | STARTUP_TIMEOUT | 2s |
     When a raw client sends an SSLRequest and gets "S"
-    Then the proxy closes that connection within 4 seconds
+    Then the proxy closes that connection within 6 seconds
     And the proxy is still serving new sessions
