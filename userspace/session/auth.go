@@ -230,6 +230,8 @@ func (s *Session) authRefusedByBackend(msg []byte) error {
 		reason = "unknown_database"
 	case "53300":
 		reason = "backend_too_many_connections"
+	case "57P03":
+		reason = "backend_starting_up"
 	}
 	s.Metrics.AuthFailure(reason)
 	s.Metrics.Error(code)
@@ -261,10 +263,9 @@ func (s *Session) relayUntilReady() error {
 				return err
 			}
 		case 'E':
-			s.Metrics.Error(wire.ErrorCode(msg))
-			s.cw.Write(msg)
-			s.cw.Flush()
-			return errSessionOver
+			// PostgreSQL checks the database, connection limits and the
+			// role's login right after the password exchange.
+			return s.authRefusedByBackend(msg)
 		case 'Z':
 			if _, err := s.cw.Write(msg); err != nil {
 				return err

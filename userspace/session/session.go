@@ -77,6 +77,9 @@ type Session struct {
 	// skipToSync discards client messages until Sync after a refused Parse.
 	skipToSync bool
 
+	// noPlainErrors is set while a TLS handshake is under way.
+	noPlainErrors bool
+
 	fatal        atomic.Pointer[wire.Error]
 	backendFatal bool
 	clientEnded  atomic.Bool
@@ -160,6 +163,10 @@ func (s *Session) endWithError(err error) {
 	if errors.Is(err, errSessionOver) {
 		return
 	}
+	if errors.Is(err, errSilentClose) {
+		s.Log.Info("connection closed", "reason", err.Error())
+		return
+	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 		s.Log.Debug("client went away during startup")
 		return
@@ -180,8 +187,14 @@ func (s *Session) endWithError(err error) {
 	s.Log.Info("session ended", "err", err)
 }
 
+// errSilentClose ends a connection without an ErrorResponse.
+var errSilentClose = errors.New("closed without a message")
+
 // sendError writes a FATAL error to the client directly (outside the relay).
 func (s *Session) sendError(e *wire.Error) {
+	if s.noPlainErrors {
+		return
+	}
 	s.Metrics.Error([]byte(e.Code))
 	s.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
 	s.client.Write(wire.AppendError(nil, e))

@@ -67,14 +67,20 @@ func (s *Session) startTLS(ctx context.Context, direct bool) error {
 		conn = &prefixConn{Conn: conn, prefix: []byte{wire.DirectTLSRecord}}
 	}
 	tc := tls.Server(conn, s.Config.ClientTLS)
+	// From here on a plaintext error would corrupt the client's TLS stream:
+	// failures before the handshake completes just close the connection.
+	s.noPlainErrors = true
 	if err := tc.HandshakeContext(ctx); err != nil {
 		s.Metrics.Rejected("tls_handshake")
 		return fmt.Errorf("client TLS handshake: %w", err)
 	}
 	if direct && tc.ConnectionState().NegotiatedProtocol != "postgresql" {
+		// As PostgreSQL 17 does: close without a word.
 		s.Metrics.Rejected("tls_handshake")
-		return fmt.Errorf("%w: direct TLS without ALPN \"postgresql\"", wire.ErrProtocol)
+		tc.Close()
+		return fmt.Errorf("%w: direct TLS without ALPN \"postgresql\"", errSilentClose)
 	}
+	s.noPlainErrors = false
 	s.client = tc
 	s.clientTLS = true
 	return nil
