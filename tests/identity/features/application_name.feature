@@ -1,0 +1,83 @@
+Feature: The audited application_name cannot be changed by the client
+  A token session starts with application_name = jwt:<identity>. Statements that would change
+  it are refused with SQLSTATE 42501 and the session goes on; anything that changes it where
+  the statement check cannot see (a function, a DO block) ends the session with FATAL 42501
+  as soon as PostgreSQL reports the new value.
+
+  Background:
+    Given the PostgreSQL service account "svc_proxy" with a SCRAM password
+    And a local OIDC issuer
+    And the proxy runs with token authentication
+    And a Keycloak token for "alice@example.com"
+    And pgx connects with the token
+    And the login succeeds
+
+  Scenario Outline: <statement> is refused and the session goes on
+    When the session runs "<statement>"
+    Then the statement fails with SQLSTATE 42501 and a message containing "application_name is set by pgproxy to the authenticated identity and cannot be changed"
+    And the session is still usable and application_name is "jwt:alice@example.com"
+
+    Examples:
+      | statement                                                       |
+      | SET application_name = 'x'                                      |
+      | SET SESSION application_name TO 'x'                             |
+      | set Application_Name = DEFAULT                                  |
+      | RESET application_name                                          |
+      | SELECT set_config('application_name', 'x', false)               |
+      | SELECT pg_catalog.set_config('application_name', 'x', false)    |
+      | SELECT set_config(lower('APPLICATION_NAME'), 'x', false)        |
+      | UPDATE pg_settings SET setting = 'x' WHERE name = 'application_name' |
+      | SELECT 1; SET application_name = 'x'                            |
+
+  Scenario: set_config through the extended protocol with a parameter is refused
+    When the session runs "SELECT set_config('application_name', $1, false)" with the parameter "x"
+    Then the statement fails with SQLSTATE 42501 and a message containing "cannot be changed"
+    And the session is still usable and application_name is "jwt:alice@example.com"
+    When the session runs "SELECT $1::text || '!'" with the parameter "still here"
+    Then the statement succeeds with "still here!"
+
+  Scenario: other settings can still be changed, and RESET ALL keeps the identity
+    When the session runs "SET search_path = public"
+    Then the statement succeeds with ""
+    When the session runs "SELECT set_config('statement_timeout', '5s', false)"
+    Then the statement succeeds with "5s"
+    When the session runs "RESET ALL"
+    Then the statement succeeds with ""
+    And the session is still usable and application_name is "jwt:alice@example.com"
+
+  Scenario: a function that changes application_name inside ends the session (the backstop)
+    Given a plpgsql function "rename_me(text)" that calls set_config('application_name', $1, false) inside
+    When the session runs "SELECT rename_me('somebody-else')"
+    Then the session is ended with a FATAL error 42501 saying "application_name is set by pgproxy for auditing and cannot be changed"
+
+  Scenario: a DO block that changes application_name ends the session (the backstop)
+    When the session runs "DO $$ BEGIN PERFORM set_config('application_name', 'somebody-else', false); END $$"
+    Then the session is ended with a FATAL error 42501 saying "cannot be changed"
+
+  Scenario: a fast-path FunctionCall of set_config ends the session (the backstop)
+    When the session calls set_config('application_name', 'x', false) through a fast-path FunctionCall
+    Then the session is ended with a FATAL error 42501 saying "cannot be changed"
+
+  Scenario: a refused statement inside a transaction block does not abort the transaction
+    # Documented limit: the refused statement never reaches PostgreSQL, so the transaction
+    # stays open and usable (PostgreSQL itself would mark it failed until ROLLBACK).
+    When the session runs "CREATE TABLE IF NOT EXISTS identity_tx (who text)"
+    And the session runs "BEGIN"
+    And the session runs "INSERT INTO identity_tx VALUES ('before')"
+    And the session runs "SET application_name = 'x'"
+    Then the statement fails with SQLSTATE 42501 and a message containing "cannot be changed"
+    And the session's transaction status is "T"
+    When the session runs "INSERT INTO identity_tx VALUES ('after')"
+    Then the statement succeeds with ""
+    When the session runs "ROLLBACK"
+    And the session runs "SELECT count(*) FROM identity_tx"
+    Then the statement succeeds with "0"
+
+  Scenario: a refused statement in a pipeline: what was sent before it is answered, what follows until Sync is skipped
+    When the session runs "CREATE TABLE IF NOT EXISTS identity_pipe (n int)"
+    And the session runs "TRUNCATE identity_pipe"
+    And the session sends one pipeline: insert 1, set_config('application_name', $1, false), insert 2
+    Then the pipeline fails with SQLSTATE 42501
+    And the session is still usable and application_name is "jwt:alice@example.com"
+    When the session runs "SELECT coalesce(string_agg(n::text, ',' ORDER BY n), '') FROM identity_pipe"
+    Then the statement succeeds with "1"
