@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,6 +28,18 @@ func registerServerSteps(sc *godog.ScenarioContext, w *world) {
 		w.pg = harness.StartPostgres(w.t, harness.PGOptions{Conf: []string{
 			fmt.Sprintf("max_connections = %d", n), "superuser_reserved_connections = 1"}})
 		w.dedicated = true
+	})
+	sc.Step(`^a dedicated PostgreSQL server listening on IPv6 loopback$`, func() {
+		w.pg = harness.StartPostgres(w.t, harness.PGOptions{ListenAddr: "::1"})
+		w.dedicated = true
+	})
+	sc.Step(`^a proxy listening on IPv6 loopback in front of it$`, func() error {
+		addr, err := harness.FreeAddr("::1")
+		if err != nil {
+			return err
+		}
+		w.startProxy(map[string]string{"LISTEN_ADDR": addr})
+		return nil
 	})
 	sc.Step(`^a proxy in front of it$`, func() { w.startProxy(nil) })
 	sc.Step(`^a proxy in front of it with:$`, func(tbl *godog.Table) error {
@@ -89,6 +102,12 @@ func registerServerSteps(sc *godog.ScenarioContext, w *world) {
 	})
 	sc.Step(`^the proxy exits with code (\d+) within (\d+) seconds$`, w.proxyExits)
 	sc.Step(`^the proxy is still serving new sessions$`, w.stillServing)
+	sc.Step(`^the proxy log never contains "([^"]*)"$`, func(secret string) error {
+		if logs := w.proxy.Logs(); strings.Contains(logs, secret) {
+			return fmt.Errorf("the proxy log contains %q:\n%s", secret, logs)
+		}
+		return nil
+	})
 	sc.Step(`^new connections are refused$`, w.newConnectionsRefused)
 	sc.Step(`^the superuser terminates the backend of session "(\w+)"$`, w.terminateBackend)
 }

@@ -130,6 +130,12 @@ func registerSessionSteps(sc *godog.ScenarioContext, w *world) {
 		}
 		return nil
 	})
+	sc.Step(`^`+sessionRef+` runs "([^"]*)" with the parameter "([^"]*)"$`, func(name, sql, param string) error {
+		ctx, cancel := w.stepCtx(30 * time.Second)
+		defer cancel()
+		_, err := w.session(name).conn.Exec(ctx, sql, param)
+		return err
+	})
 	sc.Step(`^`+sessionRef+` is still usable$`, func(name string) error {
 		return w.runAndGet(name, "SELECT 'still here'", "still here")
 	})

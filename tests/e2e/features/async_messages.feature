@@ -1,3 +1,4 @@
+@async-messages
 Feature: Messages the server sends on its own
   Notifications, notices and parameter changes reach the client through the proxy, including
   a notification that arrives while the client is idle.

@@ -1,3 +1,4 @@
+@auth
 Feature: Client authentication through the proxy
   The proxy relays the database's own password challenge to the client, so every user logs in
   with the credentials and the method PostgreSQL already has for them. MD5 is weak and is

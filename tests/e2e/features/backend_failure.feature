@@ -1,3 +1,4 @@
+@backend-failure
 Feature: Backend failures stay contained
   When PostgreSQL ends one backend connection, only the client of that connection sees an
   error. When the whole server goes away, clients get an error, /ready reports it, and new
@@ -23,6 +24,7 @@ Feature: Backend failures stay contained
     Then the query of session "A" fails with one of SQLSTATE "57P01 08006" within 5 seconds
     And session "B" is still usable
 
+  @dedicated-server
   Scenario: the whole server is killed and started again
     Given a dedicated PostgreSQL server
     And a proxy in front of it

@@ -1,3 +1,4 @@
+@cancel
 Feature: Cancelling a running query
   The proxy gives each client its own cancel key. A CancelRequest with that key cancels the
   client's query on the right backend; any other key does nothing and gets no answer.

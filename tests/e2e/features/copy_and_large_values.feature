@@ -1,3 +1,4 @@
+@copy-and-large-values
 Feature: COPY and large values
   Bulk loads and exports go through the proxy unchanged, and single values of tens of
   megabytes travel both ways within MAX_MESSAGE_SIZE_MB.

@@ -1,3 +1,4 @@
+@drain
 Feature: Graceful shutdown
   On SIGTERM the proxy stops accepting clients and reports not-ready, lets running statements
   finish, and exits with status 0. Sessions still busy after SHUTDOWN_DRAIN_TIMEOUT are closed

@@ -1,3 +1,4 @@
+@extended-protocol
 Feature: Extended query protocol
   Drivers pipeline Parse/Bind/Describe/Execute messages, use named statements and portals, and
   binary formats. The proxy relays them in order and keeps the session in step with the server.

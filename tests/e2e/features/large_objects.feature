@@ -1,3 +1,4 @@
+@large-objects
 Feature: Large objects with psql (FunctionCall messages)
   psql's \lo_import and \lo_export use libpq's large-object interface, which calls lo_open,
   lowrite, loread and lo_close with FunctionCall messages, not SQL. They work through the proxy.

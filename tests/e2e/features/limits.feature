@@ -1,3 +1,4 @@
+@limits
 Feature: Limits that protect the proxy and the database
   Too many connections, oversize messages and clients that never finish their startup end
   that one connection with a clear error. The proxy goes on serving everyone else.
@@ -62,6 +63,7 @@ Feature: Limits that protect the proxy and the database
     And session "A" runs "SELECT pg_sleep(1)"
     Then session "A" is still usable
 
+  @dedicated-server
   Scenario: PostgreSQL's own "too many clients" is relayed
     Given a dedicated PostgreSQL server with max_connections 3
     And a proxy in front of it

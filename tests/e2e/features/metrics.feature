@@ -1,3 +1,4 @@
+@metrics
 Feature: Prometheus metrics
   /metrics on HEALTH_CHECK_ADDR exposes what an operator watches: connections, statement
   latency, bytes relayed, errors by SQLSTATE class and refused connections by reason.

@@ -1,3 +1,4 @@
+@protocol
 Feature: Protocol versions
   A client may ask for a newer minor protocol version and for protocol options (_pq_.*). The
   proxy answers with NegotiateProtocolVersion, as PostgreSQL does, and the session goes on in

@@ -1,7 +1,9 @@
+@readiness
 Feature: Readiness follows the backend
   /ready answers 200 only while a backend connection can be opened, so a load balancer stops
   sending clients to a proxy whose database is down. /health stays 200: the proxy is alive.
 
+  @dedicated-server
   Scenario: /ready turns 503 while PostgreSQL is stopped and 200 when it is back
     Given a dedicated PostgreSQL server
     And a proxy in front of it

@@ -1,3 +1,4 @@
+@robustness
 Feature: Sessions come and go cleanly
   Clients that disconnect abruptly, misbehave during startup or abort a COPY do not leave
   backend connections behind and do not disturb other sessions.

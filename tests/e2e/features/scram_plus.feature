@@ -1,3 +1,4 @@
+@scram-plus
 Feature: SCRAM channel binding when both links use TLS
   The client's TLS channel ends at the proxy, and the proxy opens its own TLS channel to
   PostgreSQL, so SCRAM-SHA-256-PLUS (channel binding) cannot work end to end. The proxy removes

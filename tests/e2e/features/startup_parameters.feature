@@ -1,3 +1,4 @@
+@startup-parameters
 Feature: Startup parameters reach PostgreSQL
   What a client puts in its StartupMessage (application_name, search_path, options with -c
   settings) is what PostgreSQL applies, and the server's ParameterStatus messages reach the

@@ -1,3 +1,4 @@
+@tls
 Feature: TLS between clients and the proxy
   With TLS_ENABLED the proxy terminates client TLS with its own certificate. Clients can verify
   it (sslmode=verify-full), the operator can refuse plaintext clients, and PostgreSQL 17 clients
