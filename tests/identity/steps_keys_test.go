@@ -27,6 +27,10 @@ func (w *world) registerKeySteps(sc *godog.ScenarioContext) {
 	sc.Step(`^the issuer served at most (\d+) JWKS downloads? since it was noted$`, w.jwksAtMost)
 	sc.Step(`^the issuer served at most one JWKS download per 10 seconds since it was noted, plus one$`, w.jwksRateBounded)
 	sc.Step(`^(\d+) seconds have passed since the proxy started$`, w.sinceStart)
+	sc.Step(`^(\d+) seconds pass$`, func(secs int) error {
+		time.Sleep(time.Duration(secs) * time.Second)
+		return nil
+	})
 	sc.Step(`^(\d+) logins with tokens signed by unknown keys are attempted, (\d+) at a time$`, w.flood)
 	sc.Step(`^every one of them is refused with SQLSTATE (\w+) and a message containing "(.*)"$`, w.floodRefused)
 }

@@ -87,3 +87,16 @@ Feature: Token login onto the service account
     When the session runs "RESET ALL"
     Then the statement succeeds with ""
     And the session is still usable and application_name is "jwt:zo??.m??ller@example.com"
+
+  Scenario: the token is checked at login only: a session outlives the token's expiry
+    Given the proxy runs with token authentication and:
+      | OIDC_CLOCK_LEEWAY | 0 |
+    And a Keycloak token for "alice@example.com" with:
+      | expires in | 2s |
+    When pgx connects with the token
+    Then the login succeeds
+    Given 3 seconds pass
+    When the session runs "SELECT current_setting('application_name')"
+    Then the statement succeeds with "jwt:alice@example.com"
+    When pgx connects with the token
+    Then the login is refused with SQLSTATE 28000 and a message containing "token expired at"
