@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,7 +44,7 @@ func registerServerSteps(sc *godog.ScenarioContext, w *world) {
 	})
 	sc.Step(`^a proxy in front of it$`, func() { w.startProxy(nil) })
 	sc.Step(`^a proxy in front of it with:$`, func(tbl *godog.Table) error {
-		env, err := tableEnv(tbl)
+		env, err := w.tableEnv(tbl)
 		if err != nil {
 			return err
 		}
@@ -55,11 +56,11 @@ func registerServerSteps(sc *godog.ScenarioContext, w *world) {
 		w.startProxy(nil)
 	})
 	sc.Step(`^a proxy with TLS for clients in front of it with:$`, func(tbl *godog.Table) error {
-		env, err := tableEnv(tbl)
+		w.enableClientTLS()
+		env, err := w.tableEnv(tbl)
 		if err != nil {
 			return err
 		}
-		w.enableClientTLS()
 		w.startProxy(env)
 		return nil
 	})
@@ -112,14 +113,34 @@ func registerServerSteps(sc *godog.ScenarioContext, w *world) {
 	sc.Step(`^the superuser terminates the backend of session "(\w+)"$`, w.terminateBackend)
 }
 
-// tableEnv reads a two-column table of proxy environment variables.
-func tableEnv(tbl *godog.Table) (map[string]string, error) {
+// tableEnv reads a two-column table of proxy environment variables. The value {client CA}
+// names the CA of the proxy's own client certificates, which did not sign PostgreSQL's;
+// {backend URL with sslmode=MODE} is the server's URL with that sslmode.
+func (w *world) tableEnv(tbl *godog.Table) (map[string]string, error) {
 	env := map[string]string{}
 	for _, row := range tbl.Rows {
 		if len(row.Cells) != 2 {
 			return nil, fmt.Errorf("proxy settings need two columns (name | value), got %d", len(row.Cells))
 		}
-		env[row.Cells[0].Value] = row.Cells[1].Value
+		v := row.Cells[1].Value
+		switch {
+		case v == "{client CA}":
+			if w.clientCerts == nil {
+				w.enableClientTLS()
+			}
+			v = w.clientCerts.CAFile
+		case strings.HasPrefix(v, "{backend URL with sslmode="):
+			mode := strings.TrimSuffix(strings.TrimPrefix(v, "{backend URL with sslmode="), "}")
+			u, err := url.Parse(w.cluster().BackendURL(harness.TestDB))
+			if err != nil {
+				return nil, err
+			}
+			q := u.Query()
+			q.Set("sslmode", mode)
+			u.RawQuery = q.Encode()
+			v = u.String()
+		}
+		env[row.Cells[0].Value] = v
 	}
 	return env, nil
 }

@@ -11,6 +11,9 @@ Feature: Readiness follows the backend
     When the PostgreSQL server stops
     Then /ready answers 503 within 5 seconds
     And /health answers 200
+    When "scram_user" connects with password "scram_pass"
+    Then the connection is refused with SQLSTATE "08006"
+    And the metric pgproxy_rejected_connections_total{reason="backend_unavailable"} is 1
     When the PostgreSQL server starts again
     Then /ready answers 200 within 10 seconds
     And the proxy is still serving new sessions

@@ -29,3 +29,4 @@ Feature: SCRAM channel binding when both links use TLS
   Scenario: a client that requires channel binding fails in the client
     When "scram_user" connects with password "scram_pass" over TLS with "channel_binding=require"
     Then the connection fails in the client with an error mentioning "channel binding"
+
