@@ -25,6 +25,8 @@ func (w *world) registerStatementSteps(sc *godog.ScenarioContext) {
 	sc.Step(`^the session's transaction status is "(\w)"$`, w.txStatus)
 	sc.Step(`^the session sends one pipeline: insert 1, set_config\('application_name', \$1, false\), insert 2$`, w.pipeline)
 	sc.Step(`^the pipeline fails with SQLSTATE (\w+)$`, w.pipelineFails)
+	sc.Step(`^pgx connects (\d+) times with the token and the startup parameter "([^"]*)" set to "([^"]*)"$`, w.startupParam)
+	sc.Step(`^every one of those sessions has application_name "([^"]*)"$`, w.probesAll)
 	sc.Step(`^the session is ended with a FATAL error (\w+) saying "(.*)"$`, w.sessionEnded)
 }
 
@@ -207,4 +209,41 @@ func (w *world) pipeline() error {
 
 func (w *world) pipelineFails(code string) error {
 	return checkRefusal(w.stmtErr, w.token, code, "")
+}
+
+// startupParam logs in n times with an extra startup parameter and records, per session, the
+// application_name PostgreSQL has (or the login error).
+func (w *world) startupParam(n int, name, value string) error {
+	w.probes = nil
+	for range n {
+		cfg, err := w.pgxConfig(harness.TestDB, "verify-full")
+		if err != nil {
+			return err
+		}
+		cfg.RuntimeParams[name] = value
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			cancel()
+			w.probes = append(w.probes, "login failed: "+err.Error())
+			continue
+		}
+		got, err := queryRows(ctx, conn, "SELECT current_setting('application_name')")
+		if err != nil {
+			got = "query failed: " + err.Error()
+		}
+		w.probes = append(w.probes, got+" (client told "+conn.PgConn().ParameterStatus("application_name")+")")
+		_ = conn.Close(ctx)
+		cancel()
+	}
+	return nil
+}
+
+func (w *world) probesAll(want string) error {
+	for i, got := range w.probes {
+		if got != want+" (client told "+want+")" {
+			return fmt.Errorf("session %d of %d: %s, want %s", i+1, len(w.probes), got, want)
+		}
+	}
+	return nil
 }

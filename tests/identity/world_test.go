@@ -41,9 +41,10 @@ type world struct {
 	token   string   // the token the next login presents
 	tokens  []string // every token presented to a proxy, for the log check
 	conn    *pgx.Conn
-	connErr error  // outcome of the last login
-	result  string // rows of the last query: columns joined by "|", rows by "\n"
-	stmtErr error  // outcome of the last statement
+	connErr error    // outcome of the last login
+	result  string   // rows of the last query: columns joined by "|", rows by "\n"
+	stmtErr error    // outcome of the last statement
+	probes  []string // application_name seen by each of several sessions
 
 	// key rotation and flood bookkeeping
 	retiredToken string

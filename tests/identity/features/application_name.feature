@@ -81,3 +81,19 @@ Feature: The audited application_name cannot be changed by the client
     And the session is still usable and application_name is "jwt:alice@example.com"
     When the session runs "SELECT coalesce(string_agg(n::text, ',' ORDER BY n), '') FROM identity_pipe"
     Then the statement succeeds with "1"
+
+  Scenario Outline: the startup packet cannot set application_name either (<how>)
+    When pgx connects 10 times with the token and the startup parameter "<name>" set to "<value>"
+    Then every one of those sessions has application_name "jwt:alice@example.com"
+
+    Examples:
+      | how                      | name             | value                          |
+      | options -c               | options          | -c application_name=spoofed    |
+      | options --               | options          | --application_name=spoofed     |
+
+    # tests/BUGS.md: "identity: a startup parameter spelled APPLICATION_NAME sets the audited name".
+    @known-bug
+    Examples:
+      | how                      | name             | value                          |
+      | upper-case name          | APPLICATION_NAME | spoofed                        |
+      | mixed-case name          | Application_Name | spoofed                        |
