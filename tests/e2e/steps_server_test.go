@@ -102,7 +102,10 @@ func registerServerSteps(sc *godog.ScenarioContext, w *world) {
 		w.proxy.Signal(syscall.SIGTERM)
 	})
 	sc.Step(`^the proxy exits with code (\d+) within (\d+) seconds$`, w.proxyExits)
-	sc.Step(`^the proxy is still serving new sessions$`, w.stillServing)
+	sc.Step(`^the proxy is still serving new sessions$`, func() error { return w.stillServing(harness.ScramUser) })
+	// With a 1 s STARTUP_TIMEOUT a SCRAM login (4096 PBKDF2 rounds on each side) can run out
+	// of time on a loaded 2-core machine; a trust login shows the proxy serves just as well.
+	sc.Step(`^the proxy is still serving new sessions of "([^"]*)"$`, w.stillServing)
 	sc.Step(`^the proxy log never contains "([^"]*)"$`, func(secret string) error {
 		if logs := w.proxy.Logs(); strings.Contains(logs, secret) {
 			return fmt.Errorf("the proxy log contains %q:\n%s", secret, logs)
@@ -200,8 +203,8 @@ func (w *world) proxyExits(code, within int) error {
 	return nil
 }
 
-func (w *world) stillServing() error {
-	s, err := w.connect("probe", w.dsn(harness.ScramUser, harness.ScramPass, "", ""))
+func (w *world) stillServing(user string) error {
+	s, err := w.connect("probe", w.dsn(user, passwords[user], "", ""))
 	if err != nil {
 		if pe := pgError(err); pe != nil {
 			return fmt.Errorf("new session through the proxy: %w (detail: %s)", err, pe.Detail)

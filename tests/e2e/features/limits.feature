@@ -52,7 +52,7 @@ Feature: Limits that protect the proxy and the database
       | STARTUP_TIMEOUT | 1s |
     When a raw client connects and sends nothing
     Then the proxy closes that connection within 4 seconds
-    And the proxy is still serving new sessions
+    And the proxy is still serving new sessions of "trust_user"
     And the metric pgproxy_rejected_connections_total{reason="startup_timeout"} is 1
 
   Scenario: STARTUP_TIMEOUT does not apply once a session is logged in
