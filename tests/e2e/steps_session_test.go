@@ -250,8 +250,13 @@ func (w *world) startQuery(name, sql string) error {
 	}
 	s.running = make(chan error, 1)
 	go runInBackground(w.ctx, s, sql)
-	// Give the statement time to reach the server before the next step acts on it.
-	time.Sleep(300 * time.Millisecond)
+	// The next step acts on the running statement (cancel, terminate, SIGTERM): wait until
+	// PostgreSQL shows it running, read over the unix socket.
+	err := w.pollSuperuser(fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND state = 'active'",
+		s.backendPID), "1", 10)
+	if err != nil {
+		return fmt.Errorf("statement of session %q not seen running: %w", name, err)
+	}
 	return nil
 }
 
