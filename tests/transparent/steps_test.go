@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -515,9 +516,22 @@ func (w *world) checkMetric(name string, atLeast bool, n float64) error {
 	}
 	d := now - w.baseline[name]
 	if (atLeast && d < n) || (!atLeast && math.Abs(d-n) > 0.5) {
-		return fmt.Errorf("%s rose by %v, want %s%v", name, d, map[bool]string{true: "at least ", false: ""}[atLeast], n)
+		return fmt.Errorf("%s rose by %v, want %s%v (all changes: %s)", name, d,
+			map[bool]string{true: "at least ", false: ""}[atLeast], n, w.metricChanges(m))
 	}
 	return nil
+}
+
+// metricChanges lists the pgproxy_* samples that differ from the baseline.
+func (w *world) metricChanges(now map[string]float64) string {
+	var out []string
+	for name, v := range now {
+		if strings.HasPrefix(name, "pgproxy_") && v != w.baseline[name] {
+			out = append(out, fmt.Sprintf("%s +%v", name, v-w.baseline[name]))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
 }
 
 // watchedMetrics are the counters that move when a connection is intercepted.
