@@ -110,8 +110,8 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		if validator != nil && !validator.Ready() {
 			return errors.New("OIDC issuer keys not loaded yet")
 		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", cfg.Backend.Addr())
+		// The same dial sessions make: TCP, SSLRequest and TLS verification.
+		c, _, err := srv.Dialer().Dial(ctx, cfg.Backend.Addr())
 		if err != nil {
 			return err
 		}

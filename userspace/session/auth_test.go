@@ -83,10 +83,10 @@ func TestIsFatal(t *testing.T) {
 func TestSyncQueueKeepsOrderAndBlocksWhenFull(t *testing.T) {
 	var q syncQueue
 	for i := range len(q.ring) {
-		q.push(pendingSync{refusal: []byte{byte(i)}})
+		q.push(pendingSync{sent: time.Unix(int64(i), 0)})
 	}
 	pushed := make(chan struct{})
-	go func() { q.push(pendingSync{refusal: []byte("last")}); close(pushed) }()
+	go func() { q.push(pendingSync{sent: time.Unix(999, 0)}); close(pushed) }()
 	select {
 	case <-pushed:
 		t.Fatal("push into a full queue did not wait")
@@ -94,16 +94,16 @@ func TestSyncQueueKeepsOrderAndBlocksWhenFull(t *testing.T) {
 	}
 	first, _ := q.pop()
 	<-pushed
-	if first.refusal[0] != 0 {
-		t.Fatalf("first popped entry is %v", first.refusal)
+	if first.sent.Unix() != 0 {
+		t.Fatalf("first popped entry is %v", first.sent)
 	}
 	for i := 1; i < len(q.ring); i++ {
-		if p, ok := q.pop(); !ok || p.refusal[0] != byte(i) {
+		if p, ok := q.pop(); !ok || p.sent.Unix() != int64(i) {
 			t.Fatalf("entry %d out of order", i)
 		}
 	}
-	if p, _ := q.pop(); string(p.refusal) != "last" {
-		t.Fatalf("the waiting push was lost: %q", p.refusal)
+	if p, _ := q.pop(); p.sent.Unix() != 999 {
+		t.Fatalf("the waiting push was lost: %v", p.sent)
 	}
 	q.close()
 	q.push(pendingSync{}) // must not block after close

@@ -81,7 +81,8 @@ func (s *Session) runLogin(ctx context.Context) error {
 	typ, msg, err := s.cr.Next()
 	if errors.Is(err, wire.ErrMessageTooLarge) {
 		s.Metrics.AuthFailure("token_too_large")
-		return &wire.Error{Severity: "FATAL", Code: "28000", Message: fmt.Sprintf("token is too large (the limit is %d bytes)", maxPasswordMessage)}
+		s.lingerOnClose = true
+		return &wire.Error{Severity: "FATAL", Code: "28000", Message: "token is too large (tokens are limited to 16 KiB)"}
 	}
 	if err != nil {
 		return err
@@ -116,7 +117,9 @@ func (s *Session) runLogin(ctx context.Context) error {
 func (s *Session) backendParams(login *Login) []wire.Param {
 	var out []wire.Param
 	for _, p := range s.startup.Params {
-		switch p.Name {
+		// Setting names are case-insensitive in PostgreSQL: APPLICATION_NAME
+		// must not slip past the proxy's own value.
+		switch strings.ToLower(p.Name) {
 		case "user", "database", "application_name", "replication":
 			continue
 		}
@@ -138,6 +141,13 @@ func (s *Session) loginBackend(ctx context.Context, login *Login) error {
 			Detail: err.Error()}
 	}
 	s.backend, s.backendTLS = est.Conn, est.Encrypted
+	for name, want := range login.Locked {
+		if got, ok := est.Params[name]; ok && got != want {
+			s.Log.Warn("backend reported a locked setting with another value at login", "setting", name)
+			return &wire.Error{Severity: "FATAL", Code: "42501",
+				Message: fmt.Sprintf("%s is set by pgproxy for auditing and cannot be chosen by the client", name)}
+		}
+	}
 	s.br = wire.NewReader(s.backend, bufSize, 1<<30)
 	s.bw = newWriter(s.backend)
 	s.cw = newWriter(s.client)

@@ -5,17 +5,17 @@ import (
 	"time"
 )
 
-// pendingSync is one outstanding Query, Sync or FunctionCall: when it was
-// sent, and, for a statement the proxy refused, the error to deliver in its
-// place once the backend has answered everything sent before it.
+// pendingSync is one outstanding Query, Sync or FunctionCall.
 type pendingSync struct {
 	sent time.Time
-	// refusal is an encoded ErrorResponse sent to the client instead of the
-	// backend's answer to the Sync the proxy put in the refused message's place.
-	refusal []byte
-	// keepReady forwards the backend's ReadyForQuery after the refusal (a
-	// refused simple Query); a refused Parse waits for the client's own Sync.
-	keepReady bool
+	// dropReady holds back the backend's ReadyForQuery: it answers a Sync or
+	// Query the proxy put in place of a refused Parse, which the client, in
+	// the middle of its pipeline, does not expect.
+	dropReady bool
+	// beforeRaise marks the Sync sent ahead of a refusal's raise.
+	beforeRaise bool
+	// raise marks the Query that raises a refusal.
+	raise bool
 }
 
 // syncQueue holds outstanding sync points in order. It is bounded: a client
@@ -60,6 +60,13 @@ func (q *syncQueue) pop() (pendingSync, bool) {
 		q.cond.Signal()
 	}
 	return p, true
+}
+
+// headIsRaise reports whether the oldest entry is a refusal's raise.
+func (q *syncQueue) headIsRaise() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n > 0 && q.ring[q.head].raise
 }
 
 // close releases a pusher waiting for room; later pushes are dropped.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/pgproxy/pgproxy/userspace/wire"
@@ -42,6 +43,7 @@ func (s *Session) pumpClient(done chan<- struct{}) {
 		// Terminate: pass it on and let the backend close.
 		s.bw.Flush()
 	case errors.Is(err, wire.ErrMessageTooLarge):
+		s.lingerOnClose = true
 		s.Metrics.Rejected("message_too_large")
 		s.fatal.CompareAndSwap(nil, &wire.Error{Severity: "FATAL", Code: "54000",
 			Message: "message too large", Detail: err.Error(), Hint: "raise MAX_MESSAGE_SIZE_MB on the proxy if this is legitimate"})
@@ -98,9 +100,11 @@ func (s *Session) forwardClient() error {
 }
 
 // checkStatement runs the login's statement check on a Query or Parse. A
-// refused statement is not forwarded: a Sync takes its place, so the
-// backend's answers to everything sent before it arrive first, and the
-// refusal is delivered when that Sync's ReadyForQuery comes back.
+// refused statement is not forwarded: in its place the backend gets a simple
+// Query that raises the refusal, so the server itself reports the error in
+// order after everything sent before it, and an open transaction block is
+// aborted as with any error. After a refused Parse the client's messages are
+// skipped up to its Sync, as the server does after an error.
 func (s *Session) checkStatement(typ byte) error {
 	_, msg, err := s.cr.Next()
 	if err != nil {
@@ -116,10 +120,49 @@ func (s *Session) checkStatement(typ byte) error {
 		return err
 	}
 	s.Log.Info("statement refused", "sqlstate", refusal.Code, "reason", refusal.Message)
-	s.pending.push(pendingSync{sent: time.Now(), refusal: wire.AppendError(nil, refusal), keepReady: typ == 'Q'})
-	s.skipToSync = typ == 'P'
-	_, err = s.bw.Write([]byte{'S', 0, 0, 0, 4})
+	raise := appendQuery(nil, raiseStatement(refusal))
+	if typ == 'Q' {
+		s.pending.push(pendingSync{sent: time.Now()})
+		_, err = s.bw.Write(raise)
+		return err
+	}
+	// A Parse inside a pipeline: a Sync first ends any error state of the
+	// pipeline, so the raise always runs; both ReadyForQuery are held back,
+	// and the raise's error is dropped if the pipeline had already failed
+	// (the client then sees only the first error, as from PostgreSQL).
+	s.skipToSync = true
+	s.pending.push(pendingSync{sent: time.Now(), dropReady: true, beforeRaise: true})
+	s.pending.push(pendingSync{sent: time.Now(), dropReady: true, raise: true})
+	s.bw.Write([]byte{'S', 0, 0, 0, 4})
+	_, err = s.bw.Write(raise)
 	return err
+}
+
+// raiseStatement is a statement that fails with e's SQLSTATE and message.
+func raiseStatement(e *wire.Error) string {
+	code := e.Code
+	if len(code) != 5 || strings.Trim(code, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+		code = "42501"
+	}
+	sql := "DO $pgproxy$BEGIN RAISE EXCEPTION USING ERRCODE = '" + code + "', MESSAGE = " + quoteLiteral(e.Message)
+	if e.Hint != "" {
+		sql += ", HINT = " + quoteLiteral(e.Hint)
+	}
+	return sql + "; END$pgproxy$"
+}
+
+// quoteLiteral quotes s as an SQL string literal that cannot end the
+// surrounding dollar quote.
+func quoteLiteral(s string) string {
+	s = strings.ReplaceAll(s, "$", "")
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+func appendQuery(dst []byte, sql string) []byte {
+	n := 4 + len(sql) + 1
+	dst = append(dst, 'Q', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	dst = append(dst, sql...)
+	return append(dst, 0)
 }
 
 // statementText returns the SQL of a Query or Parse message.
@@ -200,24 +243,30 @@ func (s *Session) relayBackendMessage() error {
 	switch typ {
 	case 'Z':
 		p, ok := s.pending.pop()
+		errSeen := s.errSinceReady
+		s.errSinceReady = false
 		if !ok {
 			break
 		}
 		s.Metrics.Statement.Observe(time.Since(p.sent).Seconds())
-		if p.refusal != nil {
-			s.Metrics.Error(wire.ErrorCode(p.refusal))
-			if _, err := s.cw.Write(p.refusal); err != nil {
-				return &wire.WriteError{Err: err}
-			}
-			if !p.keepReady {
-				return s.br.Discard()
-			}
+		if p.beforeRaise {
+			s.suppressRaise = errSeen
+		}
+		if p.raise {
+			s.suppressRaise = false
+		}
+		if p.dropReady {
+			return s.br.Discard()
 		}
 	case 'E':
 		_, msg, err := s.br.Next()
 		if err != nil {
 			return err
 		}
+		if s.suppressRaise && s.pending.headIsRaise() {
+			return nil
+		}
+		s.errSinceReady = true
 		s.Metrics.Error(wire.ErrorCode(msg))
 		s.backendFatal = s.backendFatal || isFatal(msg)
 		if _, err := s.cw.Write(msg); err != nil {

@@ -76,9 +76,16 @@ type Session struct {
 	login   *Login
 	// skipToSync discards client messages until Sync after a refused Parse.
 	skipToSync bool
+	// errSinceReady: an ErrorResponse came since the last ReadyForQuery.
+	errSinceReady bool
+	// suppressRaise drops a refusal's error when its pipeline had failed already.
+	suppressRaise bool
 
 	// noPlainErrors is set while a TLS handshake is under way.
 	noPlainErrors bool
+	// lingerOnClose drains unread client input before closing, so a final
+	// error is not lost to a TCP reset (the client was mid-message).
+	lingerOnClose bool
 
 	fatal        atomic.Pointer[wire.Error]
 	backendFatal bool
@@ -179,12 +186,25 @@ func (s *Session) endWithError(err error) {
 		return
 	}
 	if errors.Is(err, wire.ErrProtocol) || errors.Is(err, wire.ErrMessageTooLarge) {
+		s.lingerOnClose = errors.Is(err, wire.ErrMessageTooLarge)
 		s.Log.Info("protocol violation", "err", err)
 		s.Metrics.Rejected("protocol_violation")
 		s.sendError(&wire.Error{Severity: "FATAL", Code: "08P01", Message: err.Error()})
 		return
 	}
 	s.Log.Info("session ended", "err", err)
+}
+
+// lingerClose half-closes conn and reads what the peer is still sending,
+// for at most a second and 16 MiB: closing a socket with unread input sends
+// a reset, which can destroy the error the peer has not read yet.
+func lingerClose(conn net.Conn) {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := conn.(closeWriter); ok {
+		cw.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	io.CopyN(io.Discard, conn, 16<<20)
 }
 
 // errSilentClose ends a connection without an ErrorResponse.
@@ -202,6 +222,9 @@ func (s *Session) sendError(e *wire.Error) {
 
 func (s *Session) close() {
 	s.closeOnce.Do(func() {
+		if s.lingerOnClose {
+			lingerClose(s.client)
+		}
 		s.client.Close()
 		if s.backend != nil {
 			s.backend.Close()

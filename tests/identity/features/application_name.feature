@@ -58,17 +58,17 @@ Feature: The audited application_name cannot be changed by the client
     When the session calls set_config('application_name', 'x', false) through a fast-path FunctionCall
     Then the session is ended with a FATAL error 42501 saying "cannot be changed"
 
-  Scenario: a refused statement inside a transaction block does not abort the transaction
-    # Documented limit: the refused statement never reaches PostgreSQL, so the transaction
-    # stays open and usable (PostgreSQL itself would mark it failed until ROLLBACK).
+  Scenario: a refused statement inside a transaction block aborts the transaction, as any error does
+    # The proxy sends PostgreSQL a statement that raises the refusal in place of the refused
+    # one, so the server applies its own error semantics.
     When the session runs "CREATE TABLE IF NOT EXISTS identity_tx (who text)"
     And the session runs "BEGIN"
     And the session runs "INSERT INTO identity_tx VALUES ('before')"
     And the session runs "SET application_name = 'x'"
     Then the statement fails with SQLSTATE 42501 and a message containing "cannot be changed"
-    And the session's transaction status is "T"
+    And the session's transaction status is "E"
     When the session runs "INSERT INTO identity_tx VALUES ('after')"
-    Then the statement succeeds with ""
+    Then the statement fails with SQLSTATE 25P02 and a message containing "aborted"
     When the session runs "ROLLBACK"
     And the session runs "SELECT count(*) FROM identity_tx"
     Then the statement succeeds with "0"
@@ -92,7 +92,6 @@ Feature: The audited application_name cannot be changed by the client
       | options --               | options          | --application_name=spoofed     |
 
     # tests/BUGS.md: "identity: a startup parameter spelled APPLICATION_NAME sets the audited name".
-    @known-bug
     Examples:
       | how                      | name             | value                          |
       | upper-case name          | APPLICATION_NAME | spoofed                        |

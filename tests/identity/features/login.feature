@@ -75,18 +75,18 @@ Feature: Token login onto the service account
     And the auth failure counter for reason "wrong_issuer" is 1
     And no token appears in the proxy logs
 
-  Scenario: a non-ASCII identity is shown by PostgreSQL 15 with '?' for each non-ASCII byte
-    # PostgreSQL (before 16) replaces bytes outside printable ASCII in application_name with '?'.
-    # The session must still work, RESET ALL included, without tripping the backstop.
+  Scenario: a non-ASCII identity is percent-encoded, so PostgreSQL stores it exactly and unambiguously
+    # PostgreSQL keeps only printable ASCII in application_name ('?' or \xNN for the rest);
+    # the proxy encodes every other byte, so two people never share one audit name.
     Given the proxy runs with token authentication
     And a Keycloak token for "zoë.müller@example.com"
     When pgx connects with the token
     Then the login succeeds
     When the session runs "SELECT current_setting('application_name')"
-    Then the statement succeeds with "jwt:zo??.m??ller@example.com"
+    Then the statement succeeds with "jwt:zo%C3%AB.m%C3%BCller@example.com"
     When the session runs "RESET ALL"
     Then the statement succeeds with ""
-    And the session is still usable and application_name is "jwt:zo??.m??ller@example.com"
+    And the session is still usable and application_name is "jwt:zo%C3%AB.m%C3%BCller@example.com"
 
   Scenario: the token is checked at login only: a session outlives the token's expiry
     Given the proxy runs with token authentication and:

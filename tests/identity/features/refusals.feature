@@ -82,7 +82,6 @@ Feature: Refused tokens
     And no token appears in the proxy logs
 
   # tests/BUGS.md: "identity: a password message over 64 KiB gets a connection reset".
-  @known-bug
   Scenario: a token over 64 KiB gets the same clear refusal, and the proxy carries on
     Given the proxy runs with token authentication
     And a Keycloak token for "mallory@example.com" with:
