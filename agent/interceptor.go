@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -215,7 +216,29 @@ func (i *Interceptor) startConnect(ctx context.Context) error {
 			return err
 		}
 	}
-	return i.objs.Attach(i.CgroupPath)
+	if err := i.objs.Attach(i.CgroupPath); err != nil {
+		return err
+	}
+	return i.attachOwnSockops()
+}
+
+// attachOwnSockops makes the agent's accepted sockets join the local-hop
+// shortcut when the agent runs outside the intercepted cgroup (a DaemonSet
+// agent intercepting the pods' subtree): sockops follows the cgroup a socket
+// was created in, so it is attached to the agent's own cgroup as well.
+func (i *Interceptor) attachOwnSockops() error {
+	if !i.Accelerate {
+		return nil
+	}
+	own, err := OwnCgroup()
+	if err != nil {
+		return err
+	}
+	inside := own == i.CgroupPath || strings.HasPrefix(own, strings.TrimSuffix(i.CgroupPath, "/")+"/")
+	if inside {
+		return nil
+	}
+	return i.objs.AttachSockops(own)
 }
 
 // defaultRedirects derives redirect addresses from the listener address.

@@ -51,6 +51,24 @@ func (o *Objects) Attach(cgroupPath string) error {
 	return o.pinNewLinksLocked(made)
 }
 
+// AttachSockops attaches only the sockops program to cgroupPath. The agent
+// uses it for its own cgroup when that lies outside the intercepted one, so
+// its accepted sockets join the local-hop shortcut (Options.Accelerate).
+func (o *Objects) AttachSockops(cgroupPath string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return errClosed
+	}
+	l, err := link.AttachCgroup(link.CgroupOptions{Path: cgroupPath, Attach: ebpf.AttachCGroupSockOps, Program: o.prog(progSockops)})
+	if err != nil {
+		return fmt.Errorf("bpf: attach %s to cgroup %s: %w", progSockops, cgroupPath, err)
+	}
+	made := []namedLink{{name: o.linkName(progSockops), link: l}}
+	o.links = append(o.links, made...)
+	return o.pinNewLinksLocked(made)
+}
+
 // AttachTPROXY attaches the tcx ingress program to the interface ifindex of
 // the calling thread's network namespace. Segments for targets are assigned
 // to the listener set with SetTPROXYListener and marked with the mark set by

@@ -31,10 +31,8 @@ Feature: Local-hop acceleration changes nothing but speed
     Then the results "direct", "accelerated" and "again" are identical
     And the agent metric pgproxy_bpf_connect4_redirects_total rose by 2
 
-  # BUGS.md: the agent's accepted socket is outside the cgroup the sockops program is attached
-  # to, so only the client's socket joins the SOCKHASH and sk_msg never redirects. Run with
-  # GODOG_TAGS=@known-bug to reproduce.
-  @known-bug
+  # The agent attaches sockops to its own cgroup as well when it lies outside the intercepted
+  # one (BUGS.md #8), so its accepted socket joins the SOCKHASH too.
   Scenario: acceleration takes effect when the agent runs outside the intercepted cgroup
     Given a child cgroup
     And the agent runs for the cgroup with:
