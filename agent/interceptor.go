@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/pgproxy/pgproxy/bpf"
 )
 
@@ -78,6 +80,10 @@ type Interceptor struct {
 	// TPROXYInterfaces are the interfaces whose ingress is intercepted in
 	// ModeTPROXY.
 	TPROXYInterfaces []string
+	// TPROXYMethod is how segments reach the listener in ModeTPROXY:
+	// "tcx" (tcx ingress + bpf_sk_assign), "iptables" (TPROXY rules), or
+	// "auto" (default): tcx, and iptables where the kernel has no tcx.
+	TPROXYMethod string
 	// TPROXYMark and TPROXYTable configure the policy route for assigned
 	// segments; defaults DefaultTPROXYMark and DefaultTPROXYTable.
 	TPROXYMark  uint32
@@ -87,6 +93,7 @@ type Interceptor struct {
 	objs   *bpf.Objects
 	ln     *net.TCPListener
 	route  *policyRoute
+	ipt    *iptablesTPROXY
 	stop   chan struct{}
 	closed bool
 }
@@ -162,6 +169,13 @@ func (i *Interceptor) defaults() error {
 	}
 	if i.TPROXYTable == 0 {
 		i.TPROXYTable = DefaultTPROXYTable
+	}
+	switch i.TPROXYMethod {
+	case "":
+		i.TPROXYMethod = "auto"
+	case "auto", "tcx", "iptables":
+	default:
+		return fmt.Errorf("agent: TPROXY_METHOD %q: want auto, tcx or iptables", i.TPROXYMethod)
 	}
 	if i.Mode == ModeTPROXY && len(i.TPROXYInterfaces) == 0 {
 		return errors.New("agent: INTERCEPT_MODE=tproxy needs at least one interface")
@@ -279,6 +293,22 @@ func (i *Interceptor) startTPROXY(ctx context.Context) error {
 		return err
 	}
 	i.route = route
+	if i.TPROXYMethod != "iptables" {
+		err := i.attachTCX()
+		if err == nil || i.TPROXYMethod == "tcx" {
+			return err
+		}
+		if !errors.Is(err, ebpf.ErrNotSupported) {
+			return err
+		}
+	}
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
+	i.ipt = &iptablesTPROXY{interfaces: i.TPROXYInterfaces, targets: i.Targets, port: port, mark: i.TPROXYMark}
+	return i.ipt.install()
+}
+
+// attachTCX attaches the tcx ingress program to every TPROXY interface.
+func (i *Interceptor) attachTCX() error {
 	for _, name := range i.TPROXYInterfaces {
 		ifc, err := net.InterfaceByName(name)
 		if err != nil {
@@ -370,6 +400,9 @@ func (i *Interceptor) closeLocked() error {
 		close(i.stop)
 	}
 	var errs []error
+	if i.ipt != nil {
+		i.ipt.remove()
+	}
 	if i.objs != nil {
 		errs = append(errs, i.objs.Close())
 		if i.ln != nil {

@@ -52,6 +52,7 @@ func newInterceptor(cfg *config.Config) (*agent.Interceptor, error) {
 		ic.RedirectAddrs = append(ic.RedirectAddrs, ap)
 	}
 	ic.TPROXYInterfaces = splitList(get("TPROXY_INTERFACES"))
+	ic.TPROXYMethod = strings.ToLower(strings.TrimSpace(get("TPROXY_METHOD")))
 	return ic, nil
 }
 

@@ -99,6 +99,7 @@ var Vars = []Var{
 	{"BPF_PIN_PATH", "", "agent: pin maps and programs under this bpffs folder for bpftool"},
 	{"BPF_FAIL_CLOSED", "false", "agent: pin the attachments too, so redirection outlives a crashed agent (connections fail instead of bypassing the proxy)"},
 	{"TPROXY_INTERFACES", "", "agent, tproxy mode: comma list of interfaces whose ingress is intercepted"},
+	{"TPROXY_METHOD", "auto", "agent, tproxy mode: tcx (eBPF bpf_sk_assign), iptables (TPROXY rules), or auto (tcx, iptables where the kernel lacks tcx)"},
 	{"LOW_LATENCY_RUNTIME", "true", "re-execute once with GODEBUG=schedtrace=2147483647 so Go's sysmon never parks (saves a futex wake per syscall)"},
 	{"ENABLE_PPROF", "false", "serve Go's profiler at /debug/pprof/ on HEALTH_CHECK_ADDR (keep that port private)"},
 }

@@ -45,3 +45,22 @@ Feature: Clients in other network namespaces
     Then the agent exited with code 0
     And "ip netns exec {nodens} ip rule show" does not print "lookup 100"
     And psql in the client namespace cannot reach {db}
+
+  Scenario: TPROXY with iptables rules instead of tcx (the fallback for kernels without tcx)
+    Given a client namespace and a node namespace joined by a veth, the node joined to the host by another veth
+    And a PostgreSQL listening on {hostlink} as {db}
+    And the agent runs in the node namespace with:
+      | INTERCEPT_MODE    | tproxy              |
+      | TPROXY_METHOD     | iptables            |
+      | INTERCEPT_TARGETS | {db}                |
+      | TPROXY_INTERFACES | {nodein}            |
+      | AGENT_LISTEN_ADDR | 0.0.0.0:{agentport} |
+    Then "ip netns exec {nodens} iptables -t mangle -S PGPROXY_TPROXY" prints "-j TPROXY"
+    When psql runs in the client namespace outside the cgroup against {db}
+    Then the session reached PostgreSQL through the agent
+    And PostgreSQL saw the session come from {nodeaddr}
+    And the agent metric pgproxy_bpf_tproxy_assigned_total rose by 0
+    When the agent gets SIGTERM
+    Then the agent exited with code 0
+    And "ip netns exec {nodens} iptables -t mangle -S" does not print "PGPROXY_TPROXY"
+    And psql in the client namespace cannot reach {db}
