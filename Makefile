@@ -35,8 +35,10 @@ test-e2e: ## end-to-end suites under tests/ against real servers (verbose)
 	go test $(E2E_FLAGS) ./tests/... 2>&1 | tee tmp/e2e.log
 	@echo "--- skipped end-to-end tests:"; grep -E -- '--- SKIP' tmp/e2e.log || echo "  none"
 
-bench: ## pgbench: direct server vs proxy vs PgBouncer (hack/bench.sh)
+bench: ## pgbench: direct vs proxy vs PgBouncer, and (as root) the eBPF agent with and without acceleration
 	hack/bench.sh
+	@if [ "$$(id -u)" = 0 ]; then hack/bench-agent.sh; \
+	else echo "bench: transparent path skipped: hack/bench-agent.sh needs root (cgroup and eBPF)"; fi
 
 lint: ## go vet and staticcheck
 	go vet ./...

@@ -12,10 +12,9 @@
 # Each agent target gets a child cgroup v2 of its own; the agent is started inside it and
 # intercepts it (INTERCEPT_CGROUP), and pgbench runs inside it too, dialling the database at
 # 127.0.0.2:PORT as an application would. The agent's own backend sockets carry its mark and are
-# not redirected. The agent runs inside the intercepted cgroup because the sockops program only
-# sees the agent's accepted sockets there (with the agent outside, acceleration never engages;
-# see tests/BUGS.md). The throwaway cluster of bench.sh is restarted once to listen on 127.0.0.2
-# as well as 127.0.0.1.
+# not redirected. The agent runs inside the intercepted cgroup, as a node agent does with the
+# default cgroup2 root (an agent outside it attaches sockops to its own cgroup as well). The
+# throwaway cluster of bench.sh is restarted once to listen on 127.0.0.2 as well as 127.0.0.1.
 #
 # Sourced (by hack/bench.sh or another script that has sourced hack/bench-lib.sh), it only
 # defines target_agent_start/_pgbench and target_accel_start/_pgbench; add agent and accel to
