@@ -92,11 +92,6 @@ func newCgroup() (*cgroup, error) {
 	return &cgroup{path: p, fd: fd}, nil
 }
 
-// procs returns the PIDs in the cgroup.
-func (c *cgroup) procs() []int {
-	return readPids(filepath.Join(c.path, "cgroup.procs"))
-}
-
 func readPids(file string) []int {
 	b, _ := os.ReadFile(file)
 	var out []int

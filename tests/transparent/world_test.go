@@ -79,16 +79,14 @@ type world struct {
 	cg       *cgroup
 	nets     map[string]*netns
 
-	agent      *agentProc
-	agentEnv   map[string]string
-	agentAt    placement
-	agentExit  int
-	baseline   map[string]float64
-	last       *observation
-	checksums  map[string]checksumReport
-	loop       *loopResult
-	bpftoolOut string
-	subnet     int
+	agent     *agentProc
+	agentEnv  map[string]string
+	agentAt   placement
+	agentExit int
+	baseline  map[string]float64
+	last      *observation
+	checksums map[string]checksumReport
+	loop      *loopResult
 }
 
 func newWorld(ctx context.Context, s *suiteState) *world {
