@@ -2,8 +2,6 @@ package identity
 
 import (
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/cucumber/godog"
@@ -19,37 +17,8 @@ func TestMain(m *testing.M) { os.Exit(harness.Run(m)) }
 // are shared by all scenarios.
 func TestIdentityFeatures(t *testing.T) {
 	harness.Require(t, "initdb", "postgres")
-	files, err := filepath.Glob(filepath.Join("features", "*.feature"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no feature files under features/: %v", err)
-	}
 	// Build the proxy before the first scenario, so its time is not charged to one.
 	harness.BuildProxy(t)
-	tags := os.Getenv("GODOG_TAGS")
-	if tags == "" {
-		// Scenarios for proxy bugs listed in tests/BUGS.md fail until the bug is fixed; run
-		// them with GODOG_TAGS=@known-bug.
-		tags = "~@known-bug"
-		t.Log("skipping @known-bug scenarios (see tests/BUGS.md); GODOG_TAGS=@known-bug runs them")
-	}
 	s := newSuite(t)
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".feature")
-		t.Run(name, func(t *testing.T) {
-			ts := godog.TestSuite{
-				Name:                name,
-				ScenarioInitializer: func(sc *godog.ScenarioContext) { s.initScenario(t, sc) },
-				Options: &godog.Options{
-					Format:   "pretty",
-					Paths:    []string{f},
-					Tags:     tags,
-					TestingT: t,
-					Strict:   true,
-				},
-			}
-			if status := ts.Run(); status != 0 {
-				t.Errorf("feature %s: godog status %d", name, status)
-			}
-		})
-	}
+	harness.RunFeatures(t, s.initScenario, godog.Options{})
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -30,39 +28,12 @@ func TestMain(m *testing.M) {
 // GODOG_TAGS=@known-bug runs the reproductions of open BUGS.md entries).
 func TestTransparentFeatures(t *testing.T) {
 	preflight(t)
-	files, err := filepath.Glob(filepath.Join("features", "*.feature"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no feature files under features/: %v", err)
-	}
-	tags, ok := os.LookupEnv("GODOG_TAGS")
-	if !ok {
-		// Scenarios that reproduce an entry of tests/BUGS.md run only when asked for.
-		tags = "~@known-bug"
-	}
 	sweepStale(t)
 	bin := harness.BuildProxy(t)
 	suite := newSuiteState(t, bin)
 	t.Cleanup(suite.close)
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".feature")
-		t.Run(name, func(t *testing.T) {
-			s := godog.TestSuite{
-				Name:                name,
-				ScenarioInitializer: func(sc *godog.ScenarioContext) { initializeScenario(sc, suite) },
-				Options: &godog.Options{
-					Format:   "pretty",
-					Paths:    []string{f},
-					Tags:     tags,
-					TestingT: t,
-					Strict:   true,
-					NoColors: true,
-				},
-			}
-			if status := s.Run(); status != 0 {
-				t.Errorf("feature %s: godog status %d", name, status)
-			}
-		})
-	}
+	harness.RunFeatures(t, func(_ *testing.T, sc *godog.ScenarioContext) { initializeScenario(sc, suite) },
+		godog.Options{NoColors: true})
 	suite.checkNothingLeft(t)
 }
 
