@@ -60,7 +60,7 @@ func (s *Session) connectBackend(ctx context.Context) error {
 			Detail: err.Error()}
 	}
 	s.Metrics.BackendConnect.Observe(time.Since(start).Seconds())
-	s.backend, s.backendTLS = conn, encrypted
+	s.setBackend(conn, encrypted)
 	s.backend.SetDeadline(time.Now().Add(s.Config.StartupTimeout))
 	return nil
 }

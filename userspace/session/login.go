@@ -140,7 +140,7 @@ func (s *Session) loginBackend(ctx context.Context, login *Login) error {
 		return &wire.Error{Severity: "FATAL", Code: "08004", Message: "pgproxy could not log in to the database server",
 			Detail: err.Error()}
 	}
-	s.backend, s.backendTLS = est.Conn, est.Encrypted
+	s.setBackend(est.Conn, est.Encrypted)
 	for name, want := range login.Locked {
 		if got, ok := est.Params[name]; ok && got != want {
 			s.Log.Warn("backend reported a locked setting with another value at login", "setting", name)

@@ -23,6 +23,7 @@ func (s *Session) relay() {
 	s.pumpBackend()
 	s.backend.Close()
 	s.client.Close()
+	s.pending.close() // a client pump waiting for room in a full queue must not wait forever
 	<-done
 }
 

@@ -58,6 +58,8 @@ type Session struct {
 	Deps
 	ID     uint64
 	client net.Conn
+	// raw is the accepted connection (client may become a TLS wrapper of it).
+	raw net.Conn
 	// reject, when set, is sent to the client after startup instead of serving it.
 	reject *wire.Error
 
@@ -87,6 +89,8 @@ type Session struct {
 	// error is not lost to a TCP reset (the client was mid-message).
 	lingerOnClose bool
 
+	connMu sync.Mutex // guards backend against Shutdown
+
 	fatal        atomic.Pointer[wire.Error]
 	backendFatal bool
 	clientEnded  atomic.Bool
@@ -95,7 +99,7 @@ type Session struct {
 
 // New prepares a session for an accepted client connection.
 func New(id uint64, client net.Conn, deps Deps) *Session {
-	return &Session{Deps: deps, ID: id, client: client}
+	return &Session{Deps: deps, ID: id, client: client, raw: client}
 }
 
 // Reject makes the session refuse the client with e once startup is read, so
@@ -135,11 +139,21 @@ func (s *Session) Run(ctx context.Context) {
 func (s *Session) Shutdown() {
 	s.fatal.CompareAndSwap(nil, &wire.Error{Severity: "FATAL", Code: "57P01",
 		Message: "terminating connection due to administrator command", Detail: "pgproxy is shutting down"})
-	if s.backend != nil {
-		s.backend.Close()
+	s.connMu.Lock()
+	backend := s.backend
+	s.connMu.Unlock()
+	if backend != nil {
+		backend.Close()
 	} else {
-		s.client.Close()
+		s.raw.Close()
 	}
+}
+
+// setBackend publishes the backend connection to Shutdown.
+func (s *Session) setBackend(conn net.Conn, encrypted bool) {
+	s.connMu.Lock()
+	s.backend, s.backendTLS = conn, encrypted
+	s.connMu.Unlock()
 }
 
 func (s *Session) user() string {
