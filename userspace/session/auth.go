@@ -1,28 +1,15 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/pgproxy/pgproxy/userspace/wire"
-)
+	"github.com/jackc/pgx/v5/pgproto3"
 
-// Authentication request codes (AuthenticationXxx message subtypes).
-const (
-	authOK           = 0
-	authKerberos     = 2
-	authCleartext    = 3
-	authMD5          = 5
-	authGSS          = 7
-	authGSSContinue  = 8
-	authSSPI         = 9
-	authSASL         = 10
-	authSASLContinue = 11
-	authSASLFinal    = 12
+	"github.com/pgproxy/pgproxy/userspace/wire"
 )
 
 const bufSize = 8 << 10
@@ -92,14 +79,14 @@ func (s *Session) relayAuth() error {
 		}
 		code := binary.BigEndian.Uint32(msg[wire.HeaderLen:])
 		switch code {
-		case authOK:
+		case pgproto3.AuthTypeOk:
 			_, err := s.cw.Write(msg)
 			return err
-		case authCleartext:
+		case pgproto3.AuthTypeCleartextPassword:
 			if err := s.relayChallenge(msg, nil); err != nil {
 				return err
 			}
-		case authMD5:
+		case pgproto3.AuthTypeMD5Password:
 			if !s.Config.AllowMD5 {
 				s.Metrics.AuthFailure("md5_refused")
 				return &wire.Error{Severity: "FATAL", Code: "28000",
@@ -109,7 +96,7 @@ func (s *Session) relayAuth() error {
 			if err := s.relayChallenge(msg, nil); err != nil {
 				return err
 			}
-		case authSASL:
+		case pgproto3.AuthTypeSASL:
 			filtered, err := filterSASL(msg)
 			if err != nil {
 				return err
@@ -117,11 +104,11 @@ func (s *Session) relayAuth() error {
 			if err := s.relayChallenge(filtered, s.checkSASLInitial); err != nil {
 				return err
 			}
-		case authSASLContinue:
+		case pgproto3.AuthTypeSASLContinue:
 			if err := s.relayChallenge(msg, nil); err != nil {
 				return err
 			}
-		case authSASLFinal:
+		case pgproto3.AuthTypeSASLFinal:
 			if _, err := s.cw.Write(msg); err != nil {
 				return err
 			}
@@ -164,30 +151,21 @@ func (s *Session) relayChallenge(msg []byte, check func([]byte) error) error {
 // client's TLS channel ends at the proxy, so its binding cannot match the
 // backend's.
 func filterSASL(msg []byte) ([]byte, error) {
-	body := msg[wire.HeaderLen+4:]
-	out := []byte{'R', 0, 0, 0, 0, 0, 0, 0, authSASL}
-	kept := 0
-	for len(body) > 0 && body[0] != 0 {
-		end := bytes.IndexByte(body, 0)
-		if end < 0 {
-			return nil, fmt.Errorf("%w: malformed SASL mechanism list", wire.ErrProtocol)
-		}
-		mech := body[:end]
-		body = body[end+1:]
-		if string(mech) == "SCRAM-SHA-256-PLUS" {
-			continue
-		}
-		out = append(out, mech...)
-		out = append(out, 0)
-		kept++
+	var offer pgproto3.AuthenticationSASL
+	if err := wire.Decode(msg, &offer); err != nil {
+		return nil, fmt.Errorf("%w: malformed SASL mechanism list", wire.ErrProtocol)
 	}
-	if kept == 0 {
+	kept := offer.AuthMechanisms[:0]
+	for _, m := range offer.AuthMechanisms {
+		if m != "SCRAM-SHA-256-PLUS" {
+			kept = append(kept, m)
+		}
+	}
+	if len(kept) == 0 {
 		return nil, &wire.Error{Severity: "FATAL", Code: "28000",
 			Message: "the database server offers only SASL mechanisms pgproxy cannot relay (channel binding)"}
 	}
-	out = append(out, 0)
-	binary.BigEndian.PutUint32(out[1:], uint32(len(out)-1))
-	return out, nil
+	return wire.Append(nil, &pgproto3.AuthenticationSASL{AuthMechanisms: kept}), nil
 }
 
 // checkSASLInitial refuses a SCRAM exchange that cannot succeed through the
@@ -195,12 +173,11 @@ func filterSASL(msg []byte) ([]byte, error) {
 // says it supports binding ("y") while the backend link is TLS — PostgreSQL
 // then reports a downgrade attack.
 func (s *Session) checkSASLInitial(msg []byte) error {
-	body := msg[wire.HeaderLen:]
-	end := bytes.IndexByte(body, 0)
-	if end < 0 || len(body) < end+5 {
+	var first pgproto3.SASLInitialResponse
+	if err := wire.Decode(msg, &first); err != nil {
 		return fmt.Errorf("%w: malformed SASLInitialResponse", wire.ErrProtocol)
 	}
-	data := body[end+5:]
+	data := first.Data
 	if len(data) == 0 {
 		return nil
 	}
@@ -253,13 +230,12 @@ func (s *Session) relayUntilReady() error {
 		}
 		switch typ {
 		case 'K':
-			if len(msg) < wire.HeaderLen+8 {
-				return fmt.Errorf("%w: short BackendKeyData", wire.ErrProtocol)
+			var key pgproto3.BackendKeyData
+			if err := wire.Decode(msg, &key); err != nil {
+				return fmt.Errorf("%w: malformed BackendKeyData", wire.ErrProtocol)
 			}
-			pid := binary.BigEndian.Uint32(msg[wire.HeaderLen:])
-			secret := bytes.Clone(msg[wire.HeaderLen+4:])
-			s.key = s.Cancels.Add(s.backend.RemoteAddr().String(), pid, secret)
-			if _, err := s.cw.Write(wire.AppendBackendKeyData(nil, s.key.pid, s.key.secret)); err != nil {
+			s.key = s.Cancels.Add(s.backend.RemoteAddr().String(), key.ProcessID, key.SecretKey)
+			if _, err := s.cw.Write(s.key.append(nil)); err != nil {
 				return err
 			}
 		case 'E':

@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
 
 func saslMessage(mechs ...string) []byte {
-	b := []byte{'R', 0, 0, 0, 0, 0, 0, 0, authSASL}
+	b := []byte{'R', 0, 0, 0, 0, 0, 0, 0, pgproto3.AuthTypeSASL}
 	for _, m := range mechs {
 		b = append(b, m...)
 		b = append(b, 0)
@@ -69,14 +71,6 @@ func TestCheckSASLInitial(t *testing.T) {
 		if err != nil && c.gs2 == "y,," && !strings.Contains(err.(*wire.Error).Hint, "channel_binding=disable") {
 			t.Errorf("refusal must tell the user what to change: %v", err)
 		}
-	}
-}
-
-func TestIsFatal(t *testing.T) {
-	fatal := wire.AppendError(nil, &wire.Error{Severity: "FATAL", Code: "57P01", Message: "bye"})
-	plain := wire.AppendError(nil, &wire.Error{Severity: "ERROR", Code: "42601", Message: "syntax"})
-	if !isFatal(fatal) || isFatal(plain) {
-		t.Fatal("isFatal misjudges severities")
 	}
 }
 

@@ -8,11 +8,18 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
 
 // cancelKey is the key data the proxy gave a client.
 type cancelKey struct{ pid, secret uint32 }
+
+// append encodes the key as the BackendKeyData a client receives.
+func (k cancelKey) append(dst []byte) []byte {
+	return wire.Append(dst, &pgproto3.BackendKeyData{ProcessID: k.pid, SecretKey: binary.BigEndian.AppendUint32(nil, k.secret)})
+}
 
 type cancelTarget struct {
 	addr   string

@@ -2,12 +2,13 @@ package session
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"sort"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
@@ -75,7 +76,7 @@ func (s *Session) runLogin(ctx context.Context) error {
 			Hint: "connect with sslmode=require or stronger: the token is a bearer secret"}
 	}
 	s.cr = wire.NewReader(s.client, bufSize, maxPasswordMessage)
-	if _, err := s.client.Write([]byte{'R', 0, 0, 0, 8, 0, 0, 0, authCleartext}); err != nil {
+	if _, err := s.client.Write(wire.Append(nil, &pgproto3.AuthenticationCleartextPassword{})); err != nil {
 		return err
 	}
 	typ, msg, err := s.cr.Next()
@@ -90,12 +91,15 @@ func (s *Session) runLogin(ctx context.Context) error {
 	if typ != 'p' {
 		return fmt.Errorf("%w: expected a password message, got %q", wire.ErrProtocol, typ)
 	}
-	token := strings.TrimRight(string(msg[wire.HeaderLen:]), "\x00")
+	var password pgproto3.PasswordMessage
+	if err := wire.Decode(msg, &password); err != nil {
+		return fmt.Errorf("%w: malformed password message", wire.ErrProtocol)
+	}
 	requested, _ := s.startup.Get("database")
 	if requested == s.Config.DefaultDatabase {
 		requested = ""
 	}
-	login, err := s.Authenticator.Authenticate(ctx, token, requested)
+	login, err := s.Authenticator.Authenticate(ctx, password.Password, requested)
 	if err != nil {
 		var ae *AuthError
 		if errors.As(err, &ae) {
@@ -151,29 +155,18 @@ func (s *Session) loginBackend(ctx context.Context, login *Login) error {
 	s.br = wire.NewReader(s.backend, bufSize, 1<<30)
 	s.bw = newWriter(s.backend)
 	s.cw = newWriter(s.client)
-	out := []byte{'R', 0, 0, 0, 8, 0, 0, 0, authOK}
+	out := wire.Append(nil, &pgproto3.AuthenticationOk{})
 	names := make([]string, 0, len(est.Params))
 	for k := range est.Params {
 		names = append(names, k)
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		out = appendParameterStatus(out, k, est.Params[k])
+		out = wire.Append(out, &pgproto3.ParameterStatus{Name: k, Value: est.Params[k]})
 	}
 	s.key = s.Cancels.Add(s.backend.RemoteAddr().String(), est.PID, est.Secret)
-	out = wire.AppendBackendKeyData(out, s.key.pid, s.key.secret)
-	out = wire.AppendReadyForQuery(out, est.TxStatus)
+	out = s.key.append(out)
+	out = wire.Append(out, &pgproto3.ReadyForQuery{TxStatus: est.TxStatus})
 	_, err = s.client.Write(out)
 	return err
-}
-
-func appendParameterStatus(dst []byte, name, value string) []byte {
-	start := len(dst)
-	dst = append(dst, 'S', 0, 0, 0, 0)
-	dst = append(dst, name...)
-	dst = append(dst, 0)
-	dst = append(dst, value...)
-	dst = append(dst, 0)
-	binary.BigEndian.PutUint32(dst[start+1:], uint32(len(dst)-start-1))
-	return dst
 }

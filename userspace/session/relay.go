@@ -1,12 +1,13 @@
 package session
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
@@ -121,10 +122,10 @@ func (s *Session) checkStatement(typ byte) error {
 		return err
 	}
 	s.Log.Info("statement refused", "sqlstate", refusal.Code, "reason", refusal.Message)
-	raise := appendQuery(nil, raiseStatement(refusal))
+	raise := &pgproto3.Query{String: raiseStatement(refusal)}
 	if typ == 'Q' {
 		s.pending.push(pendingSync{sent: time.Now()})
-		_, err = s.bw.Write(raise)
+		_, err = s.bw.Write(wire.Append(nil, raise))
 		return err
 	}
 	// A Parse inside a pipeline: a Sync first ends any error state of the
@@ -134,8 +135,7 @@ func (s *Session) checkStatement(typ byte) error {
 	s.skipToSync = true
 	s.pending.push(pendingSync{sent: time.Now(), dropReady: true, beforeRaise: true})
 	s.pending.push(pendingSync{sent: time.Now(), dropReady: true, raise: true})
-	s.bw.Write([]byte{'S', 0, 0, 0, 4})
-	_, err = s.bw.Write(raise)
+	_, err = s.bw.Write(wire.Append(nil, &pgproto3.Sync{}, raise))
 	return err
 }
 
@@ -159,26 +159,20 @@ func quoteLiteral(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
-func appendQuery(dst []byte, sql string) []byte {
-	n := 4 + len(sql) + 1
-	dst = append(dst, 'Q', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	dst = append(dst, sql...)
-	return append(dst, 0)
-}
-
 // statementText returns the SQL of a Query or Parse message.
 func statementText(typ byte, msg []byte) string {
-	body := msg[wire.HeaderLen:]
 	if typ == 'P' {
-		// Parse: statement name, then the query, both NUL-terminated.
-		if i := bytes.IndexByte(body, 0); i >= 0 {
-			body = body[i+1:]
+		var p pgproto3.Parse
+		if wire.Decode(msg, &p) != nil {
+			return ""
 		}
+		return p.Query
 	}
-	if i := bytes.IndexByte(body, 0); i >= 0 {
-		body = body[:i]
+	var q pgproto3.Query
+	if wire.Decode(msg, &q) != nil {
+		return ""
 	}
-	return string(body)
+	return q.String
 }
 
 // pumpBackend relays backend messages to the client. When the backend goes
@@ -269,7 +263,7 @@ func (s *Session) relayBackendMessage() error {
 		}
 		s.errSinceReady = true
 		s.Metrics.Error(wire.ErrorCode(msg))
-		s.backendFatal = s.backendFatal || isFatal(msg)
+		s.backendFatal = s.backendFatal || wire.IsFatal(msg)
 		if _, err := s.cw.Write(msg); err != nil {
 			return &wire.WriteError{Err: err}
 		}
@@ -293,7 +287,11 @@ func (s *Session) watchParameter() error {
 	if err != nil {
 		return err
 	}
-	name, value := parameterStatus(msg)
+	var ps pgproto3.ParameterStatus
+	if err := wire.Decode(msg, &ps); err != nil {
+		return fmt.Errorf("%w: malformed ParameterStatus", wire.ErrProtocol)
+	}
+	name, value := ps.Name, ps.Value
 	if want, locked := s.login.Locked[name]; locked && value != want {
 		s.fatal.CompareAndSwap(nil, &wire.Error{Severity: "FATAL", Code: "42501",
 			Message: fmt.Sprintf("%s is set by pgproxy for auditing and cannot be changed", name)})
@@ -303,38 +301,4 @@ func (s *Session) watchParameter() error {
 		return &wire.WriteError{Err: err}
 	}
 	return nil
-}
-
-func parameterStatus(msg []byte) (name, value string) {
-	body := msg[wire.HeaderLen:]
-	i := bytes.IndexByte(body, 0)
-	if i < 0 {
-		return "", ""
-	}
-	name = string(body[:i])
-	rest := body[i+1:]
-	if j := bytes.IndexByte(rest, 0); j >= 0 {
-		rest = rest[:j]
-	}
-	return name, string(rest)
-}
-
-// isFatal reports whether an ErrorResponse has severity FATAL or PANIC.
-func isFatal(msg []byte) bool {
-	b := msg[wire.HeaderLen:]
-	for len(b) > 1 && b[0] != 0 {
-		end := 1
-		for end < len(b) && b[end] != 0 {
-			end++
-		}
-		if b[0] == 'V' || b[0] == 'S' {
-			v := string(b[1:end])
-			return v == "FATAL" || v == "PANIC"
-		}
-		if end+1 > len(b) {
-			break
-		}
-		b = b[end+1:]
-	}
-	return false
 }

@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"encoding/binary"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -18,46 +17,70 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
+// Encoder is a pgproto3 message.
+type Encoder interface {
+	Encode(dst []byte) ([]byte, error)
+}
+
+// Append encodes messages the proxy built itself after dst. pgproto3's
+// encoders fail only for bodies beyond 1 GiB or a NUL inside a startup
+// parameter, which the proxy never builds; such a message is left out.
+func Append(dst []byte, msgs ...Encoder) []byte {
+	for _, m := range msgs {
+		if out, err := m.Encode(dst); err == nil {
+			dst = out
+		}
+	}
+	return dst
+}
+
 // AppendError encodes e as an ErrorResponse.
 func AppendError(dst []byte, e *Error) []byte {
 	sev := e.Severity
 	if sev == "" {
 		sev = "ERROR"
 	}
-	msg := pgproto3.ErrorResponse{Severity: sev, SeverityUnlocalized: sev, Code: e.Code, Message: e.Message, Detail: e.Detail, Hint: e.Hint}
-	out, _ := msg.Encode(dst)
-	return out
+	return Append(dst, &pgproto3.ErrorResponse{Severity: sev, SeverityUnlocalized: sev, Code: e.Code,
+		Message: e.Message, Detail: e.Detail, Hint: e.Hint})
 }
 
-// AppendReadyForQuery encodes a ReadyForQuery with the given status (I, T, E).
-func AppendReadyForQuery(dst []byte, status byte) []byte {
-	return append(dst, 'Z', 0, 0, 0, 5, status)
+// Decode decodes the body of a whole message (header included) into m.
+func Decode(msg []byte, m interface{ Decode([]byte) error }) error {
+	if len(msg) < HeaderLen {
+		return ErrProtocol
+	}
+	return m.Decode(msg[HeaderLen:])
 }
 
-// AppendBackendKeyData encodes a protocol 3.0 BackendKeyData.
-func AppendBackendKeyData(dst []byte, pid, secret uint32) []byte {
-	dst = append(dst, 'K', 0, 0, 0, 12)
-	dst = binary.BigEndian.AppendUint32(dst, pid)
-	return binary.BigEndian.AppendUint32(dst, secret)
-}
-
-// ErrorCode returns the SQLSTATE field of an ErrorResponse or NoticeResponse
-// message (header included), without allocating.
-func ErrorCode(msg []byte) []byte {
+// ErrorField returns one field (for example 'C' for the SQLSTATE, 'V' for
+// the unlocalized severity) of an ErrorResponse or NoticeResponse (header
+// included), without decoding the rest or allocating.
+func ErrorField(msg []byte, field byte) []byte {
 	if len(msg) < HeaderLen {
 		return nil
 	}
 	b := msg[HeaderLen:]
 	for len(b) > 0 && b[0] != 0 {
-		field := b[0]
 		end := bytes.IndexByte(b[1:], 0)
 		if end < 0 {
 			return nil
 		}
-		if field == 'C' {
+		if b[0] == field {
 			return b[1 : 1+end]
 		}
 		b = b[end+2:]
 	}
 	return nil
+}
+
+// ErrorCode returns the SQLSTATE of an ErrorResponse or NoticeResponse.
+func ErrorCode(msg []byte) []byte { return ErrorField(msg, 'C') }
+
+// IsFatal reports whether an ErrorResponse has severity FATAL or PANIC.
+func IsFatal(msg []byte) bool {
+	sev := ErrorField(msg, 'V') // unlocalized, sent since PostgreSQL 9.6
+	if sev == nil {
+		sev = ErrorField(msg, 'S')
+	}
+	return string(sev) == "FATAL" || string(sev) == "PANIC"
 }

@@ -189,7 +189,5 @@ func AppendCancelRequest(dst []byte, pid uint32, secret []byte) []byte {
 // AppendNegotiateProtocolVersion tells a client asking for 3.x (x>0) that the
 // proxy speaks 3.0, listing the _pq_ options it does not recognise.
 func AppendNegotiateProtocolVersion(dst []byte, unrecognized []string) []byte {
-	msg := pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unrecognized}
-	out, _ := msg.Encode(dst)
-	return out
+	return Append(dst, &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unrecognized})
 }

@@ -70,3 +70,14 @@ func TestErrorCode(t *testing.T) {
 		t.Fatalf("ErrorCode = %q", got)
 	}
 }
+
+func TestErrorFields(t *testing.T) {
+	fatal := AppendError(nil, &Error{Severity: "FATAL", Code: "57P01", Message: "bye"})
+	plain := AppendError(nil, &Error{Severity: "ERROR", Code: "42601", Message: "syntax"})
+	if !IsFatal(fatal) || IsFatal(plain) {
+		t.Fatal("IsFatal misjudges severities")
+	}
+	if string(ErrorField(plain, 'M')) != "syntax" || ErrorField(plain, 'H') != nil {
+		t.Fatal("ErrorField finds the wrong field")
+	}
+}
