@@ -56,23 +56,32 @@ func main() {
 	}
 }
 
-// tokenAuth sets up JWT-as-password authentication from the OIDC_* variables.
-func tokenAuth(ctx context.Context, cfg *config.Config, log *slog.Logger) (*auth.Token, *identity.Validator, error) {
+// tokenAuth sets up JWT-as-password authentication from the OIDC_*
+// variables when OIDC_AUTH=true: it sets opts.Authenticator and returns the
+// check /ready adds for the issuer's keys. With OIDC_AUTH off it does
+// nothing and returns nil.
+func tokenAuth(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *proxy.Options) (issuerReady func() error, err error) {
+	if !cfg.OIDCAuth {
+		return nil, nil
+	}
 	idCfg, err := identity.ConfigFromEnv(cfg.Getenv)
 	if err != nil {
-		return nil, nil, err
-	}
-	if cfg.Backend.User == "" {
-		return nil, nil, errors.New("PG_BACKEND_URL must name the service account (user and password) when OIDC_AUTH=true")
+		return nil, err
 	}
 	if !cfg.TLSEnabled {
 		log.Warn("OIDC_AUTH is on but TLS_ENABLED is false: tokens travel in clear between clients and the proxy")
 	}
 	v, err := identity.NewValidator(ctx, idCfg, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return &auth.Token{Validator: v, Parser: sqlparse.NewParser(4096)}, v, nil
+	opts.Authenticator = &auth.Token{Validator: v, Parser: sqlparse.NewParser(4096)}
+	return func() error {
+		if !v.Ready() {
+			return errors.New("OIDC issuer keys not loaded yet")
+		}
+		return nil
+	}, nil
 }
 
 func usage() string {
@@ -94,21 +103,19 @@ func newLogger(cfg *config.Config) *slog.Logger {
 func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	metrics := telemetry.NewMetrics()
 	var opts proxy.Options
-	var validator *identity.Validator
-	if cfg.OIDCAuth {
-		token, v, err := tokenAuth(ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		opts.Authenticator, validator = token, v
+	issuerReady, err := tokenAuth(ctx, cfg, log, &opts)
+	if err != nil {
+		return err
 	}
 	srv, err := proxy.New(cfg, metrics, log, opts)
 	if err != nil {
 		return err
 	}
 	health := telemetry.NewHealth(metrics, func(ctx context.Context) error {
-		if validator != nil && !validator.Ready() {
-			return errors.New("OIDC issuer keys not loaded yet")
+		if issuerReady != nil {
+			if err := issuerReady(); err != nil {
+				return err
+			}
 		}
 		// The same dial sessions make: TCP, SSLRequest and TLS verification.
 		c, _, err := srv.Dialer().Dial(ctx, cfg.Backend.Addr())

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"sort"
@@ -49,6 +50,23 @@ type Config struct {
 	Getenv func(string) string `json:"-"`
 	// EnablePprof serves Go's profiler under /debug/pprof/ on the health port.
 	EnablePprof bool
+	// Agent holds transparent mode's settings (pgproxy agent).
+	Agent Agent
+}
+
+// Agent is transparent mode's configuration. INTERCEPT_TARGETS stays text
+// here: the agent package parses it into eBPF targets.
+type Agent struct {
+	Mode             string // connect or tproxy
+	Targets          string
+	Cgroup           string
+	ListenAddr       string
+	RedirectAddrs    []netip.AddrPort
+	Accelerate       bool
+	PinPath          string
+	FailClosed       bool
+	TPROXYInterfaces []string
+	TPROXYMethod     string // auto, tcx or iptables
 }
 
 // Var describes one environment variable: its name, default and meaning.
@@ -156,6 +174,21 @@ func Load(getenv func(string) string) (*Config, error) {
 		EnablePprof:           p.bool("ENABLE_PPROF"),
 		OIDCAuth:              p.bool("OIDC_AUTH"),
 		Getenv:                getenv,
+		Agent: Agent{
+			Mode:             p.oneOf("INTERCEPT_MODE", "connect", "tproxy"),
+			Targets:          p.str("INTERCEPT_TARGETS"),
+			Cgroup:           p.str("INTERCEPT_CGROUP"),
+			ListenAddr:       p.addr("AGENT_LISTEN_ADDR"),
+			RedirectAddrs:    p.addrPorts("AGENT_REDIRECT_ADDRS"),
+			Accelerate:       p.bool("ACCELERATE_LOCAL"),
+			PinPath:          p.str("BPF_PIN_PATH"),
+			FailClosed:       p.bool("BPF_FAIL_CLOSED"),
+			TPROXYInterfaces: SplitList(p.str("TPROXY_INTERFACES")),
+			TPROXYMethod:     p.oneOf("TPROXY_METHOD", "auto", "tcx", "iptables"),
+		},
+	}
+	if c.Agent.FailClosed && c.Agent.PinPath == "" {
+		p.fail("BPF_FAIL_CLOSED", "=true needs BPF_PIN_PATH (the pinned links are what outlives the agent)")
 	}
 	if c.BackendURL == "" {
 		p.fail("PG_BACKEND_URL", "is required (for example postgres://db.internal:5432/app?sslmode=verify-full)")
@@ -272,6 +305,35 @@ func (p *parser) dur(name string, min time.Duration) time.Duration {
 		p.fail(name, fmt.Sprintf("=%q must be a duration such as 10s or 500ms (at least %v)", v, min))
 	}
 	return d
+}
+
+func (p *parser) addrPorts(name string) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, a := range SplitList(p.str(name)) {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil {
+			p.fail(name, fmt.Sprintf(": %q is not address:port ([v6]:port for IPv6)", a))
+			continue
+		}
+		out = append(out, ap)
+	}
+	return out
+}
+
+// SplitList splits a comma-separated list, trimming blanks and dropping
+// empty and repeated entries.
+func SplitList(s string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" || seen[part] {
+			continue
+		}
+		seen[part] = true
+		out = append(out, part)
+	}
+	return out
 }
 
 func (p *parser) oneOf(name string, allowed ...string) string {

@@ -41,6 +41,10 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"TLS_CERT_PATH":            {"TLS_ENABLED": "true"},
 		"REQUIRE_CLIENT_TLS":       {"REQUIRE_CLIENT_TLS": "true"},
 		"MAX_CONNS_PER_IP_PER_MIN": {"MAX_CONNS_PER_IP_PER_MIN": "-1"},
+		"INTERCEPT_MODE":           {"INTERCEPT_MODE": "sniff"},
+		"AGENT_REDIRECT_ADDRS":     {"AGENT_REDIRECT_ADDRS": "10.0.0.1"},
+		"BPF_FAIL_CLOSED":          {"BPF_FAIL_CLOSED": "true"},
+		"TPROXY_METHOD":            {"TPROXY_METHOD": "nft"},
 	}
 	for name, kv := range cases {
 		if name != "PG_BACKEND_URL" {
@@ -80,5 +84,18 @@ func TestUsageListsEveryVariable(t *testing.T) {
 		if !strings.Contains(u, v.Name) {
 			t.Errorf("--help misses %s", v.Name)
 		}
+	}
+}
+
+func TestAgentSettings(t *testing.T) {
+	c, err := Load(env(map[string]string{"PG_BACKEND_URL": "postgres://h/db", "INTERCEPT_MODE": "TPROXY",
+		"AGENT_REDIRECT_ADDRS": "10.0.0.1:15432, [fd00::1]:15432", "TPROXY_INTERFACES": "eth0,eth1,eth0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Agent
+	if a.Mode != "tproxy" || a.ListenAddr != "127.0.0.1:15432" || a.TPROXYMethod != "auto" ||
+		len(a.RedirectAddrs) != 2 || len(a.TPROXYInterfaces) != 2 {
+		t.Fatalf("agent settings: %+v", a)
 	}
 }

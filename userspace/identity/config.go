@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgproxy/pgproxy/userspace/config"
 )
 
 // Defaults.
@@ -101,11 +103,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		DiscoveryURL:     strings.TrimSpace(getenv("OIDC_DISCOVERY_URL")),
 		IssuerOverride:   strings.TrimSpace(getenv("OIDC_ISSUER_OVERRIDE")),
-		Audiences:        splitList(getenv("OIDC_AUDIENCE")),
-		AllowedRoles:     splitList(getenv("OIDC_ALLOWED_ROLES")),
+		Audiences:        config.SplitList(getenv("OIDC_AUDIENCE")),
+		AllowedRoles:     config.SplitList(getenv("OIDC_ALLOWED_ROLES")),
 		RolesClaim:       strings.TrimSpace(getenv("OIDC_ROLES_CLAIM")),
-		AllowedDatabases: splitList(getenv("OIDC_ALLOWED_DATABASES")),
-		IdentityClaims:   splitList(getenv("OIDC_IDENTITY_CLAIMS")),
+		AllowedDatabases: config.SplitList(getenv("OIDC_ALLOWED_DATABASES")),
+		IdentityClaims:   config.SplitList(getenv("OIDC_IDENTITY_CLAIMS")),
 		CACertPath:       strings.TrimSpace(getenv("OIDC_CERT_PATH")),
 	}
 	if v := strings.TrimSpace(getenv("OIDC_CLOCK_LEEWAY")); v != "" {
@@ -221,22 +223,6 @@ func appendCAFile(pool *x509.CertPool, path string) error {
 		return fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	return nil
-}
-
-// splitList splits a comma-separated list, trimming blanks and dropping
-// empty and repeated entries.
-func splitList(s string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" || seen[part] {
-			continue
-		}
-		seen[part] = true
-		out = append(out, part)
-	}
-	return out
 }
 
 // parseDuration accepts a Go duration ("90s", "2m") or whole seconds ("60").
