@@ -204,6 +204,11 @@ func (w *world) watchSessions(ctx context.Context, pattern string, clientPID int
 				if ports, err := tcpPortsOf(clientPID); err == nil {
 					s.ByClient = ports[s.Port]
 				}
+				if !s.ByAgent && !s.ByClient {
+					// The session ended between the query and the socket scan
+					// (pgbench -i's short connections): look again next tick.
+					continue
+				}
 				byKey[key] = len(out)
 				out = append(out, s)
 			}
