@@ -141,27 +141,33 @@ func startProxyBinary(t testing.TB, bin string, env map[string]string) *Proxy {
 }
 
 func (p *Proxy) waitHealthy(timeout time.Duration) error {
+	return WaitHealthy(p.HealthURL("/health"), p.done, p.cmd, timeout)
+}
+
+// WaitHealthy polls url until it answers 200, the process behind cmd exits
+// (done is closed), or timeout passes.
+func WaitHealthy(url string, done <-chan struct{}, cmd *exec.Cmd, timeout time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.done:
-			return fmt.Errorf("exited with code %d during start-up", p.cmd.ProcessState.ExitCode())
+		case <-done:
+			return fmt.Errorf("exited with code %d during start-up", cmd.ProcessState.ExitCode())
 		default:
 		}
-		resp, err := client.Get(p.HealthURL("/health"))
+		resp, err := client.Get(url)
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
-			err = fmt.Errorf("GET /health: %s", resp.Status)
+			err = fmt.Errorf("GET %s: %s", url, resp.Status)
 		}
 		last = err
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("no 200 from /health within %s: %v", timeout, last)
+	return fmt.Errorf("no 200 from %s within %s: %v", url, timeout, last)
 }
 
 func (p *Proxy) cleanup() {

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/pgproxy/pgproxy/tests/harness"
 )
 
 // agentProc is a running `pgproxy agent`.
@@ -114,25 +116,7 @@ func (a *agentProc) running() bool {
 }
 
 func (a *agentProc) waitHealthy(timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		if !a.running() {
-			return fmt.Errorf("exited with code %d during start-up", a.cmd.ProcessState.ExitCode())
-		}
-		resp, err := client.Get("http://" + a.health + "/health")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("GET /health: %s", resp.Status)
-		}
-		last = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("no 200 from /health within %s: %v", timeout, last)
+	return harness.WaitHealthy("http://"+a.health+"/health", a.done, a.cmd, timeout)
 }
 
 // stop sends SIGTERM and returns the exit code (128+signal when killed by one).
