@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -40,9 +41,11 @@ func (l *Login) Dial(ctx context.Context, addr, database string, params []wire.P
 	if err != nil {
 		return nil, err
 	}
-	var p uint16
-	fmt.Sscan(port, &p)
-	cfg.Host, cfg.Port, cfg.Database = host, p, database
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("backend address %q: bad port", addr)
+	}
+	cfg.Host, cfg.Port, cfg.Database = host, uint16(p), database
 	cfg.Fallbacks = nil
 	// The proxy's dialer negotiates TLS (sslmode, CA, keepalives, marks);
 	// pgconn sees a ready connection and does only the startup and login.
