@@ -215,10 +215,28 @@ func (w *world) extendedCopyIn(name string, rows int, table string) error {
 	if err := w.flushRaw(s); err != nil {
 		return err
 	}
+	tag, err := w.copyResult(s, nil)
+	if err != nil {
+		return err
+	}
+	if tag != fmt.Sprintf("COPY %d", rows) {
+		return fmt.Errorf("command tag %q, want COPY %d", tag, rows)
+	}
+	w.scratch["copy rows"] = rows
+	return nil
+}
+
+// copyResult reads a COPY's answer up to ReadyForQuery and returns its
+// command tag; data, when set, gets each CopyData; an ErrorResponse is the error.
+func (w *world) copyResult(s *session, data func(*pgproto3.CopyData)) (string, error) {
 	var tag string
 	var failure error
 	err := w.receiveUntilReady(s, func(msg pgproto3.BackendMessage) {
 		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			if data != nil {
+				data(m)
+			}
 		case *pgproto3.CommandComplete:
 			tag = string(m.CommandTag)
 		case *pgproto3.ErrorResponse:
@@ -226,16 +244,9 @@ func (w *world) extendedCopyIn(name string, rows int, table string) error {
 		}
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
-	if failure != nil {
-		return failure
-	}
-	if tag != fmt.Sprintf("COPY %d", rows) {
-		return fmt.Errorf("command tag %q, want COPY %d", tag, rows)
-	}
-	w.scratch["copy rows"] = rows
-	return nil
+	return tag, failure
 }
 
 // extendedCopyOut runs COPY TO STDOUT as one pipelined Parse/Bind/Execute/Sync and checks
@@ -252,23 +263,9 @@ func (w *world) extendedCopyOut(name, table string) error {
 		return err
 	}
 	var data bytes.Buffer
-	var tag string
-	var failure error
-	err := w.receiveUntilReady(s, func(msg pgproto3.BackendMessage) {
-		switch m := msg.(type) {
-		case *pgproto3.CopyData:
-			data.Write(m.Data)
-		case *pgproto3.CommandComplete:
-			tag = string(m.CommandTag)
-		case *pgproto3.ErrorResponse:
-			failure = fmt.Errorf("COPY: %s (SQLSTATE %s)", m.Message, m.Code)
-		}
-	})
+	tag, err := w.copyResult(s, func(d *pgproto3.CopyData) { data.Write(d.Data) })
 	if err != nil {
 		return err
-	}
-	if failure != nil {
-		return failure
 	}
 	var want bytes.Buffer
 	for i := 1; i <= rows; i++ {
