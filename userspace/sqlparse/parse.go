@@ -4,9 +4,9 @@
 package sqlparse
 
 import (
-	"container/list"
 	"sync"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -17,24 +17,43 @@ import (
 type Parsed struct {
 	Tree *pg_query.ParseResult
 	Err  error
+
+	sql       string
+	fpOnce    sync.Once
+	fp        string
+	stmtsOnce sync.Once
+	stmts     []Stmt
 }
 
-// Parser parses query text through an LRU cache.
+// SQL returns the text that was parsed.
+func (p *Parsed) SQL() string { return p.sql }
+
+// Fingerprint returns pg_query's fingerprint of the text: the same for
+// statements that differ only in constants, whitespace and comments. It is
+// computed once per cached text; a text that does not parse has none ("").
+func (p *Parsed) Fingerprint() string {
+	p.fpOnce.Do(func() {
+		if p.Err == nil {
+			p.fp, _ = pg_query.Fingerprint(p.sql)
+		}
+	})
+	return p.fp
+}
+
+// Parser parses query text through an LRU cache. It is safe for concurrent
+// use.
 type Parser struct {
-	mu    sync.Mutex
-	max   int
-	order *list.List
-	items map[string]*list.Element
+	cache *lru.Cache[string, *Parsed]
 }
 
-type entry struct {
-	sql    string
-	parsed *Parsed
-}
-
-// NewParser returns a parser caching up to size query strings.
+// NewParser returns a parser caching up to size query strings (no cache
+// when size <= 0).
 func NewParser(size int) *Parser {
-	return &Parser{max: size, order: list.New(), items: map[string]*list.Element{}}
+	p := &Parser{}
+	if size > 0 {
+		p.cache, _ = lru.New[string, *Parsed](size)
+	}
+	return p
 }
 
 // maxCachedLen keeps huge one-off statements (bulk INSERTs) out of the cache.
@@ -42,28 +61,15 @@ const maxCachedLen = 16 << 10
 
 // Parse returns the parse tree of sql; a syntax error is reported in Err.
 func (p *Parser) Parse(sql string) *Parsed {
-	p.mu.Lock()
-	if el, ok := p.items[sql]; ok {
-		p.order.MoveToFront(el)
-		parsed := el.Value.(*entry).parsed
-		p.mu.Unlock()
-		return parsed
-	}
-	p.mu.Unlock()
-	tree, err := pg_query.Parse(sql)
-	parsed := &Parsed{Tree: tree, Err: err}
-	if len(sql) > maxCachedLen || p.max <= 0 {
-		return parsed
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if _, ok := p.items[sql]; !ok {
-		p.items[sql] = p.order.PushFront(&entry{sql, parsed})
-		for p.order.Len() > p.max {
-			last := p.order.Back()
-			p.order.Remove(last)
-			delete(p.items, last.Value.(*entry).sql)
+	if p.cache != nil {
+		if parsed, ok := p.cache.Get(sql); ok {
+			return parsed
 		}
+	}
+	tree, err := pg_query.Parse(sql)
+	parsed := &Parsed{Tree: tree, Err: err, sql: sql}
+	if p.cache != nil && len(sql) <= maxCachedLen {
+		p.cache.Add(sql, parsed)
 	}
 	return parsed
 }

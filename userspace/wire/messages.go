@@ -34,6 +34,14 @@ func Append(dst []byte, msgs ...Encoder) []byte {
 	return dst
 }
 
+// Encode appends one message and returns pgproto3's error instead of
+// dropping the message: use it for messages built from client input (a
+// rewritten Query or Parse), where an error must fail the statement rather
+// than desynchronise the connection.
+func Encode(dst []byte, m Encoder) ([]byte, error) {
+	return m.Encode(dst)
+}
+
 // AppendError encodes e as an ErrorResponse.
 func AppendError(dst []byte, e *Error) []byte {
 	sev := e.Severity

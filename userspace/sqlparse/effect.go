@@ -1,0 +1,218 @@
+package sqlparse
+
+import (
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+)
+
+// EffectKind is what a statement does to session state that a second
+// backend connection would need replayed.
+type EffectKind uint8
+
+const (
+	// NoEffect: nothing to replay.
+	NoEffect EffectKind = iota
+	// SetSetting: a session-level SET, SET ... TO DEFAULT, RESET, or a
+	// top-level SELECT set_config(name, value, false); Key names the setting
+	// ("" when the name is not a constant).
+	SetSetting
+	// ResetSetting: RESET name / SET name TO DEFAULT.
+	ResetSetting
+	// ResetAll: RESET ALL.
+	ResetAll
+	// DiscardAll: DISCARD ALL (settings, prepared statements, temp tables ...).
+	DiscardAll
+	// Prepare: SQL-level PREPARE Key AS Query.
+	Prepare
+	// Deallocate: DEALLOCATE Key (All for DEALLOCATE ALL).
+	Deallocate
+	// Savepoint, Release and RollbackTo: savepoint Key.
+	Savepoint
+	Release
+	RollbackTo
+)
+
+// Effect is a statement's effect on replayable session state.
+type Effect struct {
+	Kind EffectKind
+	// Key is the setting, prepared statement or savepoint name (settings in
+	// lower case).
+	Key string
+	// All is DEALLOCATE ALL.
+	All bool
+	// Query is the text of a PREPAREd statement's body (deparsed).
+	Query string
+	// Uncertain is set when replaying the statement's text may not
+	// reproduce the change (a set_config whose name or value is a
+	// parameter or an expression).
+	Uncertain bool
+}
+
+// SessionEffect reports what one statement does to session state. SET
+// LOCAL and set_config(..., true) are transaction-scoped and have no effect
+// here.
+func SessionEffect(st Stmt) Effect {
+	n := st.Node
+	if n == nil {
+		return Effect{}
+	}
+	switch {
+	case n.GetVariableSetStmt() != nil:
+		v := n.GetVariableSetStmt()
+		if v.IsLocal {
+			return Effect{}
+		}
+		key := strings.ToLower(v.Name)
+		switch v.Kind {
+		case pg_query.VariableSetKind_VAR_SET_VALUE, pg_query.VariableSetKind_VAR_SET_CURRENT:
+			return Effect{Kind: SetSetting, Key: key}
+		case pg_query.VariableSetKind_VAR_SET_DEFAULT, pg_query.VariableSetKind_VAR_RESET:
+			return Effect{Kind: ResetSetting, Key: key}
+		case pg_query.VariableSetKind_VAR_RESET_ALL:
+			return Effect{Kind: ResetAll}
+		case pg_query.VariableSetKind_VAR_SET_MULTI:
+			if key == "transaction" { // SET TRANSACTION: this transaction only
+				return Effect{}
+			}
+			return Effect{Kind: SetSetting, Key: key}
+		}
+	case n.GetSelectStmt() != nil:
+		return setConfigEffect(n.GetSelectStmt())
+	case n.GetDiscardStmt() != nil:
+		if n.GetDiscardStmt().Target == pg_query.DiscardMode_DISCARD_ALL {
+			return Effect{Kind: DiscardAll}
+		}
+	case n.GetPrepareStmt() != nil:
+		p := n.GetPrepareStmt()
+		body, err := pg_query.Deparse(&pg_query.ParseResult{Version: st.version, Stmts: []*pg_query.RawStmt{{Stmt: p.Query}}})
+		if err != nil {
+			body = ""
+		}
+		return Effect{Kind: Prepare, Key: p.Name, Query: body}
+	case n.GetDeallocateStmt() != nil:
+		d := n.GetDeallocateStmt()
+		return Effect{Kind: Deallocate, Key: d.Name, All: d.Isall || d.Name == ""}
+	case n.GetTransactionStmt() != nil:
+		t := n.GetTransactionStmt()
+		switch t.Kind {
+		case pg_query.TransactionStmtKind_TRANS_STMT_SAVEPOINT:
+			return Effect{Kind: Savepoint, Key: t.SavepointName}
+		case pg_query.TransactionStmtKind_TRANS_STMT_RELEASE:
+			return Effect{Kind: Release, Key: t.SavepointName}
+		case pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+			return Effect{Kind: RollbackTo, Key: t.SavepointName}
+		}
+	}
+	return Effect{}
+}
+
+// setConfigEffect recognises SELECT set_config('name', value, false) in the
+// target list of a plain SELECT (no FROM): the common way drivers and ORMs
+// change settings through a query.
+func setConfigEffect(s *pg_query.SelectStmt) Effect {
+	if len(s.FromClause) > 0 || s.Op != pg_query.SetOperation_SETOP_NONE {
+		return Effect{}
+	}
+	for _, t := range s.TargetList {
+		rt := t.GetResTarget()
+		if rt == nil || rt.Val == nil {
+			continue
+		}
+		fc := rt.Val.GetFuncCall()
+		if fc == nil || !isFunc(fc, "set_config") || len(fc.Args) != 3 {
+			continue
+		}
+		if local := constBool(fc.Args[2]); local == nil || *local {
+			continue // transaction-scoped, or not known: not a session change
+		}
+		e := Effect{Kind: SetSetting}
+		if name, ok := constString(fc.Args[0]); ok {
+			e.Key = strings.ToLower(strings.TrimSpace(name))
+		} else {
+			e.Uncertain = true
+		}
+		if _, ok := constString(fc.Args[1]); !ok {
+			e.Uncertain = true
+		}
+		return e
+	}
+	return Effect{}
+}
+
+func isFunc(fc *pg_query.FuncCall, name string) bool {
+	if len(fc.Funcname) == 0 {
+		return false
+	}
+	last := fc.Funcname[len(fc.Funcname)-1].GetString_()
+	return last != nil && strings.EqualFold(last.Sval, name)
+}
+
+func constString(n *pg_query.Node) (string, bool) {
+	if tc := n.GetTypeCast(); tc != nil {
+		n = tc.Arg
+	}
+	if c := n.GetAConst(); c != nil && c.GetSval() != nil {
+		return c.GetSval().Sval, true
+	}
+	return "", false
+}
+
+func constBool(n *pg_query.Node) *bool {
+	if tc := n.GetTypeCast(); tc != nil {
+		n = tc.Arg
+	}
+	c := n.GetAConst()
+	if c == nil {
+		return nil
+	}
+	if b := c.GetBoolval(); b != nil {
+		v := b.Boolval
+		return &v
+	}
+	if s := c.GetSval(); s != nil {
+		switch strings.ToLower(strings.TrimSpace(s.Sval)) {
+		case "t", "true", "on", "yes", "1":
+			v := true
+			return &v
+		case "f", "false", "off", "no", "0":
+			v := false
+			return &v
+		}
+	}
+	return nil
+}
+
+// Statements returns the statements of the text, each with the slice of
+// the text it spans; computed once per cached text. Treat as read-only.
+func (p *Parsed) Statements() []Stmt {
+	p.stmtsOnce.Do(func() { p.stmts = splitStatements(p) })
+	return p.stmts
+}
+
+func splitStatements(p *Parsed) []Stmt {
+	if p.Err != nil || p.Tree == nil {
+		return nil
+	}
+	out := make([]Stmt, 0, len(p.Tree.Stmts))
+	for _, raw := range p.Tree.Stmts {
+		start := int(raw.StmtLocation)
+		end := len(p.sql)
+		if raw.StmtLen > 0 {
+			end = start + int(raw.StmtLen)
+		}
+		text := ""
+		if start >= 0 && start <= end && end <= len(p.sql) {
+			text = strings.TrimSpace(p.sql[start:end])
+		}
+		out = append(out, Stmt{Node: raw.Stmt, Text: text, version: p.Tree.Version})
+	}
+	return out
+}
+
+// Stmt is one statement of a query string.
+type Stmt struct {
+	Node    *pg_query.Node
+	Text    string
+	version int32
+}

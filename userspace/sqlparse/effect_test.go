@@ -1,0 +1,56 @@
+package sqlparse
+
+import "testing"
+
+func TestSessionEffect(t *testing.T) {
+	p := NewParser(0)
+	cases := []struct {
+		sql       string
+		kind      EffectKind
+		key       string
+		uncertain bool
+	}{
+		{"SET search_path = public", SetSetting, "search_path", false},
+		{"SET SESSION Work_Mem TO '8MB'", SetSetting, "work_mem", false},
+		{"SET LOCAL work_mem = '8MB'", NoEffect, "", false},
+		{"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", NoEffect, "", false},
+		{"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", SetSetting, "session characteristics", false},
+		{"SET timezone TO DEFAULT", ResetSetting, "timezone", false},
+		{"RESET statement_timeout", ResetSetting, "statement_timeout", false},
+		{"RESET ALL", ResetAll, "", false},
+		{"DISCARD ALL", DiscardAll, "", false},
+		{"DISCARD PLANS", NoEffect, "", false},
+		{"SELECT set_config('search_path', 'x', false)", SetSetting, "search_path", false},
+		{"SELECT set_config('search_path', $1, false)", SetSetting, "search_path", true},
+		{"SELECT set_config($1, 'x', false)", SetSetting, "", true},
+		{"SELECT set_config('search_path', 'x', true)", NoEffect, "", false},
+		{"SELECT set_config('a', 'b', false) FROM pg_class", NoEffect, "", false},
+		{"PREPARE q (int) AS SELECT $1 + 1", Prepare, "q", false},
+		{"DEALLOCATE q", Deallocate, "q", false},
+		{"DEALLOCATE ALL", Deallocate, "", false},
+		{"SAVEPOINT a", Savepoint, "a", false},
+		{"RELEASE SAVEPOINT a", Release, "a", false},
+		{"ROLLBACK TO SAVEPOINT a", RollbackTo, "a", false},
+		{"SELECT 1", NoEffect, "", false},
+	}
+	for _, c := range cases {
+		stmts := p.Parse(c.sql).Statements()
+		if len(stmts) != 1 {
+			t.Fatalf("%s: %d statements", c.sql, len(stmts))
+		}
+		e := SessionEffect(stmts[0])
+		if e.Kind != c.kind || e.Key != c.key || e.Uncertain != c.uncertain {
+			t.Errorf("%s: effect %+v, want kind %d key %q uncertain %v", c.sql, e, c.kind, c.key, c.uncertain)
+		}
+		if stmts[0].Text != c.sql {
+			t.Errorf("%s: statement text %q", c.sql, stmts[0].Text)
+		}
+	}
+	if e := SessionEffect(p.Parse("PREPARE q AS SELECT a FROM t WHERE b = $1").Statements()[0]); e.Query != "SELECT a FROM t WHERE b = $1" {
+		t.Errorf("PREPARE body %q", e.Query)
+	}
+	multi := p.Parse("SET a.b = 1;  SELECT 2 ;SET c.d=3").Statements()
+	if len(multi) != 3 || multi[0].Text != "SET a.b = 1" || multi[1].Text != "SELECT 2" || multi[2].Text != "SET c.d=3" {
+		t.Errorf("statements of a multi-statement text: %+v", multi)
+	}
+}

@@ -1,0 +1,166 @@
+package stmt
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgproxy/pgproxy/userspace/wire"
+)
+
+// Action is what a decision asks the session to do with a statement.
+type Action uint8
+
+const (
+	// Allow forwards the statement unchanged.
+	Allow Action = iota
+	// Refuse does not run the statement: the client gets Decision.Err
+	// exactly as if PostgreSQL had raised it at that point.
+	Refuse
+	// Rewrite forwards Decision.SQL in place of the statement's text
+	// (Simple and Parse only; a Bind cannot change its statement).
+	Rewrite
+	// Route runs the statement on the backend Decision.Leg.
+	Route
+)
+
+// String returns the action's name as used in logs and records.
+func (a Action) String() string {
+	switch a {
+	case Allow:
+		return "allow"
+	case Refuse:
+		return "refuse"
+	case Rewrite:
+		return "rewrite"
+	case Route:
+		return "route"
+	}
+	return "unknown"
+}
+
+// LegFast is the backend a session opens at login; statements run there
+// unless a policy routes them elsewhere.
+const LegFast = "fast"
+
+// Decision is one policy's answer for one statement.
+type Decision struct {
+	Action Action
+	// Err is the refusal the client sees (Refuse): SQLSTATE, message,
+	// detail, hint. Its severity is ERROR: the session goes on.
+	Err *wire.Error
+	// SQL replaces the statement's text (Rewrite).
+	SQL string
+	// Leg names the backend that runs the statement (Route).
+	Leg string
+	// Results, when set, sees the statement's result columns and rows (with
+	// Allow, Rewrite or Route).
+	Results ResultHook
+	// Source names what decided, for records and metrics ("guard", "rules",
+	// "planner", "memory", ...). Bounded: never SQL or a fingerprint.
+	Source string
+	// Verdict is a short label for records ("ok", "inefficient", ...).
+	Verdict string
+}
+
+// Policy decides about statements. Decide runs on the session's goroutine
+// for every Simple, Parse and Bind statement, before anything is sent to the
+// backend: it must be quick, or bounded by ctx.
+type Policy interface {
+	Decide(ctx context.Context, st *Statement) Decision
+}
+
+// PolicyFunc adapts a function to Policy.
+type PolicyFunc func(ctx context.Context, st *Statement) Decision
+
+// Decide calls f.
+func (f PolicyFunc) Decide(ctx context.Context, st *Statement) Decision { return f(ctx, st) }
+
+// ResultHook sees a statement's results. Columns is called at the start of
+// every result set (for Execute of a portal, with the columns and formats of
+// that portal, whether or not the client described it) and returns the
+// function that sees each row of the set, or nil to leave the rows untouched.
+type ResultHook interface {
+	Columns(fields []pgproto3.FieldDescription) RowFunc
+}
+
+// RowFunc sees one row: values[i] is column i in the format its field
+// announced (text or binary), nil for NULL. It may change values in place or
+// return another slice with the same number of columns. The values are
+// valid only during the call. An error ends the session (fail closed): the
+// row is never forwarded.
+type RowFunc func(values [][]byte) ([][]byte, error)
+
+// Chain is the statement policies in the order they are asked (for example:
+// guard, masking rewrite, analysis, route).
+type Chain []Policy
+
+// Outcome is what the chain decided for one statement.
+type Outcome struct {
+	// Action is Refuse when a policy refused (the others after it are not
+	// asked), else Route when a policy chose a leg, else Rewrite when the
+	// text changed, else Allow.
+	Action Action
+	// Err is the refusal (Refuse).
+	Err *wire.Error
+	// SQL is the text to forward: the statement's, or the last rewrite.
+	SQL string
+	// Rewritten is set when SQL is not the client's text.
+	Rewritten bool
+	// Leg is the chosen backend ("" means LegFast).
+	Leg string
+	// Hooks are the result hooks the policies asked for, in chain order.
+	Hooks []ResultHook
+	// Source and Verdict come from the deciding policy: the one that
+	// refused, else the last that routed, else the last that rewrote, else
+	// the last that gave any.
+	Source, Verdict string
+	// Elapsed is the time the chain took.
+	Elapsed time.Duration
+}
+
+// Decide asks every policy in order. A rewrite is visible to the policies
+// after it (st.SQL and st.Parsed change); a refusal stops the chain.
+func (c Chain) Decide(ctx context.Context, st *Statement) Outcome {
+	start := time.Now()
+	out := Outcome{Action: Allow, SQL: st.SQL}
+	rank := 0 // strength of the decision that set Source: 1 any, 2 rewrite, 3 route
+	for _, p := range c {
+		d := p.Decide(ctx, st)
+		if d.Results != nil {
+			out.Hooks = append(out.Hooks, d.Results)
+		}
+		r := 0
+		if d.Source != "" || d.Verdict != "" {
+			r = 1
+		}
+		switch d.Action {
+		case Refuse:
+			err := d.Err
+			if err == nil {
+				err = &wire.Error{Severity: "ERROR", Code: wire.CodeInsufficientPrivilege, Message: "statement refused by pgproxy"}
+			}
+			out = Outcome{Action: Refuse, Err: err, SQL: out.SQL, Rewritten: out.Rewritten, Source: d.Source, Verdict: d.Verdict}
+			out.Elapsed = time.Since(start)
+			return out
+		case Rewrite:
+			if st.Protocol != Bind && d.SQL != "" {
+				st.SetSQL(d.SQL)
+				out.SQL, out.Rewritten = d.SQL, true
+				if out.Action == Allow {
+					out.Action = Rewrite
+				}
+				r = 2
+			}
+		case Route:
+			out.Leg, out.Action = d.Leg, Route
+			r = 3
+		}
+		if r >= rank && r > 0 {
+			out.Source, out.Verdict, rank = d.Source, d.Verdict, r
+		}
+	}
+	out.Elapsed = time.Since(start)
+	return out
+}
