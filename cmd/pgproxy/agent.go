@@ -61,6 +61,7 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	statementPolicies(cfg, &opts)
 	srv, err := proxy.New(cfg, metrics, log, opts)
 	if err != nil {
 		return err

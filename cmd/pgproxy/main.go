@@ -18,6 +18,7 @@ import (
 	"github.com/pgproxy/pgproxy/userspace/identity"
 	"github.com/pgproxy/pgproxy/userspace/proxy"
 	"github.com/pgproxy/pgproxy/userspace/sqlparse"
+	"github.com/pgproxy/pgproxy/userspace/stmt"
 	"github.com/pgproxy/pgproxy/userspace/telemetry"
 )
 
@@ -75,13 +76,28 @@ func tokenAuth(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *
 	if err != nil {
 		return nil, err
 	}
-	opts.Authenticator = &auth.Token{Validator: v, Parser: sqlparse.NewParser(4096)}
+	opts.Authenticator = &auth.Token{Validator: v}
 	return func() error {
 		if !v.Ready() {
 			return errors.New("OIDC issuer keys not loaded yet")
 		}
 		return nil
 	}, nil
+}
+
+// statementPolicies is the one place where the statement policies every
+// session asks are chosen, in order (guard, then the masking rewrite, the
+// analysis and the route as they come). Sessions without policies relay
+// statements undecoded.
+func statementPolicies(cfg *config.Config, opts *proxy.Options) {
+	var chain stmt.Chain
+	if cfg.OIDCAuth {
+		chain = append(chain, auth.LockedSettings{})
+	}
+	opts.Policies = chain
+	if len(chain) > 0 {
+		opts.Parser = sqlparse.NewParser(4096)
+	}
 }
 
 func usage() string {
@@ -107,6 +123,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	statementPolicies(cfg, &opts)
 	srv, err := proxy.New(cfg, metrics, log, opts)
 	if err != nil {
 		return err

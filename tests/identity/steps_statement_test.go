@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cucumber/godog"
@@ -23,7 +24,8 @@ func (w *world) registerStatementSteps(sc *godog.ScenarioContext) {
 	sc.Step(`^the session is still usable and application_name is "([^"]*)"$`, w.stillUsable)
 	sc.Step(`^the session calls set_config\('application_name', 'x', false\) through a fast-path FunctionCall$`, w.fastPathSetConfig)
 	sc.Step(`^the session's transaction status is "(\w)"$`, w.txStatus)
-	sc.Step(`^the session sends one pipeline: insert 1, set_config\('application_name', \$1, false\), insert 2$`, w.pipeline)
+	sc.Step(`^the session sends one pipeline: insert 1, "(.*)", insert 2$`, w.pipeline)
+	sc.Step(`^the table identity_pipe has (\d+) rows?$`, w.pipeRows)
 	sc.Step(`^the pipeline fails with SQLSTATE (\w+)$`, w.pipelineFails)
 	sc.Step(`^pgx connects (\d+) times with the token and the startup parameter "([^"]*)" set to "([^"]*)"$`, w.startupParam)
 	sc.Step(`^every one of those sessions has application_name "([^"]*)"$`, w.probesAll)
@@ -172,10 +174,11 @@ func (w *world) txStatus(want string) error {
 	return nil
 }
 
-// pipeline sends insert 1, the refused set_config and insert 2 as one extended-protocol
+// pipeline sends insert 1, the refused statement and insert 2 as one extended-protocol
 // pipeline with a single Sync (pgx batch in exec mode: Parse/Bind/Describe/Execute each, no
-// separate prepare round trip). The session is replaced by one in that mode.
-func (w *world) pipeline() error {
+// separate prepare round trip); a statement with $1 gets the parameter "x". The session is
+// replaced by one in that mode.
+func (w *world) pipeline(refused string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	cfg, err := w.pgxConfig(harness.TestDB, "verify-full")
@@ -191,7 +194,11 @@ func (w *world) pipeline() error {
 	w.conn = conn
 	b := &pgx.Batch{}
 	b.Queue("INSERT INTO identity_pipe VALUES (1)")
-	b.Queue("SELECT set_config('application_name', $1, false)", "x")
+	if strings.Contains(refused, "$1") {
+		b.Queue(refused, "x")
+	} else {
+		b.Queue(refused)
+	}
 	b.Queue("INSERT INTO identity_pipe VALUES (2)")
 	res := w.conn.SendBatch(ctx, b)
 	var first error
@@ -204,6 +211,25 @@ func (w *world) pipeline() error {
 		first = err
 	}
 	w.stmtErr = first
+	return nil
+}
+
+// pipeRows counts the rows of identity_pipe as the superuser sees them (committed rows).
+func (w *world) pipeRows(want int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	su, err := superuser(ctx, w.pg, harness.TestDB)
+	if err != nil {
+		return err
+	}
+	defer su.Close(context.Background())
+	var n int
+	if err := su.QueryRow(ctx, "SELECT count(*) FROM identity_pipe").Scan(&n); err != nil {
+		return err
+	}
+	if n != want {
+		return fmt.Errorf("identity_pipe has %d committed rows, want %d", n, want)
+	}
 	return nil
 }
 

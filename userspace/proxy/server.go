@@ -19,6 +19,8 @@ import (
 	"github.com/pgproxy/pgproxy/userspace/backend"
 	"github.com/pgproxy/pgproxy/userspace/config"
 	"github.com/pgproxy/pgproxy/userspace/session"
+	"github.com/pgproxy/pgproxy/userspace/sqlparse"
+	"github.com/pgproxy/pgproxy/userspace/stmt"
 	"github.com/pgproxy/pgproxy/userspace/telemetry"
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
@@ -38,10 +40,17 @@ type Options struct {
 	// DialControl runs on every backend socket before connect (the agent
 	// marks its sockets so they are never intercepted).
 	DialControl func(network, address string, c syscall.RawConn) error
+	// Policies decide about every statement of every session, in order.
+	Policies stmt.Chain
+	// Parser parses statements for the policies (shared, cached).
+	Parser *sqlparse.Parser
+	// Records receives every finished statement's record (must not block).
+	Records func(*stmt.Record)
 }
 
 // Server runs sessions for accepted connections.
 type Server struct {
+	opts     Options
 	auth     session.Authenticator
 	login    *backend.Login
 	cfg      *config.Config
@@ -83,7 +92,7 @@ func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, opts Option
 		addr := cfg.Backend.Addr()
 		resolve = func(net.Conn) (string, error) { return addr, nil }
 	}
-	s := &Server{cfg: cfg, sessCfg: sc, dialer: d, metrics: m, log: log, limiter: newIPLimiter(cfg.MaxConnsPerIPPerMin),
+	s := &Server{opts: opts, cfg: cfg, sessCfg: sc, dialer: d, metrics: m, log: log, limiter: newIPLimiter(cfg.MaxConnsPerIPPerMin),
 		resolve: resolve, sessions: map[*session.Session]struct{}{}}
 	s.cancels = session.NewCancelRegistry(d.Cancel)
 	if opts.Authenticator != nil {
@@ -159,6 +168,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}
 	sess := session.New(id, conn, session.Deps{
 		Config: s.sessCfg, Cancels: s.cancels, Metrics: s.metrics, Log: log,
+		Policies: s.opts.Policies, Parser: s.opts.Parser, Records: s.opts.Records,
 		Dial: func(ctx context.Context) (net.Conn, bool, error) { return s.dialer.Dial(ctx, addr) },
 	})
 	if s.auth != nil {
@@ -169,12 +179,12 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}
 	if max := int64(s.cfg.MaxClientConns); max > 0 && n > max {
 		s.metrics.Rejected("max_connections")
-		sess.Reject(&wire.Error{Severity: "FATAL", Code: "53300", Message: "sorry, too many clients already",
-			Detail: fmt.Sprintf("pgproxy allows %d client connections (MAX_CLIENT_CONNS)", max)})
+		sess.Reject(wire.Fatal(wire.CodeTooManyConnections, "sorry, too many clients already").
+			WithDetail(fmt.Sprintf("pgproxy allows %d client connections (MAX_CLIENT_CONNS)", max)))
 	} else if !s.limiter.allow(remoteIP(conn), time.Now()) {
 		s.metrics.Rejected("rate_limited")
-		sess.Reject(&wire.Error{Severity: "FATAL", Code: "53300", Message: "too many connections from your address",
-			Detail: fmt.Sprintf("pgproxy allows %d new connections per address per minute (MAX_CONNS_PER_IP_PER_MIN)", s.cfg.MaxConnsPerIPPerMin)})
+		sess.Reject(wire.Fatal(wire.CodeTooManyConnections, "too many connections from your address").
+			WithDetail(fmt.Sprintf("pgproxy allows %d new connections per address per minute (MAX_CONNS_PER_IP_PER_MIN)", s.cfg.MaxConnsPerIPPerMin)))
 	}
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}

@@ -3,7 +3,6 @@ package session
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
@@ -43,8 +42,7 @@ func (s *Session) connectBackend(ctx context.Context) error {
 	if err != nil {
 		s.Log.Warn("backend connect failed", "err", err)
 		s.Metrics.Rejected("backend_unavailable")
-		return &wire.Error{Severity: "FATAL", Code: "08006", Message: "pgproxy could not connect to the database server",
-			Detail: err.Error()}
+		return errBackendUnavailable{err}
 	}
 	s.Metrics.BackendConnect.Observe(time.Since(start).Seconds())
 	s.setBackend(conn, encrypted)
@@ -52,10 +50,7 @@ func (s *Session) connectBackend(ctx context.Context) error {
 	return nil
 }
 
-func backendLost(err error) error {
-	return &wire.Error{Severity: "FATAL", Code: "08006", Message: "lost the connection to the database server during authentication",
-		Detail: err.Error()}
-}
+func backendLost(err error) error { return errBackendLost{err: err, auth: true} }
 
 // relayAuth relays Authentication requests and the client's answers until
 // AuthenticationOk or an error.
@@ -89,9 +84,8 @@ func (s *Session) relayAuth() error {
 		case pgproto3.AuthTypeMD5Password:
 			if !s.Config.AllowMD5 {
 				s.Metrics.AuthFailure("md5_refused")
-				return &wire.Error{Severity: "FATAL", Code: "28000",
-					Message: "the database server asked for MD5 password authentication, which pgproxy refuses",
-					Hint:    "store the role's password as SCRAM-SHA-256, or set ALLOW_MD5_AUTH=true on the proxy"}
+				return wire.Fatal(wire.CodeInvalidAuthorization, "the database server asked for MD5 password authentication, which pgproxy refuses").
+					WithHint("store the role's password as SCRAM-SHA-256, or set ALLOW_MD5_AUTH=true on the proxy")
 			}
 			if err := s.relayChallenge(msg, nil); err != nil {
 				return err
@@ -114,8 +108,8 @@ func (s *Session) relayAuth() error {
 			}
 		default:
 			s.Metrics.AuthFailure("unsupported_method")
-			return &wire.Error{Severity: "FATAL", Code: "28000",
-				Message: fmt.Sprintf("the database server asked for an authentication method pgproxy does not relay (code %d)", code)}
+			return wire.Fatal(wire.CodeInvalidAuthorization,
+				fmt.Sprintf("the database server asked for an authentication method pgproxy does not relay (code %d)", code))
 		}
 	}
 }
@@ -162,8 +156,7 @@ func filterSASL(msg []byte) ([]byte, error) {
 		}
 	}
 	if len(kept) == 0 {
-		return nil, &wire.Error{Severity: "FATAL", Code: "28000",
-			Message: "the database server offers only SASL mechanisms pgproxy cannot relay (channel binding)"}
+		return nil, wire.Fatal(wire.CodeInvalidAuthorization, "the database server offers only SASL mechanisms pgproxy cannot relay (channel binding)")
 	}
 	return wire.Append(nil, &pgproto3.AuthenticationSASL{AuthMechanisms: kept}), nil
 }
@@ -184,12 +177,11 @@ func (s *Session) checkSASLInitial(msg []byte) error {
 	switch {
 	case data[0] == 'p':
 		s.Metrics.AuthFailure("channel_binding")
-		return &wire.Error{Severity: "FATAL", Code: "28000", Message: "SCRAM channel binding is not possible through pgproxy"}
+		return wire.Fatal(wire.CodeInvalidAuthorization, "SCRAM channel binding is not possible through pgproxy")
 	case data[0] == 'y' && s.backendTLS:
 		s.Metrics.AuthFailure("channel_binding")
-		return &wire.Error{Severity: "FATAL", Code: "28000",
-			Message: "SCRAM channel binding cannot be relayed: both the client and the database links use TLS",
-			Hint:    "connect with channel_binding=disable (the client-to-proxy TLS channel still protects the password exchange)"}
+		return wire.Fatal(wire.CodeInvalidAuthorization, "SCRAM channel binding cannot be relayed: both the client and the database links use TLS").
+			WithHint("connect with channel_binding=disable (the client-to-proxy TLS channel still protects the password exchange)")
 	}
 	return nil
 }
@@ -199,15 +191,15 @@ func (s *Session) authRefusedByBackend(msg []byte) error {
 	code := wire.ErrorCode(msg)
 	reason := "backend_error"
 	switch string(code) {
-	case "28P01":
+	case wire.CodeInvalidPassword:
 		reason = "invalid_password"
-	case "28000":
+	case wire.CodeInvalidAuthorization:
 		reason = "invalid_authorization"
-	case "3D000":
+	case wire.CodeInvalidCatalogName:
 		reason = "unknown_database"
-	case "53300":
+	case wire.CodeTooManyConnections:
 		reason = "backend_too_many_connections"
-	case "57P03":
+	case wire.CodeCannotConnectNow:
 		reason = "backend_starting_up"
 	}
 	s.Metrics.AuthFailure(reason)
@@ -217,8 +209,6 @@ func (s *Session) authRefusedByBackend(msg []byte) error {
 	s.cw.Flush()
 	return errSessionOver
 }
-
-var errSessionOver = errors.New("session over")
 
 // relayUntilReady forwards ParameterStatus and notices, replaces the
 // backend's key data with the proxy's own, and stops after ReadyForQuery.
@@ -234,7 +224,7 @@ func (s *Session) relayUntilReady() error {
 			if err := wire.Decode(msg, &key); err != nil {
 				return fmt.Errorf("%w: malformed BackendKeyData", wire.ErrProtocol)
 			}
-			s.key = s.Cancels.Add(s.backend.RemoteAddr().String(), key.ProcessID, key.SecretKey)
+			s.registerCancel(key.ProcessID, key.SecretKey)
 			if _, err := s.cw.Write(s.key.append(nil)); err != nil {
 				return err
 			}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -72,33 +71,4 @@ func TestCheckSASLInitial(t *testing.T) {
 			t.Errorf("refusal must tell the user what to change: %v", err)
 		}
 	}
-}
-
-func TestSyncQueueKeepsOrderAndBlocksWhenFull(t *testing.T) {
-	var q syncQueue
-	for i := range len(q.ring) {
-		q.push(pendingSync{sent: time.Unix(int64(i), 0)})
-	}
-	pushed := make(chan struct{})
-	go func() { q.push(pendingSync{sent: time.Unix(999, 0)}); close(pushed) }()
-	select {
-	case <-pushed:
-		t.Fatal("push into a full queue did not wait")
-	case <-time.After(50 * time.Millisecond):
-	}
-	first, _ := q.pop()
-	<-pushed
-	if first.sent.Unix() != 0 {
-		t.Fatalf("first popped entry is %v", first.sent)
-	}
-	for i := 1; i < len(q.ring); i++ {
-		if p, ok := q.pop(); !ok || p.sent.Unix() != int64(i) {
-			t.Fatalf("entry %d out of order", i)
-		}
-	}
-	if p, _ := q.pop(); p.sent.Unix() != 999 {
-		t.Fatalf("the waiting push was lost: %v", p.sent)
-	}
-	q.close()
-	q.push(pendingSync{}) // must not block after close
 }

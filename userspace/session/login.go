@@ -25,28 +25,28 @@ type Authenticator interface {
 type AuthError struct {
 	Reason  string
 	Message string
+	Hint    string
 }
 
 func (e *AuthError) Error() string { return e.Message }
 
-// StatementCheck inspects a statement's text before it is forwarded; a
-// non-nil error refuses the statement (the session goes on).
-type StatementCheck func(sql string) *wire.Error
-
 // Login is what an Authenticator grants.
 type Login struct {
-	// Identity names the person, for logs.
+	// Identity names the person, for logs and statement policies.
 	Identity string
+	// Roles are the token's roles and groups, for statement policies.
+	Roles []string
 	// Database is the backend database; empty means the configured default.
 	Database string
 	// Params are startup parameters set for the backend, replacing the
 	// client's values (application_name=jwt:<identity>).
 	Params []wire.Param
 	// Locked are run-time settings that must keep these values for the whole
-	// session: a ParameterStatus showing another value ends the session.
+	// session: a ParameterStatus showing another value ends the session, and
+	// statement policies see them in stmt.Facts.Locked.
 	Locked map[string]string
-	// Check, when set, inspects every statement text (simple and Parse).
-	Check StatementCheck
+	// User is the database user the proxy logs in as (set by the session).
+	User string
 }
 
 // Established is a backend connection logged in by the proxy itself.
@@ -72,7 +72,7 @@ const maxPasswordMessage = 64 << 10
 func (s *Session) runLogin(ctx context.Context) error {
 	if s.Config.ClientTLS != nil && !s.clientTLS {
 		s.Metrics.AuthFailure("plaintext_token")
-		return &wire.Error{Severity: "FATAL", Code: "28000", Message: "token authentication needs a TLS connection",
+		return &AuthError{Reason: "plaintext_token", Message: "token authentication needs a TLS connection",
 			Hint: "connect with sslmode=require or stronger: the token is a bearer secret"}
 	}
 	s.cr = wire.NewReader(s.client, bufSize, maxPasswordMessage)
@@ -83,7 +83,7 @@ func (s *Session) runLogin(ctx context.Context) error {
 	if errors.Is(err, wire.ErrMessageTooLarge) {
 		s.Metrics.AuthFailure("token_too_large")
 		s.lingerOnClose = true
-		return &wire.Error{Severity: "FATAL", Code: "28000", Message: "token is too large (tokens are limited to 16 KiB)"}
+		return &AuthError{Reason: "token_too_large", Message: "token is too large (tokens are limited to 16 KiB)"}
 	}
 	if err != nil {
 		return err
@@ -105,10 +105,10 @@ func (s *Session) runLogin(ctx context.Context) error {
 		if errors.As(err, &ae) {
 			s.Metrics.AuthFailure(ae.Reason)
 			s.Log.Info("token refused", "reason", ae.Reason)
-			return &wire.Error{Severity: "FATAL", Code: "28000", Message: ae.Message}
+			return ae
 		}
 		s.Metrics.AuthFailure("internal")
-		return &wire.Error{Severity: "FATAL", Code: "28000", Message: "token could not be checked"}
+		return &AuthError{Reason: "internal", Message: "token could not be checked"}
 	}
 	s.login = login
 	s.Log = s.Log.With("identity", login.Identity)
@@ -141,15 +141,15 @@ func (s *Session) loginBackend(ctx context.Context, login *Login) error {
 	if err != nil {
 		s.Log.Warn("backend login as the service account failed", "err", err)
 		s.Metrics.Rejected("backend_login_failed")
-		return &wire.Error{Severity: "FATAL", Code: "08004", Message: "pgproxy could not log in to the database server",
-			Detail: err.Error()}
+		return errLoginFailed{err}
 	}
 	s.setBackend(est.Conn, est.Encrypted)
+	login.User = est.Params["session_authorization"]
 	for name, want := range login.Locked {
 		if got, ok := est.Params[name]; ok && got != want {
 			s.Log.Warn("backend reported a locked setting with another value at login", "setting", name)
-			return &wire.Error{Severity: "FATAL", Code: "42501",
-				Message: fmt.Sprintf("%s is set by pgproxy for auditing and cannot be chosen by the client", name)}
+			return wire.Fatal(wire.CodeInsufficientPrivilege,
+				fmt.Sprintf("%s is set by pgproxy for auditing and cannot be chosen by the client", name))
 		}
 	}
 	s.br = wire.NewReader(s.backend, bufSize, 1<<30)
@@ -164,7 +164,7 @@ func (s *Session) loginBackend(ctx context.Context, login *Login) error {
 	for _, k := range names {
 		out = wire.Append(out, &pgproto3.ParameterStatus{Name: k, Value: est.Params[k]})
 	}
-	s.key = s.Cancels.Add(s.backend.RemoteAddr().String(), est.PID, est.Secret)
+	s.registerCancel(est.PID, est.Secret)
 	out = s.key.append(out)
 	out = wire.Append(out, &pgproto3.ReadyForQuery{TxStatus: est.TxStatus})
 	_, err = s.client.Write(out)

@@ -52,3 +52,42 @@ func BenchmarkBackendRelay(b *testing.B) {
 		}
 	}
 }
+
+// endlessDataRows yields DataRow messages only.
+type endlessDataRows struct {
+	row []byte
+	off int
+}
+
+func (r *endlessDataRows) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], r.row[r.off:])
+		n += c
+		r.off = (r.off + c) % len(r.row)
+	}
+	return n, nil
+}
+
+// BenchmarkBackendRelayWithPolicies measures the same pump in a session
+// with a policy chain, answering an Execute whose statement asked for no
+// result hook: rows still stream as raw frames, without allocating.
+func BenchmarkBackendRelayWithPolicies(b *testing.B) {
+	s := &Session{}
+	s.Metrics = testMetrics
+	s.Log = slog.New(slog.DiscardHandler)
+	s.tr = newTracker()
+	row := []byte{'D', 0, 0, 0, 21, 0, 2, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o', 0, 0, 0, 3, 'a', 'b'}
+	row[4] = byte(len(row) - 1)
+	s.br = wire.NewReader(&endlessDataRows{row: bytes.Repeat(row, 64)}, 8192, 1<<30)
+	s.cw = bufio.NewWriterSize(io.Discard, 8192)
+	o := s.ops.get()
+	o.kind = opExecute
+	s.ops.push(o, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.relayBackendMessage(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

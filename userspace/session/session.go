@@ -16,6 +16,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgproxy/pgproxy/userspace/sqlparse"
+	"github.com/pgproxy/pgproxy/userspace/stmt"
 	"github.com/pgproxy/pgproxy/userspace/telemetry"
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
@@ -51,6 +55,16 @@ type Deps struct {
 	// password); the backend login then goes through LoginDial.
 	Authenticator Authenticator
 	LoginDial     LoginDialer
+	// Policies decide about every statement (simple Query, Parse, Bind), in
+	// order, in passthrough and token sessions alike. Empty: statements are
+	// relayed without being decoded.
+	Policies stmt.Chain
+	// Parser parses statement text for the policies and the tracker (shared
+	// by all sessions, cached by text). Needed with Policies or Records.
+	Parser *sqlparse.Parser
+	// Records, when set, receives the record of every finished statement. It
+	// runs on the session's goroutine and must not block.
+	Records func(*stmt.Record)
 }
 
 // Session is one client connection.
@@ -73,15 +87,29 @@ type Session struct {
 	br *wire.Reader  // backend reader
 	bw *bufio.Writer // backend writer
 
-	key     cancelKey
-	pending syncQueue
-	login   *Login
-	// skipToSync discards client messages until Sync after a refused Parse.
+	key   cancelKey
+	ops   opQueue
+	login *Login
+	ctx   context.Context
+
+	// Statement seam (sessions with policies or records).
+	tr        *tracker
+	published atomic.Pointer[tracker] // tr, for State from other goroutines
+	facts stmt.Facts
+	st    stmt.Statement
+	// skipToSync discards client messages until Sync after a refused
+	// extended-protocol message, as the server does after an error.
 	skipToSync bool
-	// errSinceReady: an ErrorResponse came since the last ReadyForQuery.
-	errSinceReady bool
-	// suppressRaise drops a refusal's error when its pipeline had failed already.
-	suppressRaise bool
+	// scratch is the client pump's encode buffer.
+	scratch []byte
+
+	// Backend pump state.
+	cur       *op  // the op being answered (head of ops)
+	extFailed bool // an extended-protocol error: the server skips to Sync
+	row       pgproto3.DataRow
+	rowBuf    []byte
+	copyIn    atomic.Bool // the server is in COPY FROM STDIN
+	desync    bool        // an answer did not match the op queue (logged once)
 
 	// noPlainErrors is set while a TLS handshake is under way.
 	noPlainErrors bool
@@ -112,6 +140,7 @@ func newWriter(conn net.Conn) *bufio.Writer { return bufio.NewWriterSize(conn, b
 // failure ends this session only.
 func (s *Session) Run(ctx context.Context) {
 	defer s.close()
+	s.ctx = ctx
 	s.client.SetDeadline(time.Now().Add(s.Config.StartupTimeout))
 	if err := s.runStartup(ctx); err != nil {
 		s.endWithError(err)
@@ -131,14 +160,15 @@ func (s *Session) Run(ctx context.Context) {
 	s.client.SetDeadline(time.Time{})
 	s.backend.SetDeadline(time.Time{})
 	s.Log.Debug("session ready", "database", s.database())
+	s.startSeam()
 	s.relay()
 }
 
 // Shutdown asks a running session to end: the client receives a 57P01 error at
 // the next message boundary and both connections close.
 func (s *Session) Shutdown() {
-	s.fatal.CompareAndSwap(nil, &wire.Error{Severity: "FATAL", Code: "57P01",
-		Message: "terminating connection due to administrator command", Detail: "pgproxy is shutting down"})
+	s.fatal.CompareAndSwap(nil, wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command").
+		WithDetail("pgproxy is shutting down"))
 	s.connMu.Lock()
 	backend := s.backend
 	s.connMu.Unlock()
@@ -172,41 +202,38 @@ func (s *Session) database() string {
 	return d
 }
 
-// endWithError reports err to the client when it is a wire.Error and the
-// client can still read one, and logs it.
+// endWithError tells the client why its connection ends (through
+// clientError), unless it left or was already told, and logs it.
 func (s *Session) endWithError(err error) {
-	var we *wire.Error
-	if errors.As(err, &we) {
-		s.Log.Info("connection refused", "sqlstate", we.Code, "reason", we.Message)
-		s.sendError(we)
+	if quietEnd(err) {
+		switch {
+		case errors.Is(err, errSilentClose):
+			s.Log.Info("connection closed", "reason", err.Error())
+		case errors.Is(err, errSessionOver):
+		default:
+			s.Log.Debug("client went away during startup")
+		}
 		return
 	}
-	if errors.Is(err, errSessionOver) {
-		return
-	}
-	if errors.Is(err, errSilentClose) {
-		s.Log.Info("connection closed", "reason", err.Error())
-		return
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-		s.Log.Debug("client went away during startup")
-		return
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	e := clientError(err)
+	var (
+		we *wire.Error
+		ne net.Error
+	)
+	switch {
+	case errors.As(err, &we):
+		s.Log.Info("connection refused", "sqlstate", e.Code, "reason", e.Message)
+	case errors.As(err, &ne) && ne.Timeout():
 		s.Log.Info("startup timed out")
 		s.Metrics.Rejected("startup_timeout")
-		s.sendError(&wire.Error{Severity: "FATAL", Code: "08P01", Message: "startup and authentication did not finish in time"})
-		return
-	}
-	if errors.Is(err, wire.ErrProtocol) || errors.Is(err, wire.ErrMessageTooLarge) {
+	case errors.Is(err, wire.ErrProtocol) || errors.Is(err, wire.ErrMessageTooLarge):
 		s.lingerOnClose = errors.Is(err, wire.ErrMessageTooLarge)
 		s.Log.Info("protocol violation", "err", err)
 		s.Metrics.Rejected("protocol_violation")
-		s.sendError(&wire.Error{Severity: "FATAL", Code: "08P01", Message: err.Error()})
-		return
+	default:
+		s.Log.Info("session ended", "sqlstate", e.Code, "err", err)
 	}
-	s.Log.Info("session ended", "err", err)
+	s.sendError(e)
 }
 
 // lingerClose half-closes conn and reads what the peer is still sending,
@@ -220,9 +247,6 @@ func lingerClose(conn net.Conn) {
 	conn.SetReadDeadline(time.Now().Add(time.Second))
 	io.CopyN(io.Discard, conn, 16<<20)
 }
-
-// errSilentClose ends a connection without an ErrorResponse.
-var errSilentClose = errors.New("closed without a message")
 
 // sendError writes a FATAL error to the client directly (outside the relay).
 func (s *Session) sendError(e *wire.Error) {
@@ -244,6 +268,6 @@ func (s *Session) close() {
 			s.backend.Close()
 		}
 		s.Cancels.Remove(s.key)
-		s.pending.close()
+		s.ops.close()
 	})
 }

@@ -96,12 +96,12 @@ func (s *Session) acceptStartup(pkt *wire.Startup) error {
 	}
 	if s.Config.RequireTLS && !s.clientTLS {
 		s.Metrics.AuthFailure("tls_required")
-		return &wire.Error{Severity: "FATAL", Code: "28000",
-			Message: "this proxy accepts only TLS connections", Hint: "connect with sslmode=require or stronger"}
+		return wire.Fatal(wire.CodeInvalidAuthorization, "this proxy accepts only TLS connections").
+			WithHint("connect with sslmode=require or stronger")
 	}
 	if v, ok := pkt.Get("replication"); ok && v != "false" && v != "0" && v != "off" && v != "no" {
 		s.Metrics.Rejected("replication")
-		return &wire.Error{Severity: "FATAL", Code: "0A000", Message: "replication connections are not supported through pgproxy"}
+		return wire.Fatal(wire.CodeFeatureNotSupported, "replication connections are not supported through pgproxy")
 	}
 	// Protocol 3.x (x>0) and _pq_ extensions: answer for 3.0 and go on.
 	var unknown []string

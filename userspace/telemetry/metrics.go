@@ -21,6 +21,7 @@ type Metrics struct {
 	authFailures   *prometheus.CounterVec
 	rejected       *prometheus.CounterVec
 	cancels        *prometheus.CounterVec
+	refused        *prometheus.CounterVec
 }
 
 // NewMetrics creates and registers every collector.
@@ -54,9 +55,12 @@ func NewMetrics() *Metrics {
 		cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgproxy_cancel_requests_total", Help: "CancelRequests received, by result (forwarded, unknown_key, failed)."},
 			[]string{"result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgproxy_refused_statements_total", Help: "Statements a policy refused (the client got an ERROR), by the policy that refused."},
+			[]string{"source"}),
 	}
 	reg.MustRegister(m.ClientsActive, m.ClientsTotal, m.BackendConnect, m.Statement, m.BytesToBackend,
-		m.BytesToClient, m.errors, m.authFailures, m.rejected, m.cancels,
+		m.BytesToClient, m.errors, m.authFailures, m.rejected, m.cancels, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -78,3 +82,6 @@ func (m *Metrics) Rejected(reason string) { m.rejected.WithLabelValues(reason).I
 
 // Cancel counts a CancelRequest.
 func (m *Metrics) Cancel(result string) { m.cancels.WithLabelValues(result).Inc() }
+
+// Refused counts a statement a policy refused.
+func (m *Metrics) Refused(source string) { m.refused.WithLabelValues(source).Inc() }

@@ -73,14 +73,28 @@ Feature: The audited application_name cannot be changed by the client
     And the session runs "SELECT count(*) FROM identity_tx"
     Then the statement succeeds with "0"
 
-  Scenario: a refused statement in a pipeline: what was sent before it is answered, what follows until Sync is skipped
+  Scenario Outline: a refused statement in a pipeline fails the whole pipeline, as any error does (<statement>)
+    # One extended-protocol pipeline with a single Sync: PostgreSQL rolls back its implicit
+    # transaction on any error, so the insert sent before the refused statement is not
+    # committed either, and the one after it is skipped.
     When the session runs "CREATE TABLE IF NOT EXISTS identity_pipe (n int)"
     And the session runs "TRUNCATE identity_pipe"
-    And the session sends one pipeline: insert 1, set_config('application_name', $1, false), insert 2
+    And the session runs "INSERT INTO identity_pipe VALUES (0)"
+    Then the table identity_pipe has 1 row
+    When the session sends one pipeline: insert 1, "<statement>", insert 2
     Then the pipeline fails with SQLSTATE 42501
+    And the table identity_pipe has 1 row
+    And the session's transaction status is "I"
     And the session is still usable and application_name is "jwt:alice@example.com"
     When the session runs "SELECT coalesce(string_agg(n::text, ',' ORDER BY n), '') FROM identity_pipe"
-    Then the statement succeeds with "1"
+    Then the statement succeeds with "0"
+
+    Examples:
+      | statement                                            |
+      | SELECT set_config('application_name', $1, false)     |
+      | SET application_name = 'x'                           |
+      | RESET application_name                               |
+      | UPDATE pg_settings SET setting = $1 WHERE name = 'application_name' |
 
   Scenario Outline: the startup packet cannot set application_name either (<how>)
     When pgx connects 10 times with the token and the startup parameter "<name>" set to "<value>"

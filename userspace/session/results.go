@@ -1,0 +1,121 @@
+package session
+
+import (
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgproxy/pgproxy/userspace/stmt"
+	"github.com/pgproxy/pgproxy/userspace/wire"
+)
+
+// errResultsUnchecked ends a session whose results a hook must see but
+// cannot: the rows are never forwarded unchecked.
+var errResultsUnchecked = wire.Fatal(wire.CodeInternalError, "pgproxy cannot check the results of this statement")
+
+// prepareRows finds the result hooks of an Execute at its first row: those
+// of the portal's statement (decided at Parse) and of the portal (at Bind),
+// given the portal's columns as the server described them.
+func (s *Session) prepareRows(o *op) error {
+	o.rowsReady = true
+	if s.tr == nil || o.injected {
+		return nil
+	}
+	pt := s.tr.portal(o.name)
+	if pt == nil {
+		if s.anyHooks() {
+			s.Log.Warn("rows of an unknown portal", "portal", o.name)
+			return s.failClosed()
+		}
+		return nil
+	}
+	var hooks []stmt.ResultHook
+	if pt.prep != nil {
+		hooks = append(hooks, pt.prep.hooks...)
+	}
+	hooks = append(hooks, pt.hooks...)
+	if len(hooks) == 0 {
+		return nil
+	}
+	if !pt.described {
+		s.Log.Warn("rows of a portal whose columns are unknown", "portal", o.name)
+		return s.failClosed()
+	}
+	o.fns = rowFuncs(hooks, pt.fields)
+	return nil
+}
+
+// anyHooks reports whether some statement of this session asked for its
+// results: then rows that cannot be attributed are not let through.
+func (s *Session) anyHooks() bool {
+	s.tr.mu.Lock()
+	defer s.tr.mu.Unlock()
+	for _, p := range s.tr.statements {
+		if len(p.hooks) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// failClosed ends the session rather than forward rows a hook was meant to
+// see.
+func (s *Session) failClosed() error {
+	s.fatal.CompareAndSwap(nil, errResultsUnchecked)
+	return errResultsUnchecked
+}
+
+// rowFuncs asks each hook for its row function for a result set.
+func rowFuncs(hooks []stmt.ResultHook, fields []pgproto3.FieldDescription) []stmt.RowFunc {
+	var fns []stmt.RowFunc
+	for _, h := range hooks {
+		if fn := h.Columns(fields); fn != nil {
+			fns = append(fns, fn)
+		}
+	}
+	return fns
+}
+
+// filterRow passes one DataRow through the op's row functions.
+func (s *Session) filterRow(o *op) error {
+	_, msg, err := s.br.Next()
+	if err != nil {
+		return err
+	}
+	if err := wire.Decode(msg, &s.row); err != nil {
+		return fmt.Errorf("%w: malformed DataRow", wire.ErrProtocol)
+	}
+	values := s.row.Values
+	n := len(values)
+	for _, fn := range o.fns {
+		if values, err = fn(values); err != nil {
+			s.Log.Warn("result hook refused a row", "err", err)
+			return s.failClosed()
+		}
+		if len(values) != n {
+			s.Log.Warn("result hook changed the number of columns", "want", n, "got", len(values))
+			return s.failClosed()
+		}
+	}
+	out, err := wire.Encode(s.rowBuf[:0], &pgproto3.DataRow{Values: values})
+	if err != nil {
+		return s.failClosed()
+	}
+	s.rowBuf = out
+	return s.write(out)
+}
+
+// decodeFields decodes a RowDescription into fields that outlive the
+// reader's buffer.
+func decodeFields(msg []byte) ([]pgproto3.FieldDescription, error) {
+	var rd pgproto3.RowDescription
+	if err := wire.Decode(msg, &rd); err != nil {
+		return nil, fmt.Errorf("%w: malformed RowDescription", wire.ErrProtocol)
+	}
+	fields := make([]pgproto3.FieldDescription, len(rd.Fields))
+	for i, f := range rd.Fields {
+		f.Name = append([]byte(nil), f.Name...)
+		fields[i] = f
+	}
+	return fields, nil
+}

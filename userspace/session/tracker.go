@@ -1,0 +1,399 @@
+package session
+
+import (
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgproxy/pgproxy/userspace/sqlparse"
+	"github.com/pgproxy/pgproxy/userspace/stmt"
+)
+
+// prepared is a prepared statement: made by a Parse (or SQL PREPARE), with
+// the policies' decision about it.
+type prepared struct {
+	name      string
+	sql       string // as sent to the server (after any rewrite)
+	paramOIDs []uint32
+	parsed    *sqlparse.Parsed // of sql; nil when the tracker did not parse it
+	// prepareText is the SQL PREPARE statement that made it (replayed as is);
+	// empty for protocol-level statements.
+	prepareText string
+	// decision made at Parse
+	hooks                []stmt.ResultHook
+	action               stmt.Action
+	source, verdict, leg string
+	decide               time.Duration
+	fingerprint          string
+	// fields is its RowDescription (formats unknown) once described.
+	fields []pgproto3.FieldDescription
+}
+
+// portal is a portal made by a Bind.
+type portal struct {
+	name     string
+	stmtName string
+	// prep is the statement it was bound from, as the server had it when it
+	// answered the Bind.
+	prep *prepared
+	// decision made at Bind (hooks add to those of prep)
+	hooks                []stmt.ResultHook
+	action               stmt.Action
+	source, verdict, leg string
+	decide               time.Duration
+	// fields is its RowDescription (with the formats of the Bind) once a
+	// Describe of it was answered; described is set then (also for NoData).
+	fields    []pgproto3.FieldDescription
+	described bool
+}
+
+// tracker follows, for a session with policies, what the server holds for
+// it: transaction status, prepared statements and portals, and the session
+// settings a second backend connection would need replayed. Confirmed state
+// changes only when the server answers (in the backend pump); the client
+// pump reads it, plus the statements it has sent but the server has not yet
+// answered, to describe a Bind to the policies.
+type tracker struct {
+	mu         sync.Mutex
+	tx         byte
+	statements map[string]*prepared
+	inflight   map[string]*prepared
+	portals    map[string]*portal
+	settings   settingsLog
+}
+
+func newTracker() *tracker {
+	return &tracker{tx: 'I', statements: map[string]*prepared{}, inflight: map[string]*prepared{}, portals: map[string]*portal{}}
+}
+
+// txStatus returns the status of the last ReadyForQuery.
+func (t *tracker) txStatus() byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.tx
+}
+
+// sent records a Parse on its way to the server.
+func (t *tracker) sent(p *prepared) {
+	t.mu.Lock()
+	t.inflight[p.name] = p
+	t.mu.Unlock()
+}
+
+// lookup returns the statement a Bind of name would use: the latest Parse
+// of that name not yet answered, else the server's.
+func (t *tracker) lookup(name string) *prepared {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p, ok := t.inflight[name]; ok {
+		return p
+	}
+	return t.statements[name]
+}
+
+// portal returns the server's portal of that name.
+func (t *tracker) portal(name string) *portal {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.portals[name]
+}
+
+// parseAnswered settles a Parse: ParseComplete (ok), an error (failed, the
+// server ran it), or skipped after an earlier error in its pipeline.
+func (t *tracker) parseAnswered(p *prepared, ok, ran bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.inflight[p.name] == p {
+		delete(t.inflight, p.name)
+	}
+	switch {
+	case ok:
+		t.statements[p.name] = p
+	case ran && p.name == "":
+		// PostgreSQL drops the unnamed statement before it parses the new one.
+		delete(t.statements, "")
+	}
+}
+
+// bindAnswered installs a portal the server created.
+func (t *tracker) bindAnswered(pt *portal) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pt.prep = t.statements[pt.stmtName]
+	t.portals[pt.name] = pt
+}
+
+// closeAnswered forgets a statement or portal the server closed.
+func (t *tracker) closeAnswered(target byte, name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if target == 'S' {
+		delete(t.statements, name)
+	} else {
+		delete(t.portals, name)
+	}
+}
+
+// describeExecute fills the record of an Execute of the named portal with
+// its statement and the decisions made at Parse and Bind.
+func (t *tracker) describeExecute(r *stmt.Record, portalName string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pt := t.portals[portalName]
+	if pt == nil {
+		return
+	}
+	r.Name = pt.stmtName
+	r.Action, r.Source, r.Verdict, r.Decide = pt.action, pt.source, pt.verdict, pt.decide
+	if pt.leg != "" {
+		r.Leg = pt.leg
+	}
+	if p := pt.prep; p != nil {
+		r.SQL, r.Fingerprint = p.sql, p.fingerprint
+		r.Decide += p.decide
+		if pt.source == "" && pt.verdict == "" && pt.action == stmt.Allow {
+			r.Action, r.Source, r.Verdict = p.action, p.source, p.verdict
+		}
+		if pt.leg == "" && p.leg != "" {
+			r.Leg = p.leg
+		}
+	}
+}
+
+// described stores a RowDescription (nil for NoData) answering a Describe.
+func (t *tracker) described(target byte, name string, fields []pgproto3.FieldDescription) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if target == 'S' {
+		if p := t.statements[name]; p != nil {
+			p.fields = fields
+		}
+		return
+	}
+	if pt := t.portals[name]; pt != nil {
+		pt.fields, pt.described = fields, true
+	}
+}
+
+// completed applies what a statement that completed (CommandComplete) did
+// to the session: settings, SQL-level prepared statements, savepoints.
+func (t *tracker) completed(s sqlparse.Stmt, tag []byte) {
+	if s.Node == nil {
+		return
+	}
+	e := sqlparse.SessionEffect(s)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch e.Kind {
+	case sqlparse.SetSetting, sqlparse.ResetSetting, sqlparse.ResetAll, sqlparse.DiscardAll:
+		t.settings.change(e, s.Text)
+	case sqlparse.Savepoint:
+		t.settings.savepoint(e.Key)
+	case sqlparse.Release:
+		t.settings.release(e.Key)
+	case sqlparse.RollbackTo:
+		t.settings.rollbackTo(e.Key)
+	case sqlparse.Prepare:
+		t.statements[e.Key] = &prepared{name: e.Key, sql: e.Query, prepareText: s.Text}
+	case sqlparse.Deallocate:
+		if e.All {
+			t.dropNamed()
+		} else {
+			delete(t.statements, e.Key)
+		}
+	}
+	if e.Kind == sqlparse.DiscardAll {
+		t.dropNamed()
+		clear(t.portals)
+	}
+	switch string(tag) {
+	case "COMMIT":
+		t.settings.commit()
+	case "ROLLBACK":
+		if e.Kind != sqlparse.RollbackTo {
+			t.settings.rollback()
+		}
+	}
+}
+
+// dropNamed forgets every named prepared statement (DEALLOCATE ALL).
+func (t *tracker) dropNamed() {
+	for name := range t.statements {
+		if name != "" {
+			delete(t.statements, name)
+		}
+	}
+}
+
+// failed notes an error: the transaction (implicit or explicit) is failed.
+func (t *tracker) failed() {
+	t.mu.Lock()
+	t.settings.errored = true
+	t.mu.Unlock()
+}
+
+// ready applies a ReadyForQuery: a transaction that ended without error
+// keeps its setting changes; portals do not outlive their transaction.
+func (t *tracker) ready(status byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tx = status
+	if status == 'I' {
+		if t.settings.errored {
+			t.settings.rollback()
+		} else {
+			t.settings.commit()
+		}
+		t.settings.errored = false
+	}
+	if status != 'T' {
+		clear(t.portals)
+	}
+}
+
+// SessionState is what a second backend connection needs to behave like the
+// first: the settings to replay, in order, and the named prepared
+// statements.
+type SessionState struct {
+	// Settings are statements (SET ..., SELECT set_config(...)) to run in
+	// order.
+	Settings []string
+	// Prepared are the named prepared statements.
+	Prepared []PreparedStatement
+	// Uncertain is set when a setting changed in a way the proxy cannot
+	// replay (a set_config whose name or value is a parameter).
+	Uncertain bool
+}
+
+// PreparedStatement is one named prepared statement to re-create.
+type PreparedStatement struct {
+	Name      string
+	SQL       string
+	ParamOIDs []uint32
+	// PrepareSQL, when set, is the SQL PREPARE that made it (run it as is).
+	PrepareSQL string
+}
+
+// state returns a copy of the replayable session state.
+func (t *tracker) state() SessionState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := SessionState{Uncertain: t.settings.uncertain}
+	for _, c := range t.settings.applied {
+		st.Settings = append(st.Settings, c.text)
+	}
+	for name, p := range t.statements {
+		if name == "" {
+			continue
+		}
+		st.Prepared = append(st.Prepared, PreparedStatement{Name: name, SQL: p.sql, ParamOIDs: p.paramOIDs, PrepareSQL: p.prepareText})
+	}
+	return st
+}
+
+// settingsLog holds the setting changes of a session: applied (committed)
+// ones, and the pending ones of the transaction in progress, with savepoint
+// marks into them.
+type settingsLog struct {
+	applied    []settingChange
+	pending    []pendingChange
+	savepoints []savepointMark
+	errored    bool // an error since the transaction began
+	uncertain  bool
+}
+
+type settingChange struct {
+	key  string // "" when unknown: such changes are never superseded
+	text string
+}
+
+type pendingChange struct {
+	effect sqlparse.Effect
+	text   string
+}
+
+type savepointMark struct {
+	name string
+	at   int
+}
+
+func (l *settingsLog) change(e sqlparse.Effect, text string) {
+	l.pending = append(l.pending, pendingChange{e, text})
+}
+
+func (l *settingsLog) savepoint(name string) {
+	l.savepoints = append(l.savepoints, savepointMark{name, len(l.pending)})
+}
+
+// release drops the savepoint and those made after it.
+func (l *settingsLog) release(name string) {
+	for i := len(l.savepoints) - 1; i >= 0; i-- {
+		if l.savepoints[i].name == name {
+			l.savepoints = l.savepoints[:i]
+			return
+		}
+	}
+}
+
+// rollbackTo undoes the changes made since the savepoint, which stays; the
+// transaction is usable again.
+func (l *settingsLog) rollbackTo(name string) {
+	for i := len(l.savepoints) - 1; i >= 0; i-- {
+		if l.savepoints[i].name == name {
+			l.pending = l.pending[:l.savepoints[i].at]
+			l.savepoints = l.savepoints[:i+1]
+			l.errored = false
+			return
+		}
+	}
+}
+
+func (l *settingsLog) rollback() {
+	l.pending, l.savepoints = nil, nil
+}
+
+// commit applies the pending changes in order: a setting set again replaces
+// its earlier change, RESET removes it, RESET ALL and DISCARD ALL clear all.
+func (l *settingsLog) commit() {
+	for _, p := range l.pending {
+		switch p.effect.Kind {
+		case sqlparse.ResetAll, sqlparse.DiscardAll:
+			l.applied = nil
+			l.uncertain = false
+		case sqlparse.ResetSetting:
+			l.remove(p.effect.Key)
+		case sqlparse.SetSetting:
+			if p.effect.Key == "" || p.effect.Uncertain {
+				l.uncertain = true
+			}
+			l.remove(p.effect.Key)
+			l.applied = append(l.applied, settingChange{p.effect.Key, p.text})
+		}
+	}
+	l.pending, l.savepoints = nil, nil
+}
+
+func (l *settingsLog) remove(key string) {
+	if key == "" {
+		return
+	}
+	kept := l.applied[:0]
+	for _, c := range l.applied {
+		if c.key != key {
+			kept = append(kept, c)
+		}
+	}
+	l.applied = kept
+}
+
+// State returns what a second backend connection would need replayed to
+// behave like this session's: its settings and named prepared statements.
+// Sessions without policies or records do not track it (zero value).
+func (s *Session) State() SessionState {
+	t := s.published.Load()
+	if t == nil {
+		return SessionState{}
+	}
+	return t.state()
+}
