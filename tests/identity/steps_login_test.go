@@ -214,11 +214,16 @@ func (w *world) zitadelToken(clientID string) error {
 	return nil
 }
 
+// loginTimeout is how long a pgx client waits for a login. It is longer than the STARTUP_TIMEOUT
+// of any scenario: a login whose key id is unknown waits for the next key download, up to
+// STARTUP_TIMEOUT, and the proxy's answer must arrive before the client gives up.
+const loginTimeout = 30 * time.Second
+
 // pgxConfig is a pgx configuration for the proxy with the token as the password and the
 // client's own application_name.
 func (w *world) pgxConfig(db, sslmode string) (*pgx.ConnConfig, error) {
-	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=%s sslrootcert=%s connect_timeout=10",
-		w.proxy.Port(), clientUser, db, sslmode, w.s.certs.CAFile)
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=%s sslrootcert=%s connect_timeout=%d",
+		w.proxy.Port(), clientUser, db, sslmode, w.s.certs.CAFile, int(loginTimeout.Seconds()))
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
@@ -234,7 +239,7 @@ func (w *world) login(db, sslmode string) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), loginTimeout)
 	defer cancel()
 	return pgx.ConnectConfig(ctx, cfg)
 }
@@ -247,6 +252,13 @@ func (w *world) pgxConnect(db, sslmode string) error {
 		w.conn = nil
 	}
 	w.conn, w.connErr = w.login(db, sslmode)
+	if w.connErr == nil {
+		w.acceptedAt = time.Now()
+		if w.floodDone != nil {
+			w.tb.Logf("login accepted while %d of %d logins with unknown keys were still running",
+				w.floodLeft.Load(), len(w.floodTokens))
+		}
+	}
 	return nil
 }
 

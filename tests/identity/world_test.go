@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,9 +51,12 @@ type world struct {
 	retiredToken string
 	floodTokens  []string
 	jwksMark     int64
-	acceptedAt   time.Time
+	acceptedAt   time.Time // when the last successful pgx login returned
 	markTime     time.Time
-	floodErrs    []error
+	floodErrs    []error       // outcome of each flood login, once floodDone is closed
+	floodLeft    atomic.Int64  // flood logins still running
+	floodDone    chan struct{} // closed when every flood login has ended
+	floodStart   time.Time
 
 	mu       sync.Mutex
 	errs     []string

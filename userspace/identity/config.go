@@ -83,7 +83,8 @@ type Config struct {
 	// StartupTimeout bounds the first discovery attempt; default
 	// DefaultStartupTimeout.
 	StartupTimeout time.Duration
-	// Now is the clock; nil means time.Now. For tests.
+	// Now is the clock for token times (exp, nbf, iat); nil means time.Now.
+	// For tests. The JWKS rate limit always runs on the real clock.
 	Now func() time.Time
 }
 

@@ -13,10 +13,12 @@
 //     issuer advertises (RS*, PS*, ES*, EdDSA); "none" and HS* are refused
 //     even when advertised;
 //   - signature: against the issuer's JWKS (found through discovery) via
-//     go-oidc's verifier with a rate-limited key set: an unknown kid
-//     downloads the JWKS again at most once per JWKSMinRefreshInterval
-//     (10 s) across all connections; other tokens with unknown kids are
-//     refused meanwhile;
+//     go-oidc's verifier with a rate-limited key set: the JWKS is
+//     downloaded at most once per JWKSMinRefreshInterval (10 s) across all
+//     connections; a token whose kid is not cached waits, within its
+//     context, for the next allowed download (one download for all tokens
+//     waiting meanwhile) and is refused as unknown_key when that download
+//     does not bring the key or the context ends first;
 //   - iss: equal to OIDC_ISSUER_OVERRIDE if set, else the discovered issuer;
 //   - exp (required), nbf and iat, with OIDC_CLOCK_LEEWAY (default 60 s);
 //   - aud: contains one of OIDC_AUDIENCE;

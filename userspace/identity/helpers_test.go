@@ -12,7 +12,8 @@ import (
 	"github.com/pgproxy/pgproxy/tests/oidcissuer"
 )
 
-// fakeClock is a settable clock for token times and the JWKS rate limit.
+// fakeClock is a settable clock for token times. The JWKS rate limit runs on
+// the real clock.
 type fakeClock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -62,7 +63,7 @@ func baseConfig(t *testing.T, iss *oidcissuer.Issuer, clock *fakeClock) Config {
 		Audiences:              []string{"pgproxy"},
 		CACertPath:             ca,
 		ClockLeeway:            DefaultClockLeeway,
-		JWKSMinRefreshInterval: 10 * time.Second,
+		JWKSMinRefreshInterval: testInterval, // a token with an unknown kid waits for the next download
 		StartupTimeout:         5 * time.Second,
 		Now:                    clock.Now,
 	}

@@ -26,23 +26,33 @@ const minRSABits = 2048
 // recent.
 var errRateLimited = errors.New("JWKS refresh rate-limited")
 
+// errAbandoned means the caller's context ended before the download it was
+// waiting for finished. The download itself goes on for other waiters.
+var errAbandoned = errors.New("stopped waiting for the JWKS download")
+
 // keySet holds the issuer's public signing keys. It implements go-oidc's
-// KeySet interface. Unlike go-oidc's RemoteKeySet, a kid it does not know
-// triggers a download only when none happened in the last minInterval, so a
-// flood of tokens with made-up kids costs the issuer at most one request per
-// interval. Concurrent callers share one download.
+// KeySet interface. Downloads are rate-limited across the process: one
+// starts at most once per minInterval, whatever asks for it (a token whose
+// kid is not cached, the periodic refresh). A token whose kid is not cached
+// waits for the next download that starts after it was looked at, which is
+// scheduled no earlier than minInterval after the previous one; every token
+// arriving meanwhile waits for that same download. So a flood of tokens with
+// made-up kids costs the issuer at most one request per interval, and a
+// rotated key is accepted as soon as the next allowed download brings it.
+//
+// The rate limit runs on the real clock (Config.Now is for token times).
 type keySet struct {
 	url         string
 	client      *http.Client
 	algs        []jose.SignatureAlgorithm
 	minInterval time.Duration
-	now         func() time.Time
 
 	mu        sync.Mutex
 	keys      []jose.JSONWebKey
-	loaded    bool      // one download succeeded
-	lastFetch time.Time // start of the last download, successful or not
-	inflight  *fetchCall
+	loaded    bool       // one download succeeded
+	lastFetch time.Time  // start of the last download, successful or not
+	inflight  *fetchCall // the download running now
+	next      *fetchCall // the download waiters are queued for, not started yet
 }
 
 // fetchCall is one download that several goroutines may wait for.
@@ -51,9 +61,11 @@ type fetchCall struct {
 	err  error
 }
 
+func newFetchCall() *fetchCall { return &fetchCall{done: make(chan struct{})} }
+
 // newKeySet returns an empty key set for url.
-func newKeySet(url string, client *http.Client, algs []jose.SignatureAlgorithm, minInterval time.Duration, now func() time.Time) *keySet {
-	return &keySet{url: url, client: client, algs: algs, minInterval: minInterval, now: now}
+func newKeySet(url string, client *http.Client, algs []jose.SignatureAlgorithm, minInterval time.Duration) *keySet {
+	return &keySet{url: url, client: client, algs: algs, minInterval: minInterval}
 }
 
 // Loaded reports whether keys were downloaded at least once.
@@ -66,30 +78,124 @@ func (ks *keySet) Loaded() bool {
 // refresh downloads the key set unless the last download started less than
 // minInterval ago, in which case it returns errRateLimited. A caller that
 // arrives while a download is running waits for it and shares its result.
+// It is for the first download and the periodic refresh; a token with an
+// unknown kid uses keysFor, which waits instead of being rate-limited.
 func (ks *keySet) refresh(ctx context.Context) error {
 	ks.mu.Lock()
 	if call := ks.inflight; call != nil {
 		ks.mu.Unlock()
 		return call.wait(ctx)
 	}
-	if !ks.lastFetch.IsZero() && ks.now().Sub(ks.lastFetch) < ks.minInterval {
+	now := time.Now()
+	if !ks.dueLocked(now) {
 		ks.mu.Unlock()
 		return errRateLimited
 	}
-	call := &fetchCall{done: make(chan struct{})}
-	ks.inflight = call
-	ks.lastFetch = ks.now()
+	call := ks.startLocked(now)
 	ks.mu.Unlock()
-
-	// The download runs on its own goroutine so that a caller whose context
-	// ends early does not cut it short for the others.
-	go ks.download(context.WithoutCancel(ctx), call)
 	return call.wait(ctx)
 }
 
-// download fetches and installs the key set, then releases waiters.
-func (ks *keySet) download(ctx context.Context, call *fetchCall) {
-	keys, err := ks.fetch(ctx)
+// keysFor returns the keys that may have signed a token with kid and alg.
+// When none is cached it waits for a download that starts after this call
+// (shared with every other waiter) and looks again; a download already
+// running is waited for too, but counts only if it brings a key. The result
+// is empty when the issuer does not publish such a key. Errors are the
+// failed download's, or errAbandoned when ctx ends first.
+func (ks *keySet) keysFor(ctx context.Context, kid string, alg jose.SignatureAlgorithm) ([]jose.JSONWebKey, error) {
+	ks.mu.Lock()
+	if keys := ks.candidatesLocked(kid, alg); len(keys) > 0 {
+		ks.mu.Unlock()
+		return keys, nil
+	}
+	if running := ks.inflight; running != nil {
+		// It started before this token was looked at: it may bring the
+		// key, but when it does not, the answer is the next download.
+		ks.mu.Unlock()
+		if err := running.wait(ctx); errors.Is(err, errAbandoned) {
+			return nil, err
+		}
+		ks.mu.Lock()
+		if keys := ks.candidatesLocked(kid, alg); len(keys) > 0 {
+			ks.mu.Unlock()
+			return keys, nil
+		}
+	}
+	call := ks.nextLocked(time.Now())
+	ks.mu.Unlock()
+	if err := call.wait(ctx); err != nil {
+		return nil, err
+	}
+	return ks.candidates(kid, alg), nil
+}
+
+// dueLocked reports whether a download may start at now.
+func (ks *keySet) dueLocked(now time.Time) bool {
+	return ks.lastFetch.IsZero() || now.Sub(ks.lastFetch) >= ks.minInterval
+}
+
+// startLocked starts a download now. Waiters queued for the next download
+// get this one.
+func (ks *keySet) startLocked(now time.Time) *fetchCall {
+	call := ks.next
+	if call == nil {
+		call = newFetchCall()
+	}
+	ks.next = nil
+	ks.inflight = call
+	ks.lastFetch = now
+	go ks.download(call)
+	return call
+}
+
+// nextLocked returns the first download that starts at or after now: one
+// started at once when the rate limit allows and none is running, else the
+// queued one, scheduled when the first waiter arrives.
+func (ks *keySet) nextLocked(now time.Time) *fetchCall {
+	if ks.next != nil {
+		return ks.next
+	}
+	if ks.inflight == nil && ks.dueLocked(now) {
+		return ks.startLocked(now)
+	}
+	ks.next = newFetchCall()
+	go ks.startWhenDue(ks.next)
+	return ks.next
+}
+
+// startWhenDue is the goroutine of a queued download: it starts call once
+// the running download (if any) has ended and minInterval has passed since
+// the last one started. It runs even when every waiter has given up, so it
+// lives at most minInterval plus one download; there is at most one.
+func (ks *keySet) startWhenDue(call *fetchCall) {
+	for {
+		ks.mu.Lock()
+		if ks.next != call {
+			ks.mu.Unlock()
+			return // refresh started it already
+		}
+		if running := ks.inflight; running != nil {
+			ks.mu.Unlock()
+			<-running.done
+			continue
+		}
+		now := time.Now()
+		if ks.dueLocked(now) {
+			ks.startLocked(now)
+			ks.mu.Unlock()
+			return
+		}
+		wait := ks.lastFetch.Add(ks.minInterval).Sub(now)
+		ks.mu.Unlock()
+		time.Sleep(wait)
+	}
+}
+
+// download fetches and installs the key set, then releases waiters. It does
+// not depend on any caller's context, so a caller that gives up early does
+// not cut it short for the others; fetch bounds it.
+func (ks *keySet) download(call *fetchCall) {
+	keys, err := ks.fetch(context.Background())
 	ks.mu.Lock()
 	if err == nil {
 		ks.keys = keys
@@ -101,13 +207,14 @@ func (ks *keySet) download(ctx context.Context, call *fetchCall) {
 	close(call.done)
 }
 
-// wait blocks until the download ends or ctx is done.
+// wait blocks until the download ends and returns its error, or returns
+// errAbandoned when ctx is done first.
 func (c *fetchCall) wait(ctx context.Context) error {
 	select {
 	case <-c.done:
 		return c.err
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("%w: %w", errAbandoned, context.Cause(ctx))
 	}
 }
 
@@ -177,11 +284,16 @@ func parseJWKS(body []byte) ([]jose.JSONWebKey, error) {
 	return keys, nil
 }
 
-// candidates returns the keys that may have signed a token with kid and alg.
-// A token without kid is tried against every key.
+// candidates returns the cached keys that may have signed a token with kid
+// and alg. A token without kid is tried against every key.
 func (ks *keySet) candidates(kid string, alg jose.SignatureAlgorithm) []jose.JSONWebKey {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
+	return ks.candidatesLocked(kid, alg)
+}
+
+// candidatesLocked is candidates with ks.mu held.
+func (ks *keySet) candidatesLocked(kid string, alg jose.SignatureAlgorithm) []jose.JSONWebKey {
 	var out []jose.JSONWebKey
 	for _, k := range ks.keys {
 		if kid != "" && k.KeyID != kid {
@@ -231,8 +343,10 @@ func (ks *keySet) VerifySignature(ctx context.Context, token string) ([]byte, er
 	return payload, err
 }
 
-// verify checks the signature of token against the cached keys, downloading
-// the key set (rate-limited) when the kid is unknown.
+// verify checks the signature of token against the cached keys. When its
+// kid is not cached it waits for the next allowed download (see keySet);
+// when ctx ends first the token is refused as unknown_key, like a kid the
+// download did not bring.
 func (ks *keySet) verify(ctx context.Context, token string) ([]byte, error) {
 	jws, err := jose.ParseSignedCompact(token, ks.algs)
 	if err != nil {
@@ -244,18 +358,14 @@ func (ks *keySet) verify(ctx context.Context, token string) ([]byte, error) {
 	hdr := jws.Signatures[0].Header
 	alg := jose.SignatureAlgorithm(hdr.Algorithm)
 
-	keys := ks.candidates(hdr.KeyID, alg)
-	if len(keys) == 0 {
-		switch err := ks.refresh(ctx); {
-		case errors.Is(err, errRateLimited):
-			return nil, refuse(ReasonUnknownKey, nil, "token is signed with a key the identity provider does not publish")
-		case err != nil:
-			return nil, refuse(ReasonIssuerUnavailable, err, "identity provider is unavailable; try again later")
-		}
-		keys = ks.candidates(hdr.KeyID, alg)
-		if len(keys) == 0 {
-			return nil, refuse(ReasonUnknownKey, nil, "token is signed with a key the identity provider does not publish")
-		}
+	keys, err := ks.keysFor(ctx, hdr.KeyID, alg)
+	switch {
+	case errors.Is(err, errAbandoned):
+		return nil, refuse(ReasonUnknownKey, err, "token is signed with a key the identity provider does not publish")
+	case err != nil:
+		return nil, refuse(ReasonIssuerUnavailable, err, "identity provider is unavailable; try again later")
+	case len(keys) == 0:
+		return nil, refuse(ReasonUnknownKey, nil, "token is signed with a key the identity provider does not publish")
 	}
 	for _, k := range keys {
 		if payload, err := jws.Verify(k); err == nil {

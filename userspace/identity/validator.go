@@ -263,7 +263,7 @@ func (v *Validator) discover(ctx context.Context) (*issuerState, error) {
 		issuer = v.cfg.IssuerOverride
 	}
 
-	keys := newKeySet(doc.JWKSURI, v.client, algs, v.cfg.JWKSMinRefreshInterval, v.cfg.Now)
+	keys := newKeySet(doc.JWKSURI, v.client, algs, v.cfg.JWKSMinRefreshInterval)
 	if err := keys.refresh(ctx); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -99,7 +100,16 @@ func (s *Session) runLogin(ctx context.Context) error {
 	if requested == s.Config.DefaultDatabase {
 		requested = ""
 	}
-	login, err := s.Authenticator.Authenticate(ctx, password.Password, requested)
+	// The check may wait for the issuer's next key download: end it 500 ms
+	// before the startup deadline (but give it at least 100 ms), so that its
+	// refusal still reaches the client in time.
+	deadline := s.startupDeadline.Add(-500 * time.Millisecond)
+	if soon := time.Now().Add(100 * time.Millisecond); deadline.Before(soon) {
+		deadline = soon
+	}
+	authCtx, cancel := context.WithDeadline(ctx, deadline)
+	login, err := s.Authenticator.Authenticate(authCtx, password.Password, requested)
+	cancel()
 	if err != nil {
 		var ae *AuthError
 		if errors.As(err, &ae) {

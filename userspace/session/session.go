@@ -74,6 +74,8 @@ type Session struct {
 	client net.Conn
 	// raw is the accepted connection (client may become a TLS wrapper of it).
 	raw net.Conn
+	// startupDeadline is the client's deadline until the session is ready.
+	startupDeadline time.Time
 	// reject, when set, is sent to the client after startup instead of serving it.
 	reject *wire.Error
 
@@ -141,7 +143,8 @@ func newWriter(conn net.Conn) *bufio.Writer { return bufio.NewWriterSize(conn, b
 func (s *Session) Run(ctx context.Context) {
 	defer s.close()
 	s.ctx = ctx
-	s.client.SetDeadline(time.Now().Add(s.Config.StartupTimeout))
+	s.startupDeadline = time.Now().Add(s.Config.StartupTimeout)
+	s.client.SetDeadline(s.startupDeadline)
 	if err := s.runStartup(ctx); err != nil {
 		s.endWithError(err)
 		return
