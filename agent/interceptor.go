@@ -382,6 +382,23 @@ func (i *Interceptor) Objects() *bpf.Objects {
 	return i.objs
 }
 
+// Ready reports whether the interceptor is redirecting: started, programs
+// loaded and attached, listener open, and not closed. It does not probe the
+// intercepted databases: each connection dials its own original
+// destination, and one database being down must not take the node's agent
+// out of service.
+func (i *Interceptor) Ready() error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	switch {
+	case i.closed:
+		return errors.New("interception stopped")
+	case i.objs == nil || i.ln == nil:
+		return errors.New("interception not started")
+	}
+	return nil
+}
+
 // Close detaches every program first (so no connect is sent to a listener
 // about to vanish), then closes the listener and removes the TPROXY route.
 // Connections already accepted are the engine's to drain.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,5 +109,16 @@ func clientLoop(t *testing.T, cg *bpftest.Cgroup, db *bpftest.Target, w int, sto
 			t.Logf("client %d: %+v %v", w, r, err)
 			failures.Add(1)
 		}
+	}
+}
+
+func TestReadyOnlyWhileIntercepting(t *testing.T) {
+	var i agent.Interceptor
+	if err := i.Ready(); err == nil {
+		t.Fatal("ready before Start")
+	}
+	i.Close()
+	if err := i.Ready(); err == nil || !strings.Contains(err.Error(), "stopped") {
+		t.Fatalf("after Close: %v", err)
 	}
 }

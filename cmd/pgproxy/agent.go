@@ -73,7 +73,12 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	defer ic.Close()
 	metrics.Registry.MustRegister(telemetry.NewMapCollector("pgproxy_bpf_",
 		"eBPF interception counter, summed over CPUs.", ic.Counters))
+	// Ready means intercepting (and, with token auth, the issuer's keys
+	// loaded); the databases are not probed: see Interceptor.Ready.
 	health := telemetry.NewHealth(metrics, func(context.Context) error {
+		if err := ic.Ready(); err != nil {
+			return err
+		}
 		if issuerReady != nil {
 			return issuerReady()
 		}
