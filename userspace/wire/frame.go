@@ -92,6 +92,7 @@ func (r *Reader) fill(need int) error {
 
 // Header returns the next message's type and body length without consuming it.
 func (r *Reader) Header() (typ byte, bodyLen int, err error) {
+	r.shrink() // a buffer grown for one large whole message (Next) is not kept
 	if err := r.fill(HeaderLen); err != nil {
 		return 0, 0, err
 	}
