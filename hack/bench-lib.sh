@@ -123,9 +123,19 @@ proxy_build() {
 	(cd "$root" && go build -o "$workdir/pgproxy" ./cmd/pgproxy) || die "cmd/pgproxy does not build"
 }
 
-# proxy_start DB [VAR=value...] starts the proxy in front of the cluster on free loopback
-# ports and waits for /health. Sets proxy_port, proxy_pid. Connection limits are off unless
-# the arguments set them; LOG_LEVEL defaults to warn.
+# proxy_build_rev REV OUT builds cmd/pgproxy as of git revision REV into OUT (for
+# before/after comparisons in one run).
+proxy_build_rev() {
+	local rev="$1" out="$2" src="$workdir/src-$1"
+	mkdir -p "$src"
+	git -C "$root" archive "$rev" | tar -x -C "$src" || die "git archive $rev failed"
+	(cd "$src" && go build -o "$out" ./cmd/pgproxy) || die "cmd/pgproxy of $rev does not build"
+}
+
+# proxy_start DB [VAR=value...] starts the proxy ($proxy_bin, default the one proxy_build
+# made) in front of the cluster on free loopback ports and waits for /health. Sets
+# proxy_port, proxy_pid. Connection limits are off unless the arguments set them; LOG_LEVEL
+# defaults to warn.
 proxy_start() {
 	local db="$1"
 	shift
@@ -136,7 +146,7 @@ proxy_start() {
 	env LISTEN_ADDR="127.0.0.1:$proxy_port" HEALTH_CHECK_ADDR="127.0.0.1:$health_port" \
 		PG_BACKEND_URL="postgres://127.0.0.1:$pg_port/$db?sslmode=disable" \
 		MAX_CONNS_PER_IP_PER_MIN=0 MAX_CLIENT_CONNS=0 LOG_LEVEL="${LOG_LEVEL:-warn}" LOG_FORMAT=text \
-		"$@" "$workdir/pgproxy" >>"$workdir/pgproxy.log" 2>&1 &
+		"$@" "${proxy_bin:-$workdir/pgproxy}" >>"$workdir/pgproxy.log" 2>&1 &
 	proxy_pid=$!
 	bg_pids+=("$proxy_pid")
 	for _ in $(seq 150); do

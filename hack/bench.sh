@@ -17,6 +17,8 @@
 #   BENCH_WARMUP    seconds of warm-up per target before measuring, 0 for none (3)
 #   BENCH_GO=0      skip the Go benchmark
 #   BENCH_RESULTS   file to copy every run's TPS to ("protocol clients target tps" lines)
+#   BENCH_BASELINE  git revision built for the "baseline" target (HEAD~1), e.g.
+#                   BENCH_TARGETS="direct baseline proxy pgbouncer" BENCH_RATIOS="proxy/baseline proxy/pgbouncer"
 #   PG_BIN_DIR      PostgreSQL server programs (/usr/lib/postgresql/15/bin)
 #   LOG_LEVEL and other pgproxy variables pass through to the proxy (LOG_LEVEL defaults to warn).
 #
@@ -59,6 +61,17 @@ target_proxy_start() {
 	proxy_start "$bench_db"
 	target_host[proxy]=127.0.0.1
 	target_port[proxy]="$proxy_port"
+}
+
+# target_baseline_start: pgproxy built from git revision $BENCH_BASELINE, as the proxy
+# target runs (a before/after comparison in one interleaved run).
+target_baseline_start() {
+	local rev="${BENCH_BASELINE:-HEAD~1}"
+	proxy_build_rev "$rev" "$workdir/pgproxy-baseline"
+	proxy_bin="$workdir/pgproxy-baseline" proxy_start "$bench_db"
+	log "baseline: pgproxy at $(git -C "$root" rev-parse --short "$rev")"
+	target_host[baseline]=127.0.0.1
+	target_port[baseline]="$proxy_port"
 }
 
 # target_pgbouncer_start: PgBouncer in session pooling mode in front of the same server. It
