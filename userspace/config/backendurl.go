@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -46,8 +47,14 @@ func ParseBackendURL(raw string) (BackendURL, error) {
 	if b.Host == "" {
 		return BackendURL{}, errors.New("has no host")
 	}
+	if strings.Contains(b.Host, ",") {
+		return BackendURL{}, fmt.Errorf("has several hosts (%s); pgproxy dials one", b.Host)
+	}
 	if b.Port == "" {
 		b.Port = "5432"
+	}
+	if n, err := strconv.Atoi(b.Port); err != nil || n < 1 || n > 65535 {
+		return BackendURL{}, fmt.Errorf("has port %q; a port is 1 to 65535", b.Port)
 	}
 	if u.User != nil {
 		b.User = u.User.Username()

@@ -99,3 +99,33 @@ func TestAgentSettings(t *testing.T) {
 		t.Fatalf("agent settings: %+v", a)
 	}
 }
+
+func TestMessagesJoinTheName(t *testing.T) {
+	_, err := Load(env(map[string]string{"PG_BACKEND_URL": "postgres://h/db", "LISTEN_ADDR": "5432",
+		"AGENT_REDIRECT_ADDRS": "10.0.0.1"}))
+	for _, want := range []string{`LISTEN_ADDR="5432" is not host:port`, `AGENT_REDIRECT_ADDRS: "10.0.0.1" is not address:port`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not contain %s", err, want)
+		}
+	}
+}
+
+func TestBackendURLPortAndHost(t *testing.T) {
+	for raw, want := range map[string]string{
+		"postgres://h:0/db":         "port",
+		"postgres://h:65536/db":     "port",
+		"postgres://h1,h2:5432/db":  "several hosts",
+		"postgres://[fd00::1]:6432": "",
+	} {
+		b, err := ParseBackendURL(raw)
+		if want == "" {
+			if err != nil || b.Addr() != "[fd00::1]:6432" {
+				t.Errorf("%s: %+v, %v", raw, b, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one about %s", raw, err, want)
+		}
+	}
+}

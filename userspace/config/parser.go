@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,8 +15,16 @@ type parser struct {
 	errs   []error
 }
 
+// fail records an error for the variable name. msg follows the name: a
+// value shown as ="…" or a list item after ":" joins it directly
+// (LISTEN_ADDR="5432" is not …), anything else after a space
+// (PG_BACKEND_URL is required …).
 func (p *parser) fail(name, msg string) {
-	p.errs = append(p.errs, fmt.Errorf("%s %s", name, msg))
+	sep := " "
+	if strings.HasPrefix(msg, "=") || strings.HasPrefix(msg, ":") {
+		sep = ""
+	}
+	p.errs = append(p.errs, errors.New(name+sep+msg))
 }
 
 func (p *parser) str(name string) string {
