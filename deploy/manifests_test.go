@@ -798,7 +798,7 @@ func (c *checker) checkConfigLoads(src string, env map[string]envVar, agentMode 
 	}
 	if !agentMode {
 		for _, v := range config.Vars {
-			if _, set := env[v.Name]; set && strings.HasPrefix(v.Help, "agent") {
+			if _, set := env[v.Name]; set && v.Section == config.SectionAgent {
 				c.errorf(src, "%s is an agent variable, set in explicit mode", v.Name)
 			}
 		}

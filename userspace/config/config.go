@@ -6,7 +6,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -51,65 +50,47 @@ type Config struct {
 	Agent Agent
 }
 
-// Agent is transparent mode's configuration. INTERCEPT_TARGETS stays text
-// here: the agent package parses it into eBPF targets.
-type Agent struct {
-	Mode             string // connect or tproxy
-	Targets          string
-	Cgroup           string
-	ListenAddr       string
-	RedirectAddrs    []netip.AddrPort
-	Accelerate       bool
-	PinPath          string
-	FailClosed       bool
-	TPROXYInterfaces []string
-	TPROXYMethod     string // auto, tcx or iptables
+// Load reads the configuration through getenv (os.Getenv in production),
+// falling back to each variable's default. Each section is parsed by a
+// function of its own; all errors are returned together, one line each,
+// every line starting with the variable's name.
+func Load(getenv func(string) string) (*Config, error) {
+	p := &parser{getenv: getenv}
+	c := &Config{}
+	loadExplicit(p, c)
+	c.OIDCAuth = p.bool("OIDC_AUTH")
+	c.Getenv = getenv
+	c.Agent = loadAgent(p)
+	if err := errors.Join(p.errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
-// Load reads the configuration through getenv (os.Getenv in production),
-// falling back to each variable's default.
-func Load(getenv func(string) string) (*Config, error) {
-	p := parser{getenv: getenv}
-	c := &Config{
-		ListenAddr:            p.addr("LISTEN_ADDR"),
-		BackendURL:            p.str("PG_BACKEND_URL"),
-		HealthCheckAddr:       p.addr("HEALTH_CHECK_ADDR"),
-		TLSEnabled:            p.bool("TLS_ENABLED"),
-		TLSCertPath:           p.str("TLS_CERT_PATH"),
-		TLSKeyPath:            p.str("TLS_KEY_PATH"),
-		RequireClientTLS:      p.bool("REQUIRE_CLIENT_TLS"),
-		BackendCAPath:         p.str("PG_BACKEND_CA_PATH"),
-		MaxConnsPerIPPerMin:   p.int("MAX_CONNS_PER_IP_PER_MIN", 0, 1_000_000),
-		MaxMessageSize:        p.int("MAX_MESSAGE_SIZE_MB", 1, 1024) << 20,
-		AllowMD5Auth:          p.bool("ALLOW_MD5_AUTH"),
-		MaxClientConns:        p.int("MAX_CLIENT_CONNS", 0, 1_000_000),
-		StartupTimeout:        p.dur("STARTUP_TIMEOUT", time.Millisecond),
-		BackendConnectTimeout: p.dur("BACKEND_CONNECT_TIMEOUT", time.Millisecond),
-		ShutdownDrainTimeout:  p.dur("SHUTDOWN_DRAIN_TIMEOUT", 0),
-		KeepAliveIdle:         p.dur("TCP_KEEPALIVE_IDLE", 0),
-		KeepAliveInterval:     p.dur("TCP_KEEPALIVE_INTERVAL", time.Second),
-		KeepAliveCount:        p.int("TCP_KEEPALIVE_COUNT", 1, 100),
-		LogLevel:              p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
-		LogFormat:             p.oneOf("LOG_FORMAT", "json", "text"),
-		EnablePprof:           p.bool("ENABLE_PPROF"),
-		OIDCAuth:              p.bool("OIDC_AUTH"),
-		Getenv:                getenv,
-		Agent: Agent{
-			Mode:             p.oneOf("INTERCEPT_MODE", "connect", "tproxy"),
-			Targets:          p.str("INTERCEPT_TARGETS"),
-			Cgroup:           p.str("INTERCEPT_CGROUP"),
-			ListenAddr:       p.addr("AGENT_LISTEN_ADDR"),
-			RedirectAddrs:    p.addrPorts("AGENT_REDIRECT_ADDRS"),
-			Accelerate:       p.bool("ACCELERATE_LOCAL"),
-			PinPath:          p.str("BPF_PIN_PATH"),
-			FailClosed:       p.bool("BPF_FAIL_CLOSED"),
-			TPROXYInterfaces: SplitList(p.str("TPROXY_INTERFACES")),
-			TPROXYMethod:     p.oneOf("TPROXY_METHOD", "auto", "tcx", "iptables"),
-		},
-	}
-	if c.Agent.FailClosed && c.Agent.PinPath == "" {
-		p.fail("BPF_FAIL_CLOSED", "=true needs BPF_PIN_PATH (the pinned links are what outlives the agent)")
-	}
+// loadExplicit parses the explicit-mode section (which the agent reads too).
+func loadExplicit(p *parser, c *Config) {
+	c.ListenAddr = p.addr("LISTEN_ADDR")
+	c.BackendURL = p.str("PG_BACKEND_URL")
+	c.HealthCheckAddr = p.addr("HEALTH_CHECK_ADDR")
+	c.TLSEnabled = p.bool("TLS_ENABLED")
+	c.TLSCertPath = p.str("TLS_CERT_PATH")
+	c.TLSKeyPath = p.str("TLS_KEY_PATH")
+	c.RequireClientTLS = p.bool("REQUIRE_CLIENT_TLS")
+	c.BackendCAPath = p.str("PG_BACKEND_CA_PATH")
+	c.MaxConnsPerIPPerMin = p.int("MAX_CONNS_PER_IP_PER_MIN", 0, 1_000_000)
+	c.MaxMessageSize = p.int("MAX_MESSAGE_SIZE_MB", 1, 1024) << 20
+	c.AllowMD5Auth = p.bool("ALLOW_MD5_AUTH")
+	c.MaxClientConns = p.int("MAX_CLIENT_CONNS", 0, 1_000_000)
+	c.StartupTimeout = p.dur("STARTUP_TIMEOUT", time.Millisecond)
+	c.BackendConnectTimeout = p.dur("BACKEND_CONNECT_TIMEOUT", time.Millisecond)
+	c.ShutdownDrainTimeout = p.dur("SHUTDOWN_DRAIN_TIMEOUT", 0)
+	c.KeepAliveIdle = p.dur("TCP_KEEPALIVE_IDLE", 0)
+	c.KeepAliveInterval = p.dur("TCP_KEEPALIVE_INTERVAL", time.Second)
+	c.KeepAliveCount = p.int("TCP_KEEPALIVE_COUNT", 1, 100)
+	c.LogLevel = p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error")
+	c.LogFormat = p.oneOf("LOG_FORMAT", "json", "text")
+	c.EnablePprof = p.bool("ENABLE_PPROF")
+
 	if c.BackendURL == "" {
 		p.fail("PG_BACKEND_URL", "is required (for example postgres://db.internal:5432/app?sslmode=verify-full)")
 	} else if b, err := ParseBackendURL(c.BackendURL); err != nil {
@@ -135,10 +116,6 @@ func Load(getenv func(string) string) (*Config, error) {
 			p.fail("PG_BACKEND_CA_PATH", fmt.Sprintf("cannot be read: %v", err))
 		}
 	}
-	if err := errors.Join(p.errs...); err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 // FromEnvironment loads .env (when envFile exists; variables already set in

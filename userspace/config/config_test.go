@@ -78,11 +78,31 @@ func TestDotEnvFile(t *testing.T) {
 	}
 }
 
-func TestUsageListsEveryVariable(t *testing.T) {
+func TestUsageListsEveryVariableUnderItsSection(t *testing.T) {
 	u := Usage()
 	for _, v := range Vars {
 		if !strings.Contains(u, v.Name) {
 			t.Errorf("--help misses %s", v.Name)
+		}
+	}
+	// Each section is one block of Vars, printed under its heading.
+	done := map[Section]bool{}
+	var last Section
+	for _, v := range Vars {
+		if v.Section == last {
+			continue
+		}
+		if done[v.Section] {
+			t.Errorf("%s: section %q is split in Vars", v.Name, v.Section)
+		}
+		if _, ok := sectionNotes[v.Section]; !ok {
+			t.Errorf("%s: section %q has no note", v.Name, v.Section)
+		}
+		done[v.Section], last = true, v.Section
+		heading := "\n" + string(v.Section) + " — "
+		at := strings.Index(u, heading)
+		if at < 0 || !strings.Contains(u[at:], "\n  "+v.Name+" ") {
+			t.Errorf("--help has no heading %q above %s", v.Section, v.Name)
 		}
 	}
 }
