@@ -56,22 +56,18 @@ func main() {
 	}
 }
 
-// tokenAuth sets up JWT-as-password authentication from the OIDC_*
-// variables when OIDC_AUTH=true: it sets opts.Authenticator and returns the
-// check /ready adds for the issuer's keys. With OIDC_AUTH off it does
-// nothing and returns nil.
+// tokenAuth sets up JWT-as-password authentication from the OIDC section
+// (checked by config.Load) when OIDC_AUTH=true: it sets opts.Authenticator
+// and returns the check /ready adds for the issuer's keys. With OIDC_AUTH
+// off it does nothing and returns nil.
 func tokenAuth(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *proxy.Options) (issuerReady func() error, err error) {
-	if !cfg.OIDCAuth {
+	if !cfg.OIDC.Enabled {
 		return nil, nil
-	}
-	idCfg, err := identity.ConfigFromEnv(cfg.Getenv)
-	if err != nil {
-		return nil, err
 	}
 	if !cfg.TLSEnabled {
 		log.Warn("OIDC_AUTH is on but TLS_ENABLED is false: tokens travel in clear between clients and the proxy")
 	}
-	v, err := identity.NewValidator(ctx, idCfg, log)
+	v, err := identity.NewValidator(ctx, identity.ConfigFromOIDC(cfg.OIDC), log)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +145,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, srv *proxy
 	sessCtx, cancelSessions := context.WithCancel(context.Background())
 	defer cancelSessions()
 	log.Info("pgproxy listening", "addr", ln.Addr().String(), "backend", cfg.Backend.String(),
-		"health_addr", hln.Addr().String(), "tls", cfg.TLSEnabled, "token_auth", cfg.OIDCAuth)
+		"health_addr", hln.Addr().String(), "tls", cfg.TLSEnabled, "token_auth", cfg.OIDC.Enabled)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(sessCtx, ln) }()
 

@@ -39,13 +39,10 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
-	// OIDCAuth makes clients authenticate with a JWT (see package identity
-	// for the OIDC_* variables, read through Getenv).
-	OIDCAuth bool
-	// Getenv reads a variable the way Load did (process first, then .env).
-	Getenv func(string) string `json:"-"`
 	// EnablePprof serves Go's profiler under /debug/pprof/ on the health port.
 	EnablePprof bool
+	// OIDC holds token authentication's settings (OIDC_AUTH, OIDC_*).
+	OIDC OIDC
 	// Agent holds transparent mode's settings (pgproxy agent).
 	Agent Agent
 }
@@ -58,8 +55,7 @@ func Load(getenv func(string) string) (*Config, error) {
 	p := &parser{getenv: getenv}
 	c := &Config{}
 	loadExplicit(p, c)
-	c.OIDCAuth = p.bool("OIDC_AUTH")
-	c.Getenv = getenv
+	c.OIDC = loadOIDC(p)
 	c.Agent = loadAgent(p)
 	if err := errors.Join(p.errs...); err != nil {
 		return nil, err

@@ -31,6 +31,11 @@ func (p *parser) str(name string) string {
 	if v := strings.TrimSpace(p.getenv(name)); v != "" {
 		return v
 	}
+	return defaultOf(name)
+}
+
+// defaultOf returns the default of the variable name in Vars.
+func defaultOf(name string) string {
 	for _, v := range Vars {
 		if v.Name == name {
 			return v.Default
