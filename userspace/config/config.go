@@ -41,6 +41,9 @@ type Config struct {
 	LogFormat string
 	// EnablePprof serves Go's profiler under /debug/pprof/ on the health port.
 	EnablePprof bool
+	// LowLatencyRuntime is LOW_LATENCY_RUNTIME as Load saw it; the re-exec it
+	// asks for has already happened (see LowLatencyRuntime).
+	LowLatencyRuntime bool
 	// OIDC holds token authentication's settings (OIDC_AUTH, OIDC_*).
 	OIDC OIDC
 	// Agent holds transparent mode's settings (pgproxy agent).
@@ -86,6 +89,7 @@ func loadExplicit(p *parser, c *Config) {
 	c.LogLevel = p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error")
 	c.LogFormat = p.oneOf("LOG_FORMAT", "json", "text")
 	c.EnablePprof = p.bool("ENABLE_PPROF")
+	c.LowLatencyRuntime = p.bool("LOW_LATENCY_RUNTIME")
 
 	if c.BackendURL == "" {
 		p.fail("PG_BACKEND_URL", "is required (for example postgres://db.internal:5432/app?sslmode=verify-full)")
@@ -114,8 +118,10 @@ func loadExplicit(p *parser, c *Config) {
 	}
 }
 
-// FromEnvironment loads .env (when envFile exists; variables already set in
-// the process win) and then the process environment.
+// FromEnvironment loads the process environment and envFile (.env) when it
+// exists: variables set in the process win; an unknown name in envFile, or
+// one read from the process environment only (LOW_LATENCY_RUNTIME), is an
+// error.
 func FromEnvironment(envFile string) (*Config, error) {
 	fileVars, err := ReadDotEnv(envFile)
 	if err != nil {
@@ -130,6 +136,12 @@ func FromEnvironment(envFile string) (*Config, error) {
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
 		return nil, fmt.Errorf("%s: unknown variable(s) %s (see pgproxy --help)", envFile, strings.Join(unknown, ", "))
+	}
+	for _, name := range processOnly {
+		if _, ok := fileVars[name]; ok {
+			return nil, fmt.Errorf("%s: %s is read from the process environment only (it takes effect before %s is read); set it there, not in %s",
+				envFile, name, envFile, envFile)
+		}
 	}
 	return Load(func(name string) string {
 		if v, ok := os.LookupEnv(name); ok {

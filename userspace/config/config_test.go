@@ -149,3 +149,30 @@ func TestBackendURLPortAndHost(t *testing.T) {
 		}
 	}
 }
+
+func TestLowLatencyRuntime(t *testing.T) {
+	for v, want := range map[string]bool{"": true, "true": true, "off": false, " FALSE ": false, "0": false} {
+		on, err := LowLatencyRuntime(env(map[string]string{"LOW_LATENCY_RUNTIME": v}))
+		if err != nil || on != want {
+			t.Errorf("LOW_LATENCY_RUNTIME=%q: %v, %v; want %v", v, on, err, want)
+		}
+	}
+	if _, err := LowLatencyRuntime(env(map[string]string{"LOW_LATENCY_RUNTIME": "maybe"})); err == nil ||
+		!strings.HasPrefix(err.Error(), `LOW_LATENCY_RUNTIME="maybe"`) {
+		t.Errorf("a bad value: %v", err)
+	}
+	// Load checks it too, so a bad value stops start-up.
+	_, err := Load(env(map[string]string{"PG_BACKEND_URL": "postgres://h/db", "LOW_LATENCY_RUNTIME": "maybe"}))
+	if err == nil || !strings.Contains(err.Error(), "LOW_LATENCY_RUNTIME") {
+		t.Errorf("Load with LOW_LATENCY_RUNTIME=maybe: %v", err)
+	}
+}
+
+func TestLowLatencyRuntimeRefusedInDotEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".env")
+	os.WriteFile(path, []byte("PG_BACKEND_URL=postgres://h/x\nLOW_LATENCY_RUNTIME=false\n"), 0o600)
+	_, err := FromEnvironment(path)
+	if err == nil || !strings.Contains(err.Error(), "LOW_LATENCY_RUNTIME is read from the process environment only") {
+		t.Fatalf("LOW_LATENCY_RUNTIME in .env: %v", err)
+	}
+}

@@ -57,7 +57,7 @@ var Vars = []Var{
 	{SectionExplicit, "TCP_KEEPALIVE_COUNT", "4", "TCP keepalive probes before the connection is dropped"},
 	{SectionExplicit, "LOG_LEVEL", "info", "debug, info, warn or error"},
 	{SectionExplicit, "LOG_FORMAT", "json", "json or text"},
-	{SectionExplicit, "LOW_LATENCY_RUNTIME", "true", "re-execute once with GODEBUG=schedtrace=2147483647 so Go's sysmon never parks (saves a futex wake per syscall)"},
+	{SectionExplicit, "LOW_LATENCY_RUNTIME", "true", "re-execute once with GODEBUG=schedtrace=2147483647 so Go's sysmon never parks (saves a futex wake per syscall); process environment only, refused in .env"},
 	{SectionExplicit, "ENABLE_PPROF", "false", "serve Go's profiler at /debug/pprof/ on HEALTH_CHECK_ADDR (keep that port private)"},
 	{SectionToken, "OIDC_AUTH", "false", "clients authenticate with a JWT as password; the backend sees PG_BACKEND_URL's service account"},
 	{SectionToken, "OIDC_DISCOVERY_URL", "", "issuer's .well-known/openid-configuration URL (required with OIDC_AUTH)"},
