@@ -35,10 +35,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "pgproxy: unknown command %q\n\n%s", os.Args[1], usage())
 		os.Exit(2)
 	}
-	if agentMode && os.Getenv("PG_BACKEND_URL") == "" {
-		os.Setenv("PG_BACKEND_URL", agentDefaultBackend)
-	}
-	cfg, err := config.FromEnvironment(".env")
+	cfg, err := loadConfig(agentMode)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pgproxy: invalid configuration:\n%v\n\nRun pgproxy --help for every variable and its default.\n", err)
 		os.Exit(2)
@@ -54,6 +51,19 @@ func main() {
 		log.Error("pgproxy stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// loadConfig reads the process environment and ./.env into the mode's
+// configuration.
+func loadConfig(agentMode bool) (*config.Config, error) {
+	getenv, err := config.Environment(".env")
+	if err != nil {
+		return nil, err
+	}
+	if agentMode {
+		return config.LoadAgent(getenv)
+	}
+	return config.Load(getenv)
 }
 
 // tokenAuth sets up JWT-as-password authentication from the OIDC section

@@ -50,12 +50,21 @@ type Config struct {
 	Agent Agent
 }
 
-// Load reads the configuration through getenv (os.Getenv in production),
-// falling back to each variable's default. Each section is parsed by a
-// function of its own; all errors are returned together, one line each,
-// every line starting with the variable's name.
+// Load reads explicit mode's configuration through getenv (os.Getenv, or
+// the lookup Environment returns), falling back to each variable's default.
+// Each section is parsed by a function of its own; all errors are returned
+// together, one line each, every line starting with the variable's name.
 func Load(getenv func(string) string) (*Config, error) {
-	p := &parser{getenv: getenv}
+	return load(&parser{getenv: getenv})
+}
+
+// LoadAgent is Load for transparent mode (pgproxy agent): PG_BACKEND_URL
+// defaults to AgentBackendURL.
+func LoadAgent(getenv func(string) string) (*Config, error) {
+	return load(&parser{getenv: getenv, agent: true})
+}
+
+func load(p *parser) (*Config, error) {
 	c := &Config{}
 	loadExplicit(p, c)
 	c.OIDC = loadOIDC(p)
@@ -118,11 +127,11 @@ func loadExplicit(p *parser, c *Config) {
 	}
 }
 
-// FromEnvironment loads the process environment and envFile (.env) when it
-// exists: variables set in the process win; an unknown name in envFile, or
-// one read from the process environment only (LOW_LATENCY_RUNTIME), is an
-// error.
-func FromEnvironment(envFile string) (*Config, error) {
+// Environment returns the lookup Load and LoadAgent read through: the
+// process environment, then envFile (.env) when it exists; variables set in
+// the process win. An unknown name in envFile, or one read from the process
+// environment only (LOW_LATENCY_RUNTIME), is an error.
+func Environment(envFile string) (func(string) string, error) {
 	fileVars, err := ReadDotEnv(envFile)
 	if err != nil {
 		return nil, err
@@ -143,10 +152,10 @@ func FromEnvironment(envFile string) (*Config, error) {
 				envFile, name, envFile, envFile)
 		}
 	}
-	return Load(func(name string) string {
+	return func(name string) string {
 		if v, ok := os.LookupEnv(name); ok {
 			return v
 		}
 		return fileVars[name]
-	})
+	}, nil
 }

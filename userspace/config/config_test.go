@@ -65,15 +65,23 @@ func TestDotEnvFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, ".env")
 	os.WriteFile(path, []byte("PG_BACKEND_URL=postgres://h:6543/x\nMAX_CLIENT_CONNS=7\n"), 0o600)
-	c, err := FromEnvironment(path)
+	getenv, err := Environment(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Backend.Port != "6543" || c.MaxClientConns != 7 {
 		t.Fatalf("from .env: %+v", c)
 	}
+	// The agent's default PG_BACKEND_URL does not hide the one in .env.
+	if c, err := LoadAgent(getenv); err != nil || c.Backend.Port != "6543" {
+		t.Fatalf("agent from .env: %+v, %v", c, err)
+	}
 	os.WriteFile(path, []byte("PG_BACKEND_URL=postgres://h/x\nLISTEN_ADR=:1\n"), 0o600)
-	if _, err := FromEnvironment(path); err == nil || !strings.Contains(err.Error(), "LISTEN_ADR") {
+	if _, err := Environment(path); err == nil || !strings.Contains(err.Error(), "LISTEN_ADR") {
 		t.Fatalf("a misspelt variable in .env must stop start-up: %v", err)
 	}
 }
@@ -171,8 +179,28 @@ func TestLowLatencyRuntime(t *testing.T) {
 func TestLowLatencyRuntimeRefusedInDotEnv(t *testing.T) {
 	path := filepath.Join(t.TempDir(), ".env")
 	os.WriteFile(path, []byte("PG_BACKEND_URL=postgres://h/x\nLOW_LATENCY_RUNTIME=false\n"), 0o600)
-	_, err := FromEnvironment(path)
+	_, err := Environment(path)
 	if err == nil || !strings.Contains(err.Error(), "LOW_LATENCY_RUNTIME is read from the process environment only") {
 		t.Fatalf("LOW_LATENCY_RUNTIME in .env: %v", err)
+	}
+}
+
+func TestAgentDefaultBackendURL(t *testing.T) {
+	if _, err := Load(env(nil)); err == nil || !strings.HasPrefix(err.Error(), "PG_BACKEND_URL is required") {
+		t.Fatalf("explicit mode without PG_BACKEND_URL: %v", err)
+	}
+	c, err := LoadAgent(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BackendURL != AgentBackendURL || c.Backend.SSLMode != "prefer" {
+		t.Fatalf("agent default backend: %+v", c.Backend)
+	}
+	c, err = LoadAgent(env(map[string]string{"PG_BACKEND_URL": "postgres://svc:pw@x/app?sslmode=require"}))
+	if err != nil || c.Backend.User != "svc" || c.Backend.SSLMode != "require" {
+		t.Fatalf("agent with PG_BACKEND_URL: %+v, %v", c, err)
+	}
+	if !strings.Contains(Usage(), AgentBackendURL) {
+		t.Errorf("--help does not show the agent's PG_BACKEND_URL default")
 	}
 }

@@ -71,7 +71,7 @@ func loadOIDC(p *parser) OIDC {
 	}
 	o.AllowedDatabases = SplitList(p.str("OIDC_ALLOWED_DATABASES"))
 	if o.IdentityClaims = SplitList(p.str("OIDC_IDENTITY_CLAIMS")); len(o.IdentityClaims) == 0 {
-		o.IdentityClaims = SplitList(defaultOf("OIDC_IDENTITY_CLAIMS"))
+		o.IdentityClaims = SplitList(defaultOf("OIDC_IDENTITY_CLAIMS", p.agent))
 	}
 	for _, claim := range o.IdentityClaims {
 		if hasEmptySegment(claim) {

@@ -12,6 +12,7 @@ import (
 
 type parser struct {
 	getenv func(string) string
+	agent  bool // transparent mode: agentVars' defaults apply
 	errs   []error
 }
 
@@ -31,11 +32,19 @@ func (p *parser) str(name string) string {
 	if v := strings.TrimSpace(p.getenv(name)); v != "" {
 		return v
 	}
-	return defaultOf(name)
+	return defaultOf(name, p.agent)
 }
 
-// defaultOf returns the default of the variable name in Vars.
-func defaultOf(name string) string {
+// defaultOf returns the default of the variable name: in transparent mode
+// agentVars' where it has one, else Vars'.
+func defaultOf(name string, agent bool) string {
+	if agent {
+		for _, v := range agentVars {
+			if v.Name == name {
+				return v.Default
+			}
+		}
+	}
 	for _, v := range Vars {
 		if v.Name == name {
 			return v.Default

@@ -81,6 +81,17 @@ var Vars = []Var{
 	{SectionAgent, "TPROXY_METHOD", "auto", "with INTERCEPT_MODE=tproxy: tcx (eBPF bpf_sk_assign), iptables (TPROXY rules), or auto (tcx, iptables where the kernel lacks tcx)"},
 }
 
+// AgentBackendURL is PG_BACKEND_URL's default in transparent mode
+// (LoadAgent): the host is replaced by each connection's original
+// destination; TLS toward the database is used when the server offers it.
+const AgentBackendURL = "postgres://original-destination/?sslmode=prefer"
+
+// agentVars are variables of other sections whose default differs in
+// transparent mode; --help lists them under that section as well.
+var agentVars = []Var{
+	{SectionAgent, "PG_BACKEND_URL", AgentBackendURL, "sslmode, default database and service account; the host is always each connection's original destination"},
+}
+
 // Usage returns the text --help prints: every variable with its default,
 // section by section.
 func Usage() string {
@@ -93,6 +104,9 @@ func Usage() string {
 			section = v.Section
 			fmt.Fprintf(&b, "\n%s — %s\n", section, sectionNotes[section])
 		}
+		usageLine(&b, v)
+	}
+	for _, v := range agentVars {
 		usageLine(&b, v)
 	}
 	return b.String()
