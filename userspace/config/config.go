@@ -1,6 +1,3 @@
-// Package config reads pgproxy's settings from the environment (and an optional
-// .env file), applies defaults and validates them. An invalid value produces an
-// error naming the variable and the values it accepts.
 package config
 
 import (

@@ -204,3 +204,26 @@ func TestAgentDefaultBackendURL(t *testing.T) {
 		t.Errorf("--help does not show the agent's PG_BACKEND_URL default")
 	}
 }
+
+// TestLoadReadsExactlyVars: every variable the load functions read is in
+// Vars (so --help, Known and the README know it), and every one in Vars is
+// read.
+func TestLoadReadsExactlyVars(t *testing.T) {
+	read := map[string]bool{}
+	getenv := func(name string) string {
+		read[name] = true
+		return map[string]string{"PG_BACKEND_URL": "postgres://h/db", "OIDC_AUTH": "true"}[name]
+	}
+	Load(getenv)
+	LoadAgent(getenv)
+	for name := range read {
+		if !Known(name) {
+			t.Errorf("Load reads %s, which is not in Vars", name)
+		}
+	}
+	for _, v := range Vars {
+		if !read[v.Name] {
+			t.Errorf("%s is in Vars but Load never reads it", v.Name)
+		}
+	}
+}

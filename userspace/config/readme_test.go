@@ -134,9 +134,9 @@ func readmeVariableRows(t *testing.T, path string) []readmeRow {
 func tableSection(headings []string) Section {
 	for i := len(headings) - 1; i >= 0; i-- {
 		h := strings.ToLower(strings.ReplaceAll(headings[i], "`", ""))
-		for _, s := range []Section{SectionExplicit, SectionToken, SectionAgent} {
-			if strings.Contains(h, strings.ToLower(string(s))) {
-				return s
+		for _, v := range Vars {
+			if strings.Contains(h, strings.ToLower(string(v.Section))) {
+				return v.Section
 			}
 		}
 	}
