@@ -571,10 +571,6 @@ func (c *checker) environment(w workload, ct *corev1.Container) map[string]envVa
 	return env
 }
 
-// agentDefaultBackend mirrors cmd/pgproxy: the agent's PG_BACKEND_URL when
-// none is set.
-const agentDefaultBackend = "postgres://original-destination/?sslmode=prefer"
-
 func lookup(env map[string]envVar, name string) string {
 	if v, ok := env[name]; ok {
 		return v.value
@@ -776,19 +772,16 @@ func (c *checker) checkWorkload(w workload) {
 	}
 }
 
-// checkConfigLoads runs config.Load on the resolved environment, and for the
-// agent parses the agent variables as cmd/pgproxy does.
+// checkConfigLoads runs config.Load (config.LoadAgent for the agent) on the
+// resolved environment, and for the agent parses the agent variables as
+// cmd/pgproxy does.
 func (c *checker) checkConfigLoads(src string, env map[string]envVar, agentMode bool) {
 	getenv := func(name string) string { return env[name].value }
-	if agentMode && env["PG_BACKEND_URL"].value == "" {
-		getenv = func(name string) string {
-			if name == "PG_BACKEND_URL" {
-				return agentDefaultBackend
-			}
-			return env[name].value
-		}
+	load := config.Load
+	if agentMode {
+		load = config.LoadAgent
 	}
-	if _, err := config.Load(getenv); err != nil {
+	if _, err := load(getenv); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			// Files (certificates, CA bundles) exist only in the pod.
 			if line != "" && !strings.Contains(line, "cannot be read") {
@@ -798,7 +791,7 @@ func (c *checker) checkConfigLoads(src string, env map[string]envVar, agentMode 
 	}
 	if !agentMode {
 		for _, v := range config.Vars {
-			if _, set := env[v.Name]; set && strings.HasPrefix(v.Help, "agent") {
+			if _, set := env[v.Name]; set && v.Section == config.SectionAgent {
 				c.errorf(src, "%s is an agent variable, set in explicit mode", v.Name)
 			}
 		}

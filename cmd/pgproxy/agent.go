@@ -11,11 +11,6 @@ import (
 	"github.com/pgproxy/pgproxy/userspace/telemetry"
 )
 
-// agentDefaultBackend stands in for PG_BACKEND_URL in transparent mode when
-// it is not set: the host is replaced by each connection's original
-// destination; TLS toward the database is used when the server offers it.
-const agentDefaultBackend = "postgres://original-destination/?sslmode=prefer"
-
 // newInterceptor builds transparent mode's interceptor from the INTERCEPT_*,
 // AGENT_* and BPF_* variables (validated by package config).
 func newInterceptor(cfg *config.Config) (*agent.Interceptor, error) {

@@ -36,10 +36,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "pgproxy: unknown command %q\n\n%s", os.Args[1], usage())
 		os.Exit(2)
 	}
-	if agentMode && os.Getenv("PG_BACKEND_URL") == "" {
-		os.Setenv("PG_BACKEND_URL", agentDefaultBackend)
-	}
-	cfg, err := config.FromEnvironment(".env")
+	cfg, err := loadConfig(agentMode)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pgproxy: invalid configuration:\n%v\n\nRun pgproxy --help for every variable and its default.\n", err)
 		os.Exit(2)
@@ -57,22 +54,31 @@ func main() {
 	}
 }
 
-// tokenAuth sets up JWT-as-password authentication from the OIDC_*
-// variables when OIDC_AUTH=true: it sets opts.Authenticator and returns the
-// check /ready adds for the issuer's keys. With OIDC_AUTH off it does
-// nothing and returns nil.
-func tokenAuth(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *proxy.Options) (issuerReady func() error, err error) {
-	if !cfg.OIDCAuth {
-		return nil, nil
-	}
-	idCfg, err := identity.ConfigFromEnv(cfg.Getenv)
+// loadConfig reads the process environment and ./.env into the mode's
+// configuration.
+func loadConfig(agentMode bool) (*config.Config, error) {
+	getenv, err := config.Environment(".env")
 	if err != nil {
 		return nil, err
+	}
+	if agentMode {
+		return config.LoadAgent(getenv)
+	}
+	return config.Load(getenv)
+}
+
+// tokenAuth sets up JWT-as-password authentication from the OIDC section
+// (checked by config.Load) when OIDC_AUTH=true: it sets opts.Authenticator
+// and returns the check /ready adds for the issuer's keys. With OIDC_AUTH
+// off it does nothing and returns nil.
+func tokenAuth(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *proxy.Options) (issuerReady func() error, err error) {
+	if !cfg.OIDC.Enabled {
+		return nil, nil
 	}
 	if !cfg.TLSEnabled {
 		log.Warn("OIDC_AUTH is on but TLS_ENABLED is false: tokens travel in clear between clients and the proxy")
 	}
-	v, err := identity.NewValidator(ctx, idCfg, log)
+	v, err := identity.NewValidator(ctx, identity.ConfigFromOIDC(cfg.OIDC), log)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +172,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, srv *proxy
 	sessCtx, cancelSessions := context.WithCancel(context.Background())
 	defer cancelSessions()
 	log.Info("pgproxy listening", "addr", ln.Addr().String(), "backend", cfg.Backend.String(),
-		"health_addr", hln.Addr().String(), "tls", cfg.TLSEnabled, "token_auth", cfg.OIDCAuth)
+		"health_addr", hln.Addr().String(), "tls", cfg.TLSEnabled, "token_auth", cfg.OIDC.Enabled)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(sessCtx, ln) }()
 

@@ -4,6 +4,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/pgproxy/pgproxy/userspace/config"
 )
 
 // sysmonSetting keeps the Go runtime's sysmon thread from parking while the
@@ -16,9 +18,11 @@ import (
 const sysmonSetting = "schedtrace=2147483647"
 
 // tuneRuntime re-executes the binary once with sysmonSetting added to GODEBUG,
-// unless LOW_LATENCY_RUNTIME=false or GODEBUG already sets schedtrace.
+// unless LOW_LATENCY_RUNTIME (process environment only, parsed by package
+// config) is false or GODEBUG already sets schedtrace. An invalid value does
+// not re-execute: config.Load reports it and start-up stops.
 func tuneRuntime() {
-	if v := strings.ToLower(os.Getenv("LOW_LATENCY_RUNTIME")); v == "false" || v == "0" || v == "no" || v == "off" {
+	if on, err := config.LowLatencyRuntime(os.Getenv); err != nil || !on {
 		return
 	}
 	godebug := os.Getenv("GODEBUG")

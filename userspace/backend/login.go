@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgproxy/pgproxy/userspace/config"
 	"github.com/pgproxy/pgproxy/userspace/session"
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
@@ -21,17 +24,61 @@ type Login struct {
 	dialer *Dialer
 }
 
-// NewLogin parses the backend URL once; its user and password are the
-// service account's.
-func NewLogin(backendURL string, d *Dialer) (*Login, error) {
-	cfg, err := pgconn.ParseConfig(backendURL)
-	if err != nil {
-		return nil, fmt.Errorf("PG_BACKEND_URL: %w", err)
-	}
-	if cfg.User == "" {
+// loginParams are the PG_BACKEND_URL parameters the login honours, with
+// pgconn's meaning; other parameters play no part in it (the session's
+// startup parameters are the runtime parameters, the Dialer does TLS).
+var loginParams = []string{"channel_binding", "require_auth", "target_session_attrs"}
+
+// neutralLogin is the connection string NewLogin gives pgconn.ParseConfig.
+// pgconn merges libpq's environment variables (PGPASSWORD, PGOPTIONS,
+// PGSSLMODE, PGTARGETSESSIONATTRS, …) and ~/.pgpass under a connection
+// string, so this one names every setting they could supply, with a value
+// that does nothing; the real ones are set on the Config afterwards.
+// (PGSERVICE cannot be overridden: a service pgconn cannot find makes
+// NewLogin fail.)
+const neutralLogin = "host=127.0.0.1 port=5432 dbname=postgres user=pgproxy password='' passfile='' " +
+	"connect_timeout=0 sslmode=disable sslrootcert='' sslcert='' sslkey='' sslcertmode=disable " +
+	"sslpassword='' sslsni=0 sslnegotiation=postgres servicefile='' target_session_attrs=any " +
+	"min_protocol_version=3.0 max_protocol_version=3.0 channel_binding=prefer require_auth='' " +
+	"krbsrvname='' krbspn=''"
+
+// NewLogin prepares logins with the user, password and database of b (the
+// parsed PG_BACKEND_URL) and its loginParams. Nothing comes from the
+// libpq environment variables or files of the proxy's own process.
+func NewLogin(b config.BackendURL, d *Dialer) (*Login, error) {
+	if b.User == "" {
 		return nil, fmt.Errorf("PG_BACKEND_URL has no user: token authentication logs in as its service account")
 	}
+	port, err := strconv.ParseUint(b.Port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("PG_BACKEND_URL: bad port %q", b.Port)
+	}
+	conn := neutralLogin
+	for _, k := range loginParams {
+		if v, ok := b.Params[k]; ok {
+			conn += " " + k + "=" + quoteConnValue(v)
+		}
+	}
+	// pgconn.ConnectConfig accepts only a Config made by ParseConfig.
+	cfg, err := pgconn.ParseConfig(conn)
+	if err != nil {
+		if svc := os.Getenv("PGSERVICE"); svc != "" {
+			return nil, fmt.Errorf("PG_BACKEND_URL login: %w (PGSERVICE=%q is set in pgproxy's environment; unset it)", err, svc)
+		}
+		return nil, fmt.Errorf("PG_BACKEND_URL: %w", err)
+	}
+	cfg.Host, cfg.Port, cfg.Database = b.Host, uint16(port), b.Database
+	cfg.User, cfg.Password = b.User, b.Password
+	// What a service file could still have added, and what Dial sets itself.
+	cfg.TLSConfig, cfg.Fallbacks = nil, nil
+	cfg.RuntimeParams = map[string]string{}
+	cfg.KerberosSrvName, cfg.KerberosSpn, cfg.SSLNegotiation = "", "", ""
 	return &Login{base: cfg, dialer: d}, nil
+}
+
+// quoteConnValue quotes a value for a keyword/value connection string.
+func quoteConnValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
 // Dial logs in at addr (host:port) to database with the startup parameters.

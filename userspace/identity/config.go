@@ -3,10 +3,7 @@ package identity
 import (
 	"crypto/x509"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,8 +15,8 @@ const (
 	// DefaultClockLeeway is the tolerance for clock skew between the proxy
 	// and the issuer when checking exp, nbf and iat.
 	DefaultClockLeeway = 60 * time.Second
-	// MaxClockLeeway bounds OIDC_CLOCK_LEEWAY.
-	MaxClockLeeway = 5 * time.Minute
+	// MaxClockLeeway bounds OIDC_CLOCK_LEEWAY (package config's rule).
+	MaxClockLeeway = config.MaxClockLeeway
 	// DefaultJWKSMinRefreshInterval is the rate limit on JWKS downloads: at
 	// most one per interval, whatever triggers it (unknown kid, periodic
 	// refresh, retry after an outage).
@@ -38,10 +35,10 @@ const (
 // identity shown in application_name.
 var DefaultIdentityClaims = []string{"email", "upn", "preferred_username", "sub"}
 
-// Config configures a Validator. ConfigFromEnv fills it from OIDC_*
-// variables. Zero durations take the defaults above, except ClockLeeway:
-// ConfigFromEnv sets DefaultClockLeeway when OIDC_CLOCK_LEEWAY is unset, and
-// zero means no leeway.
+// Config configures a Validator. ConfigFromOIDC fills it from the OIDC
+// section package config parsed and validated. Zero durations take the
+// defaults above, except ClockLeeway: zero means no leeway (package config
+// defaults OIDC_CLOCK_LEEWAY to DefaultClockLeeway).
 type Config struct {
 	// DiscoveryURL is OIDC_DISCOVERY_URL: the issuer's
 	// .well-known/openid-configuration address, or the issuer URL itself.
@@ -72,7 +69,7 @@ type Config struct {
 	CACertPath string
 	// ClockLeeway is OIDC_CLOCK_LEEWAY (seconds or a Go duration, at most
 	// MaxClockLeeway): exp may be this far in the past, nbf and iat this far
-	// in the future. ConfigFromEnv defaults it to DefaultClockLeeway.
+	// in the future.
 	ClockLeeway time.Duration
 	// JWKSMinRefreshInterval rate-limits JWKS downloads; default
 	// DefaultJWKSMinRefreshInterval.
@@ -97,36 +94,27 @@ type ConfigError struct {
 // Error implements error.
 func (e *ConfigError) Error() string { return e.Var + ": " + e.Msg }
 
-// ConfigFromEnv reads and validates the OIDC_* variables through getenv
-// (os.Getenv, or a lookup that also sees a .env file). Call it only when
-// OIDC_AUTH is on. Errors are *ConfigError naming the variable.
-func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{
-		DiscoveryURL:     strings.TrimSpace(getenv("OIDC_DISCOVERY_URL")),
-		IssuerOverride:   strings.TrimSpace(getenv("OIDC_ISSUER_OVERRIDE")),
-		Audiences:        config.SplitList(getenv("OIDC_AUDIENCE")),
-		AllowedRoles:     config.SplitList(getenv("OIDC_ALLOWED_ROLES")),
-		RolesClaim:       strings.TrimSpace(getenv("OIDC_ROLES_CLAIM")),
-		AllowedDatabases: config.SplitList(getenv("OIDC_ALLOWED_DATABASES")),
-		IdentityClaims:   config.SplitList(getenv("OIDC_IDENTITY_CLAIMS")),
-		CACertPath:       strings.TrimSpace(getenv("OIDC_CERT_PATH")),
+// ConfigFromOIDC builds the validator's configuration from the OIDC
+// section of config.Load, which has parsed and checked every OIDC_*
+// variable. The rate limits, refresh intervals and clock take their
+// defaults.
+func ConfigFromOIDC(o config.OIDC) Config {
+	return Config{
+		DiscoveryURL:     o.DiscoveryURL,
+		IssuerOverride:   o.IssuerOverride,
+		Audiences:        o.Audiences,
+		AllowedRoles:     o.AllowedRoles,
+		RolesClaim:       o.RolesClaim,
+		AllowedDatabases: o.AllowedDatabases,
+		IdentityClaims:   o.IdentityClaims,
+		CACertPath:       o.CACertPath,
+		ClockLeeway:      o.ClockLeeway,
 	}
-	if v := strings.TrimSpace(getenv("OIDC_CLOCK_LEEWAY")); v != "" {
-		d, err := parseDuration(v)
-		if err != nil {
-			return Config{}, &ConfigError{"OIDC_CLOCK_LEEWAY", err.Error()}
-		}
-		c.ClockLeeway = d
-	} else {
-		c.ClockLeeway = DefaultClockLeeway
-	}
-	if err := c.Validate(); err != nil {
-		return Config{}, err
-	}
-	return c, nil
 }
 
-// Validate checks the configuration. Errors are *ConfigError naming the
+// Validate checks the configuration (NewValidator calls it; a Config from
+// ConfigFromOIDC passes, since package config applies the same rules first
+// and reports them at start-up). Errors are *ConfigError naming the
 // environment variable that corresponds to the bad field.
 func (c Config) Validate() error {
 	if c.DiscoveryURL == "" {
@@ -189,28 +177,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// checkURL accepts https URLs, and http only to a loopback host (local
-// development), since keys fetched over plain HTTP could be swapped.
+// checkURL applies package config's rule for issuer URLs (https, or http to
+// localhost only) to URLs that come from discovery as well.
 func checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("not a URL: %v", err)
+	if err := config.CheckIssuerURL(raw); err != nil {
+		return fmt.Errorf("%q %w", raw, err)
 	}
-	if u.Host == "" {
-		return fmt.Errorf("%q is not an absolute URL", raw)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		host := u.Hostname()
-		if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
-			return nil
-		}
-		return fmt.Errorf("%q must use https (http is allowed only for localhost)", raw)
-	default:
-		return fmt.Errorf("%q must use https", raw)
-	}
+	return nil
 }
 
 // appendCAFile adds the certificates of a PEM bundle to pool; the bundle
@@ -224,22 +197,4 @@ func appendCAFile(pool *x509.CertPool, path string) error {
 		return fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	return nil
-}
-
-// parseDuration accepts a Go duration ("90s", "2m") or whole seconds ("60").
-func parseDuration(s string) (time.Duration, error) {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n < 0 {
-			return 0, fmt.Errorf("%q must not be negative", s)
-		}
-		return time.Duration(n) * time.Second, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is neither seconds nor a duration like 90s", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q must not be negative", s)
-	}
-	return d, nil
 }

@@ -96,7 +96,7 @@ func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, opts Option
 		resolve: resolve, sessions: map[*session.Session]struct{}{}}
 	s.cancels = session.NewCancelRegistry(d.Cancel)
 	if opts.Authenticator != nil {
-		if s.login, err = backend.NewLogin(cfg.BackendURL, d); err != nil {
+		if s.login, err = backend.NewLogin(cfg.Backend, d); err != nil {
 			return nil, err
 		}
 		s.auth = opts.Authenticator

@@ -1,0 +1,220 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgproxy/pgproxy/userspace/config"
+	"github.com/pgproxy/pgproxy/userspace/wire"
+)
+
+// libpqEnvironment sets, for the test, libpq variables that pgconn would merge
+// into a configuration it parses.
+func libpqEnvironment(t *testing.T) {
+	pgpass := filepath.Join(t.TempDir(), "pgpass")
+	if err := os.WriteFile(pgpass, []byte("*:*:*:*:from-pgpass\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{
+		"PGPASSWORD":           "from-environment",
+		"PGPASSFILE":           pgpass,
+		"PGOPTIONS":            "-c search_path=evil",
+		"PGAPPNAME":            "from-environment",
+		"PGTZ":                 "Pacific/Apia",
+		"PGTARGETSESSIONATTRS": "read-write",
+		"PGUSER":               "env_user",
+		"PGDATABASE":           "env_db",
+		"PGHOST":               "env.example",
+		"PGPORT":               "1",
+		"PGSSLMODE":            "verify-full",
+		"PGSSLROOTCERT":        "/nonexistent/root.crt",
+		"PGCONNECT_TIMEOUT":    "soon",
+		"PGCHANNELBINDING":     "require",
+		"PGMAXPROTOCOLVERSION": "3.2",
+		"PGREQUIREAUTH":        "md5",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+func parseBackend(t *testing.T, raw string) config.BackendURL {
+	t.Helper()
+	b, err := config.ParseBackendURL(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestNewLoginIgnoresLibpqEnvironment(t *testing.T) {
+	libpqEnvironment(t)
+	l, err := NewLogin(parseBackend(t, "postgres://svc:s3cret@db.internal:6432/app?sslmode=require"), &Dialer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := l.base
+	if c.Host != "db.internal" || c.Port != 6432 || c.Database != "app" || c.User != "svc" || c.Password != "s3cret" {
+		t.Errorf("login: %s@%s:%d/%s password %q", c.User, c.Host, c.Port, c.Database, c.Password)
+	}
+	if len(c.RuntimeParams) != 0 || c.ValidateConnect != nil || len(c.Fallbacks) != 0 || c.TLSConfig != nil ||
+		c.ChannelBinding != "prefer" || c.RequireAuth != "" || c.MaxProtocolVersion != "3.0" || c.KerberosSrvName != "" {
+		t.Errorf("the environment reached the login: runtime params %v, validate %v, fallbacks %d, TLS %v, "+
+			"channel_binding %q, require_auth %q, max protocol %q", c.RuntimeParams, c.ValidateConnect != nil,
+			len(c.Fallbacks), c.TLSConfig != nil, c.ChannelBinding, c.RequireAuth, c.MaxProtocolVersion)
+	}
+
+	// Without a password in the URL (trust), neither PGPASSWORD nor the passfile fills one in.
+	l, err = NewLogin(parseBackend(t, "postgres://svc@db.internal/app"), &Dialer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.base.Password != "" {
+		t.Errorf("password %q from the environment", l.base.Password)
+	}
+}
+
+func TestNewLoginURLParameters(t *testing.T) {
+	l, err := NewLogin(parseBackend(t,
+		"postgres://svc:pw@h/app?channel_binding=require&target_session_attrs=read-write&require_auth=scram-sha-256&application_name=x&options=-csearch_path%3Devil"),
+		&Dialer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := l.base
+	if c.ChannelBinding != "require" || c.ValidateConnect == nil || c.RequireAuth != "scram-sha-256" || len(c.RuntimeParams) != 0 {
+		t.Errorf("URL parameters: channel_binding %q, validate %v, require_auth %q, runtime params %v",
+			c.ChannelBinding, c.ValidateConnect != nil, c.RequireAuth, c.RuntimeParams)
+	}
+	_, err = NewLogin(parseBackend(t, "postgres://svc:pw@h/app?target_session_attrs=sometimes"), &Dialer{})
+	if err == nil || !strings.Contains(err.Error(), "PG_BACKEND_URL") {
+		t.Errorf("a bad target_session_attrs: %v", err)
+	}
+	if _, err := NewLogin(parseBackend(t, "postgres://h/app"), &Dialer{}); err == nil {
+		t.Error("a URL without a user makes a login")
+	}
+}
+
+func TestNewLoginNamesPGSERVICE(t *testing.T) {
+	t.Setenv("PGSERVICE", "nowhere")
+	_, err := NewLogin(parseBackend(t, "postgres://svc:pw@h/app"), &Dialer{})
+	if err == nil || !strings.Contains(err.Error(), "PGSERVICE") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestLoginDialSendsOnlyTheSessionParameters runs Dial against a fake
+// PostgreSQL with the libpq environment set: the startup message carries the
+// URL's user and database and the session's parameters, the password
+// message the URL's password, and no read-write check query follows.
+func TestLoginDialSendsOnlyTheSessionParameters(t *testing.T) {
+	libpqEnvironment(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	seen := make(chan error, 1)
+	go fakeLoginServer(ln, seen)
+
+	d, err := NewDialer("disable", "", 2*time.Second, net.KeepAliveConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLogin(parseBackend(t, "postgres://svc:s3cret@db.internal/app"), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	est, err := l.Dial(ctx, ln.Addr().String(), "reports", []wire.Param{{Name: "application_name", Value: "jwt:alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer est.Conn.Close()
+	if err := <-seen; err != nil {
+		t.Fatal(err)
+	}
+	if est.PID != 4242 || est.TxStatus != 'I' || est.Encrypted {
+		t.Errorf("established: %+v", est)
+	}
+}
+
+// fakeLoginServer accepts one login and reports what was wrong with it.
+func fakeLoginServer(ln net.Listener, seen chan<- error) {
+	c, err := ln.Accept()
+	if err != nil {
+		seen <- err
+		return
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	be := pgproto3.NewBackend(c, c)
+	msg, err := be.ReceiveStartupMessage()
+	if err != nil {
+		seen <- err
+		return
+	}
+	sm, ok := msg.(*pgproto3.StartupMessage)
+	if !ok {
+		seen <- errors.New("no startup message")
+		return
+	}
+	want := map[string]string{"user": "svc", "database": "reports", "application_name": "jwt:alice"}
+	if len(sm.Parameters) != len(want) {
+		seen <- errors.New("startup parameters: " + strings.Join(mapPairs(sm.Parameters), ", "))
+		return
+	}
+	for k, v := range want {
+		if sm.Parameters[k] != v {
+			seen <- errors.New("startup parameters: " + strings.Join(mapPairs(sm.Parameters), ", "))
+			return
+		}
+	}
+	be.Send(&pgproto3.AuthenticationCleartextPassword{})
+	if err := be.Flush(); err != nil {
+		seen <- err
+		return
+	}
+	be.SetAuthType(pgproto3.AuthTypeCleartextPassword)
+	pm, err := be.Receive()
+	if err != nil {
+		seen <- err
+		return
+	}
+	if p, ok := pm.(*pgproto3.PasswordMessage); !ok || p.Password != "s3cret" {
+		seen <- errors.New("the password message is not PG_BACKEND_URL's password")
+		return
+	}
+	be.Send(&pgproto3.AuthenticationOk{})
+	be.Send(&pgproto3.BackendKeyData{ProcessID: 4242, SecretKey: []byte{1, 2, 3, 4}})
+	be.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	if err := be.Flush(); err != nil {
+		seen <- err
+		return
+	}
+	// A target_session_attrs check would send a query now; a hijacked
+	// connection sends nothing until the session speaks.
+	c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	var b [1]byte
+	if n, _ := c.Read(b[:]); n > 0 {
+		seen <- errors.New("the login sent a message after ReadyForQuery")
+		return
+	}
+	seen <- nil
+}
+
+func mapPairs(m map[string]string) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}

@@ -1,0 +1,131 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Section groups variables. --help prints a heading per section, and the
+// README has a table of variables under a heading that contains the title.
+type Section string
+
+// The sections, in the order --help prints them. Each is loaded by a
+// function of its own (loadExplicit, loadOIDC, loadAgent).
+const (
+	SectionExplicit Section = "Explicit mode"
+	SectionToken    Section = "Token (JWT/OIDC) authentication"
+	SectionAgent    Section = "Transparent mode (pgproxy agent)"
+)
+
+// sectionNotes is the line --help prints under a section heading.
+var sectionNotes = map[Section]string{
+	SectionExplicit: "pgproxy agent reads these too, except LISTEN_ADDR",
+	SectionToken:    "both modes; the OIDC_* settings are read only with OIDC_AUTH=true",
+	SectionAgent:    "only pgproxy agent reads these",
+}
+
+// Var describes one environment variable: its section, name, default and
+// meaning.
+type Var struct {
+	Section Section
+	Name    string
+	Default string
+	Help    string
+}
+
+// Vars lists every variable pgproxy reads, grouped by section, in the order
+// --help prints them. A new variable goes into its section's block here, in
+// the README table of that section, and into the section's load function.
+var Vars = []Var{
+	{SectionExplicit, "LISTEN_ADDR", ":5432", "address the proxy accepts PostgreSQL clients on"},
+	{SectionExplicit, "PG_BACKEND_URL", "", "backend PostgreSQL URL (required): host, port, default database and sslmode; in passthrough auth the client's own user and password go through"},
+	{SectionExplicit, "HEALTH_CHECK_ADDR", ":8080", "address of the HTTP server with /health, /ready and /metrics"},
+	{SectionExplicit, "TLS_ENABLED", "false", "offer TLS to clients (needs TLS_CERT_PATH and TLS_KEY_PATH)"},
+	{SectionExplicit, "TLS_CERT_PATH", "", "PEM certificate chain presented to clients"},
+	{SectionExplicit, "TLS_KEY_PATH", "", "PEM private key for TLS_CERT_PATH"},
+	{SectionExplicit, "REQUIRE_CLIENT_TLS", "false", "refuse plaintext clients with SQLSTATE 28000 (needs TLS_ENABLED)"},
+	{SectionExplicit, "PG_BACKEND_CA_PATH", "", "PEM CA bundle used to verify the backend (sslmode=verify-ca or verify-full)"},
+	{SectionExplicit, "MAX_CONNS_PER_IP_PER_MIN", "60", "new connections accepted per client IP per minute; 0 disables the limit"},
+	{SectionExplicit, "MAX_MESSAGE_SIZE_MB", "4", "largest message a client may send, in MiB (1-1024)"},
+	{SectionExplicit, "ALLOW_MD5_AUTH", "false", "relay MD5 password challenges to clients (MD5 is weak; refused by default)"},
+	{SectionExplicit, "MAX_CLIENT_CONNS", "1000", "client connections open at once; more get SQLSTATE 53300; 0 means no limit"},
+	{SectionExplicit, "STARTUP_TIMEOUT", "10s", "time a client has from connect until authentication completes"},
+	{SectionExplicit, "BACKEND_CONNECT_TIMEOUT", "5s", "time allowed to open a backend connection"},
+	{SectionExplicit, "SHUTDOWN_DRAIN_TIMEOUT", "30s", "on SIGTERM, time sessions get to finish before they are closed with 57P01"},
+	{SectionExplicit, "TCP_KEEPALIVE_IDLE", "60s", "TCP keepalive idle time on client and backend sockets; 0 disables keepalives"},
+	{SectionExplicit, "TCP_KEEPALIVE_INTERVAL", "15s", "TCP keepalive probe interval"},
+	{SectionExplicit, "TCP_KEEPALIVE_COUNT", "4", "TCP keepalive probes before the connection is dropped"},
+	{SectionExplicit, "LOG_LEVEL", "info", "debug, info, warn or error"},
+	{SectionExplicit, "LOG_FORMAT", "json", "json or text"},
+	{SectionExplicit, "LOW_LATENCY_RUNTIME", "true", "re-execute once with GODEBUG=schedtrace=2147483647 so Go's sysmon never parks (saves a futex wake per syscall); process environment only, refused in .env"},
+	{SectionExplicit, "ENABLE_PPROF", "false", "serve Go's profiler at /debug/pprof/ on HEALTH_CHECK_ADDR (keep that port private)"},
+	{SectionToken, "OIDC_AUTH", "false", "clients authenticate with a JWT as password; the backend sees PG_BACKEND_URL's service account"},
+	{SectionToken, "OIDC_DISCOVERY_URL", "", "issuer's .well-known/openid-configuration URL (required with OIDC_AUTH)"},
+	{SectionToken, "OIDC_ISSUER_OVERRIDE", "", "the iss tokens must carry when it differs from discovery (Entra ID v1: https://sts.windows.net/<tenant>/)"},
+	{SectionToken, "OIDC_AUDIENCE", "", "comma list of accepted audiences, any match (required with OIDC_AUTH)"},
+	{SectionToken, "OIDC_ALLOWED_ROLES", "", "comma list; a token needs one of them (empty: no role check)"},
+	{SectionToken, "OIDC_ROLES_CLAIM", "", "extra dot path holding roles, e.g. custom.path.roles"},
+	{SectionToken, "OIDC_ALLOWED_DATABASES", "", "comma list of databases JWT users may open (empty: any, with a start-up warning)"},
+	{SectionToken, "OIDC_IDENTITY_CLAIMS", "email,upn,preferred_username,sub", "claims tried in order for the identity put in application_name"},
+	{SectionToken, "OIDC_CERT_PATH", "", "PEM CA bundle added to the system roots for the issuer's HTTPS"},
+	{SectionToken, "OIDC_CLOCK_LEEWAY", "60s", "tolerance on exp, nbf and iat (at most 5m)"},
+	{SectionAgent, "INTERCEPT_MODE", "connect", "connect (cgroup connect hooks on this node) or tproxy (traffic from other hosts)"},
+	{SectionAgent, "INTERCEPT_TARGETS", "", "comma list of intercepted destinations, address:port or CIDR:port, IPv4 or [IPv6]"},
+	{SectionAgent, "INTERCEPT_CGROUP", "", "cgroup v2 directory whose connections are intercepted (empty: the cgroup2 root)"},
+	{SectionAgent, "AGENT_LISTEN_ADDR", "127.0.0.1:15432", "where redirected connections arrive"},
+	{SectionAgent, "AGENT_REDIRECT_ADDRS", "", "addresses clients are sent to, one IPv4 and one IPv6 (empty: the listen address); pods need the node's veth address"},
+	{SectionAgent, "ACCELERATE_LOCAL", "false", "sk_msg shortcut between the application's socket and the agent's"},
+	{SectionAgent, "BPF_PIN_PATH", "", "pin maps and programs under this bpffs folder for bpftool"},
+	{SectionAgent, "BPF_FAIL_CLOSED", "false", "pin the attachments too, so redirection outlives a crashed agent (connections fail instead of bypassing the proxy)"},
+	{SectionAgent, "TPROXY_INTERFACES", "", "with INTERCEPT_MODE=tproxy: comma list of interfaces whose ingress is intercepted"},
+	{SectionAgent, "TPROXY_METHOD", "auto", "with INTERCEPT_MODE=tproxy: tcx (eBPF bpf_sk_assign), iptables (TPROXY rules), or auto (tcx, iptables where the kernel lacks tcx)"},
+}
+
+// AgentBackendURL is PG_BACKEND_URL's default in transparent mode
+// (LoadAgent): the host is replaced by each connection's original
+// destination; TLS toward the database is used when the server offers it.
+const AgentBackendURL = "postgres://original-destination/?sslmode=prefer"
+
+// agentVars are variables of other sections whose default differs in
+// transparent mode; --help lists them under that section as well.
+var agentVars = []Var{
+	{SectionAgent, "PG_BACKEND_URL", AgentBackendURL, "sslmode, default database and service account; the host is always each connection's original destination"},
+}
+
+// Usage returns the text --help prints: every variable with its default,
+// section by section.
+func Usage() string {
+	var b strings.Builder
+	b.WriteString("Environment variables, read from the process and then from ./.env (the process wins;\n" +
+		"an unknown name in .env stops start-up):\n")
+	var section Section
+	for _, v := range Vars {
+		if v.Section != section {
+			section = v.Section
+			fmt.Fprintf(&b, "\n%s — %s\n", section, sectionNotes[section])
+		}
+		usageLine(&b, v)
+	}
+	for _, v := range agentVars {
+		usageLine(&b, v)
+	}
+	return b.String()
+}
+
+func usageLine(b *strings.Builder, v Var) {
+	def := v.Default
+	if def == "" {
+		def = "(none)"
+	}
+	fmt.Fprintf(b, "  %-26s default %-8s %s\n", v.Name, def, v.Help)
+}
+
+// Known reports whether name is a variable pgproxy reads.
+func Known(name string) bool {
+	for _, v := range Vars {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
+}
