@@ -97,7 +97,7 @@ func tokenAuth(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *
 // statements undecoded.
 func statementPolicies(cfg *config.Config, opts *proxy.Options) {
 	var chain stmt.Chain
-	if cfg.OIDCAuth {
+	if cfg.OIDC.Enabled {
 		chain = append(chain, auth.LockedSettings{})
 	}
 	opts.Policies = chain
