@@ -39,7 +39,7 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		{"undefined $(VAR)", "agent-daemonset.yaml",
 			`"$(NODE_IP):15432"`, `"$(HOST_IP):15432"`, "refers to $(HOST_IP)"},
 		{"invalid duration", "explicit-deployment.yaml",
-			`  STARTUP_TIMEOUT: "10s"`, `  STARTUP_TIMEOUT: "ten seconds"`, "config.Load: STARTUP_TIMEOUT"},
+			`  STARTUP_TIMEOUT: "15s"`, `  STARTUP_TIMEOUT: "ten seconds"`, "config.Load: STARTUP_TIMEOUT"},
 		{"invalid intercept target", "agent-configmap.yaml",
 			`"192.0.2.10:5432"`, `"192.0.2.10"`, "INTERCEPT_TARGETS"},
 		{"agent without agent args", "agent-daemonset.yaml",

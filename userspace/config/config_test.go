@@ -18,7 +18,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.ListenAddr != ":5432" || c.HealthCheckAddr != ":8080" || c.MaxConnsPerIPPerMin != 60 ||
-		c.MaxMessageSize != 4<<20 || c.AllowMD5Auth || c.StartupTimeout != 10*time.Second {
+		c.MaxMessageSize != 4<<20 || c.AllowMD5Auth || c.StartupTimeout != 15*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 	b := c.Backend

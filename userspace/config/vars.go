@@ -49,7 +49,7 @@ var Vars = []Var{
 	{SectionExplicit, "MAX_MESSAGE_SIZE_MB", "4", "largest message a client may send, in MiB (1-1024)"},
 	{SectionExplicit, "ALLOW_MD5_AUTH", "false", "relay MD5 password challenges to clients (MD5 is weak; refused by default)"},
 	{SectionExplicit, "MAX_CLIENT_CONNS", "1000", "client connections open at once; more get SQLSTATE 53300; 0 means no limit"},
-	{SectionExplicit, "STARTUP_TIMEOUT", "10s", "time a client has from connect until authentication completes"},
+	{SectionExplicit, "STARTUP_TIMEOUT", "15s", "time a client has from connect until authentication completes"},
 	{SectionExplicit, "BACKEND_CONNECT_TIMEOUT", "5s", "time allowed to open a backend connection"},
 	{SectionExplicit, "SHUTDOWN_DRAIN_TIMEOUT", "30s", "on SIGTERM, time sessions get to finish before they are closed with 57P01"},
 	{SectionExplicit, "TCP_KEEPALIVE_IDLE", "60s", "TCP keepalive idle time on client and backend sockets; 0 disables keepalives"},
