@@ -83,7 +83,7 @@ func (s *Session) runLogin(ctx context.Context) error {
 	typ, msg, err := s.cr.Next()
 	if errors.Is(err, wire.ErrMessageTooLarge) {
 		s.Metrics.AuthFailure("token_too_large")
-		s.lingerOnClose = true
+		s.lingerOnClose.Store(true)
 		return &AuthError{Reason: "token_too_large", Message: "token is too large (tokens are limited to 16 KiB)"}
 	}
 	if err != nil {

@@ -21,6 +21,13 @@ func (s *Session) relay() {
 	go s.pumpClient(done)
 	s.pumpBackend()
 	s.backend.Close()
+	if s.lingerOnClose.Load() {
+		// The client pump stopped mid-message (it set the flag): read what the
+		// client is still sending, or the close resets the connection and the
+		// final error written above is lost.
+		<-done
+		lingerClose(s.client)
+	}
 	s.client.Close()
 	s.ops.close() // a client pump waiting for room in a full queue must not wait forever
 	<-done
@@ -63,7 +70,7 @@ func (s *Session) pumpClient(done chan<- struct{}) {
 		s.clientEnded.Store(true)
 		s.bw.Flush()
 	case errors.Is(err, wire.ErrMessageTooLarge):
-		s.lingerOnClose = true
+		s.lingerOnClose.Store(true)
 		s.Metrics.Rejected("message_too_large")
 		s.fatal.CompareAndSwap(nil, clientError(err))
 	case errors.Is(err, wire.ErrProtocol):

@@ -117,7 +117,7 @@ type Session struct {
 	noPlainErrors bool
 	// lingerOnClose drains unread client input before closing, so a final
 	// error is not lost to a TCP reset (the client was mid-message).
-	lingerOnClose bool
+	lingerOnClose atomic.Bool
 
 	connMu sync.Mutex // guards backend against Shutdown
 
@@ -230,7 +230,7 @@ func (s *Session) endWithError(err error) {
 		s.Log.Info("startup timed out")
 		s.Metrics.Rejected("startup_timeout")
 	case errors.Is(err, wire.ErrProtocol) || errors.Is(err, wire.ErrMessageTooLarge):
-		s.lingerOnClose = errors.Is(err, wire.ErrMessageTooLarge)
+		s.lingerOnClose.Store(errors.Is(err, wire.ErrMessageTooLarge))
 		s.Log.Info("protocol violation", "err", err)
 		s.Metrics.Rejected("protocol_violation")
 	default:
@@ -263,7 +263,7 @@ func (s *Session) sendError(e *wire.Error) {
 
 func (s *Session) close() {
 	s.closeOnce.Do(func() {
-		if s.lingerOnClose {
+		if s.lingerOnClose.Load() {
 			lingerClose(s.client)
 		}
 		s.client.Close()
