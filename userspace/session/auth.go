@@ -237,6 +237,14 @@ func (s *Session) relayUntilReady() error {
 				return err
 			}
 			return s.cw.Flush()
+		case 'S':
+			var ps pgproto3.ParameterStatus
+			if wire.Decode(msg, &ps) == nil && ps.Name == "client_encoding" {
+				s.setClientEncoding(ps.Value)
+			}
+			if _, err := s.cw.Write(msg); err != nil {
+				return err
+			}
 		default:
 			if _, err := s.cw.Write(msg); err != nil {
 				return err

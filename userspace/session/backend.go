@@ -13,10 +13,16 @@ import (
 )
 
 // head returns the op the backend is answering (the oldest outstanding), or
-// nil. Only this goroutine pops, so the head stays the same until popOp.
+// nil. Copy-end markers, which nothing answers, are passed over. Only this
+// goroutine pops, so the head stays the same until popOp.
 func (s *Session) head() *op {
-	if s.cur == nil {
-		s.cur = s.ops.peek()
+	for s.cur == nil {
+		o := s.ops.peek()
+		if o == nil || o.kind != opCopyEnd {
+			s.cur = o
+			break
+		}
+		s.ops.pop()
 	}
 	return s.cur
 }
@@ -43,6 +49,9 @@ func (s *Session) relayBackendMessage() error {
 		if o == nil {
 			break
 		}
+		if o.rec != nil {
+			o.rows++
+		}
 		if !o.rowsReady && o.kind == opExecute {
 			if err := s.prepareRows(o); err != nil {
 				return err
@@ -66,9 +75,18 @@ func (s *Session) relayBackendMessage() error {
 			return s.br.Discard()
 		}
 	case 'G':
-		s.copyIn.Store(true)
+		if o := s.head(); o != nil {
+			o.copying = true
+		}
+		s.ops.copyIn()
+	case 'H', 'W': // CopyOutResponse, CopyBothResponse
+		if s.resultsHooked(s.head()) {
+			// COPY ... TO STDOUT sends rows as CopyData, which no hook sees.
+			s.Log.Warn("COPY TO STDOUT of a statement whose results must be checked")
+			return s.failClosed()
+		}
 	case 'S':
-		if s.login != nil && len(s.login.Locked) > 0 {
+		if s.tr != nil || (s.login != nil && len(s.login.Locked) > 0) {
 			return s.watchParameter()
 		}
 	}
@@ -84,46 +102,51 @@ func (s *Session) forward(injected bool) error {
 	return s.br.Stream(s.cw)
 }
 
-// mismatch notes an answer that fits no outstanding message (logged once per
-// session); the answer is still forwarded.
-func (s *Session) mismatch(typ byte, o *op) {
-	if s.desync {
-		return
-	}
-	s.desync = true
+// errDesync ends a session with policies whose answers no longer match the
+// messages they answer: result hooks and records could be applied to the
+// wrong statement.
+var errDesync = wire.Fatal(wire.CodeProtocolViolation, "pgproxy lost track of which message the database server is answering")
+
+// mismatch handles an answer that fits no outstanding message. A session
+// with policies ends (fail closed); others log it once and stream on.
+func (s *Session) mismatch(typ byte, o *op) error {
 	want := "nothing"
 	if o != nil {
 		want = fmt.Sprintf("op %d", o.kind)
 	}
-	s.Log.Warn("backend answer does not match the outstanding messages", "message", string(typ), "expected", want)
+	if s.tr != nil {
+		s.Log.Warn("backend answer does not match the outstanding messages; ending the session", "message", string(typ), "expected", want)
+		s.fatal.CompareAndSwap(nil, errDesync)
+		return errDesync
+	}
+	if !s.desync {
+		s.desync = true
+		s.Log.Warn("backend answer does not match the outstanding messages", "message", string(typ), "expected", want)
+	}
+	return s.br.Stream(s.cw)
 }
 
 // answered handles ParseComplete, BindComplete, CloseComplete and NoData.
 func (s *Session) answered(typ byte) error {
 	o := s.head()
 	if o == nil || o.kind != answers(typ) {
-		s.mismatch(typ, o)
-		return s.br.Stream(s.cw)
+		return s.mismatch(typ, o)
 	}
 	injected := o.injected
-	if s.tr != nil && !injected {
-		switch typ {
-		case '1':
-			if o.prep != nil {
-				s.tr.parseAnswered(o.prep, true, true)
-			}
-		case '2':
-			if o.portal != nil {
-				s.tr.bindAnswered(o.portal)
-			}
-		case '3':
+	if s.tr != nil {
+		switch {
+		case typ == '1' && injected && o.name == "":
+			// The raise of a refused unnamed Parse replaced the unnamed statement.
+			s.tr.closeAnswered('S', "")
+		case typ == '1' && o.prep != nil:
+			s.tr.parseAnswered(o.prep, true, true)
+		case typ == '2' && o.portal != nil:
+			s.tr.bindAnswered(o.portal)
+		case typ == '3' && !injected:
 			s.tr.closeAnswered(o.target, o.name)
-		case 'n':
+		case typ == 'n':
 			s.tr.described(o.target, o.name, nil)
 		}
-	}
-	if typ == 'n' && injected && s.tr != nil {
-		s.tr.described('P', o.name, nil)
 	}
 	s.popOp()
 	return s.forward(injected)
@@ -148,7 +171,7 @@ func (s *Session) rowDescription() error {
 	o := s.head()
 	switch {
 	case o == nil:
-		return s.br.Stream(s.cw)
+		return s.mismatch('T', o)
 	case o.kind == opDescribe:
 		injected := o.injected
 		if s.tr != nil {
@@ -178,8 +201,11 @@ func (s *Session) rowDescription() error {
 		if err != nil {
 			return err
 		}
+		o.fields = len(fields)
 		o.fns = rowFuncs(o.hooks, fields)
 		return s.write(msg)
+	case o.kind != opQuery:
+		return s.mismatch('T', o)
 	}
 	return s.br.Stream(s.cw)
 }
@@ -189,12 +215,15 @@ func (s *Session) rowDescription() error {
 func (s *Session) commandDone(typ byte) error {
 	o := s.head()
 	if o == nil || (o.kind != opExecute && o.kind != opQuery) {
-		s.mismatch(typ, o)
-		return s.br.Stream(s.cw)
+		return s.mismatch(typ, o)
 	}
-	s.endCopy()
+	if o.copying {
+		o.copying = false
+		if s.ops.copyEnded(false) {
+			return s.ambiguousCopy()
+		}
+	}
 	o.fns = nil
-	var tag []byte
 	if typ == 'C' && (s.tr != nil || o.rec != nil) {
 		_, msg, err := s.br.Next()
 		if err != nil {
@@ -204,8 +233,7 @@ func (s *Session) commandDone(typ byte) error {
 		if err := wire.Decode(msg, &cc); err != nil {
 			return fmt.Errorf("%w: malformed CommandComplete", wire.ErrProtocol)
 		}
-		tag = cc.CommandTag
-		s.completed(o, tag)
+		s.completed(o, cc.CommandTag)
 		if o.kind == opExecute {
 			s.finishRecord(o)
 			injected := o.injected
@@ -224,7 +252,9 @@ func (s *Session) commandDone(typ byte) error {
 	}
 	// Execute answered by EmptyQueryResponse or PortalSuspended (or a
 	// CommandComplete of an untracked session).
-	o.rowsReady = false
+	if o.rec != nil {
+		o.rec.Rows = o.rows
+	}
 	s.finishRecord(o)
 	injected := o.injected
 	s.popOp()
@@ -235,6 +265,7 @@ func (s *Session) commandDone(typ byte) error {
 func (s *Session) completed(o *op, tag []byte) {
 	if o.rec != nil {
 		o.rec.Rows += tagRows(tag)
+		o.rows = 0
 	}
 	if s.tr == nil {
 		return
@@ -242,7 +273,7 @@ func (s *Session) completed(o *op, tag []byte) {
 	switch o.kind {
 	case opQuery:
 		if o.done < len(o.stmts) {
-			s.tr.completed(o.stmts[o.done], tag)
+			s.tr.completed(o.stmts[o.done], tag, o.hooks)
 		}
 		o.done++
 	case opExecute:
@@ -251,7 +282,7 @@ func (s *Session) completed(o *op, tag []byte) {
 		}
 		if pt := s.tr.portal(o.name); pt != nil && pt.prep != nil && pt.prep.parsed != nil {
 			if st := pt.prep.parsed.Statements(); len(st) == 1 {
-				s.tr.completed(st[0], tag)
+				s.tr.completed(st[0], tag, pt.allHooks())
 			}
 		}
 	}
@@ -272,18 +303,24 @@ func tagRows(tag []byte) int64 {
 
 // errorResponse forwards an ErrorResponse and settles the op it answers. In
 // the extended protocol the failed message ends its answers and the server
-// now skips everything up to the next Sync.
+// now skips everything up to the next Sync: those ops are dropped.
 func (s *Session) errorResponse() error {
 	_, msg, err := s.br.Next()
 	if err != nil {
 		return err
 	}
-	s.endCopy()
 	code := wire.ErrorCode(msg)
+	s.lastErr = string(code)
 	if o := s.head(); o != nil {
+		if o.copying {
+			o.copying = false
+			if s.ops.copyEnded(true) {
+				return s.ambiguousCopy()
+			}
+		}
 		o.errored, o.fns = true, nil
 		if o.raise {
-			if clean := cleanRaiseError(msg, s.rowBuf[:0]); clean != nil {
+			if clean := cleanRaiseError(msg, o.raiseCode, o.raiseMsg, s.rowBuf[:0]); clean != nil {
 				s.rowBuf, msg = clean, clean
 			}
 		}
@@ -291,12 +328,14 @@ func (s *Session) errorResponse() error {
 			o.rec.SQLState = string(code)
 		}
 		if !o.kind.syncPoint() {
-			s.extFailed = true
 			if s.tr != nil && o.kind == opParse && o.prep != nil && !o.injected {
 				s.tr.parseAnswered(o.prep, false, true)
 			}
+			s.finishRaiseRecord(o, string(code))
 			s.finishRecord(o)
 			s.popOp()
+			s.ops.extendedError()
+			s.settleDropped()
 		}
 	}
 	if s.tr != nil {
@@ -307,9 +346,41 @@ func (s *Session) errorResponse() error {
 	return s.write(msg)
 }
 
-// readyForQuery settles the sync point a ReadyForQuery answers, and the
-// extended-protocol messages before it that the server skipped after an
-// error.
+// settleDropped settles the ops the queue dropped because the server will
+// not answer them: a skipped Parse leaves the tracker, a refusal's record
+// is emitted with the error that made the server skip it.
+func (s *Session) settleDropped() {
+	for _, o := range s.ops.takeDropped() {
+		if s.tr != nil && o.kind == opParse && o.prep != nil && !o.injected {
+			s.tr.parseAnswered(o.prep, false, false)
+		}
+		s.finishRaiseRecord(o, s.lastErr)
+		if o.kind == opQuery && o.raise && o.rec != nil {
+			o.rec.SQLState = s.lastErr
+			s.finishRecord(o)
+		}
+		s.ops.mu.Lock()
+		s.ops.recycle(o)
+		s.ops.mu.Unlock()
+	}
+}
+
+// finishRaiseRecord emits the record a refused Parse or Bind shares with
+// the ops of its raise, the first time one of them fails or is skipped.
+func (s *Session) finishRaiseRecord(o *op, code string) {
+	r := o.raiseRec
+	if r == nil || s.Records == nil || r.Total != 0 {
+		return
+	}
+	o.raiseRec = nil
+	if r.SQLState == "" {
+		r.SQLState = code
+	}
+	r.Total = max(time.Since(r.Start), time.Nanosecond)
+	s.Records(r)
+}
+
+// readyForQuery settles the sync point a ReadyForQuery answers.
 func (s *Session) readyForQuery() error {
 	_, msg, err := s.br.Next()
 	if err != nil {
@@ -319,31 +390,17 @@ func (s *Session) readyForQuery() error {
 		return fmt.Errorf("%w: short ReadyForQuery", wire.ErrProtocol)
 	}
 	status := msg[wire.HeaderLen]
-	injected := false
-	for {
-		o := s.head()
-		if o == nil {
-			break
-		}
-		if !o.kind.syncPoint() || (s.extFailed && o.kind != opSync) {
-			if !o.kind.syncPoint() && !s.extFailed {
-				s.mismatch('Z', o)
-			}
-			if s.tr != nil && o.kind == opParse && o.prep != nil && !o.injected {
-				s.tr.parseAnswered(o.prep, false, false)
-			}
-			s.popOp() // skipped by the server: no record, it never ran
-			continue
-		}
-		s.Metrics.Statement.Observe(time.Since(o.arrived).Seconds())
-		if o.kind == opQuery {
-			s.finishRecord(o)
-		}
-		injected = o.injected
-		s.popOp()
-		break
+	s.settleDropped()
+	o := s.head()
+	if o == nil || !o.kind.syncPoint() {
+		return s.mismatch('Z', o)
 	}
-	s.extFailed = false
+	s.Metrics.Statement.Observe(time.Since(o.arrived).Seconds())
+	if o.kind == opQuery || o.kind == opFunc {
+		s.finishRecord(o)
+	}
+	injected := o.injected
+	s.popOp()
 	if s.tr != nil {
 		s.tr.ready(status)
 	}
@@ -353,11 +410,13 @@ func (s *Session) readyForQuery() error {
 	return s.write(msg)
 }
 
-// endCopy notes that a COPY ended (its CommandComplete or error).
-func (s *Session) endCopy() {
-	if s.copyIn.Load() {
-		s.copyIn.Store(false)
-	}
+// ambiguousCopy ends a session whose COPY failed after the client had sent
+// Syncs in the middle of its data: the server may have read one of them
+// after the error, so which answer belongs to which message is unknowable.
+func (s *Session) ambiguousCopy() error {
+	e := wire.Fatal(wire.CodeProtocolViolation, "Sync messages in the middle of COPY data cannot be relayed when the COPY fails")
+	s.fatal.CompareAndSwap(nil, e)
+	return e
 }
 
 // finishRecord hands the statement's record to the sink. An Execute's
@@ -390,7 +449,8 @@ func (s *Session) write(msg []byte) error {
 // errLockedSetting ends a session whose locked setting changed.
 var errLockedSetting = errors.New("locked setting changed")
 
-// watchParameter forwards a ParameterStatus unless it shows a locked setting
+// watchParameter forwards a ParameterStatus, noting client_encoding (the
+// statement check reads text as UTF-8), unless it shows a locked setting
 // with another value: then whatever changed it (a function, a DO block) got
 // past the statement check, and the session ends before anything else runs.
 func (s *Session) watchParameter() error {
@@ -403,10 +463,15 @@ func (s *Session) watchParameter() error {
 		return fmt.Errorf("%w: malformed ParameterStatus", wire.ErrProtocol)
 	}
 	name, value := ps.Name, ps.Value
-	if want, locked := s.login.Locked[name]; locked && value != want {
-		s.fatal.CompareAndSwap(nil, wire.Fatal(wire.CodeInsufficientPrivilege,
-			fmt.Sprintf("%s is set by pgproxy for auditing and cannot be changed", name)))
-		return errLockedSetting
+	if name == "client_encoding" {
+		s.setClientEncoding(value)
+	}
+	if s.login != nil {
+		if want, locked := s.login.Locked[name]; locked && value != want {
+			s.fatal.CompareAndSwap(nil, wire.Fatal(wire.CodeInsufficientPrivilege,
+				fmt.Sprintf("%s is set by pgproxy for auditing and cannot be changed", name)))
+			return errLockedSetting
+		}
 	}
 	return s.write(msg)
 }

@@ -2,7 +2,9 @@ package session
 
 import (
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -20,7 +22,7 @@ func (s *Session) forwardClient() error {
 		if err != nil {
 			return err
 		}
-		if s.skipToSync && typ != 'S' {
+		if s.skipToSync && typ != 'S' && typ != 'X' {
 			if err := s.cr.Discard(); err != nil {
 				return err
 			}
@@ -28,38 +30,36 @@ func (s *Session) forwardClient() error {
 		}
 		if s.tr != nil {
 			switch typ {
-			case 'Q', 'P', 'B', 'E', 'D', 'C':
+			case 'Q', 'P', 'B', 'E', 'D', 'C', 'F':
 				if err := s.trackedMessage(typ); err != nil {
 					return err
 				}
 				continue
 			}
 		}
-		var arrived time.Time
+		var o *op
 		switch typ {
 		case 'Q':
-			s.pushOp(s.newOp(opQuery, time.Now()))
+			o = s.newOp(opQuery, time.Now())
 		case 'S':
 			s.skipToSync = false
-			s.pushOp(s.newOp(opSync, time.Now()))
+			o = s.newOp(opSync, time.Now())
 		case 'F':
-			s.pushOp(s.newOp(opFunc, time.Now()))
+			o = s.newOp(opFunc, time.Now())
 		case 'P':
-			s.pushOp(s.newOp(opParse, arrived))
+			o = s.newOp(opParse, time.Time{})
 		case 'B':
-			s.pushOp(s.newOp(opBind, arrived))
+			o = s.newOp(opBind, time.Time{})
 		case 'E':
-			s.pushOp(s.newOp(opExecute, arrived))
+			o = s.newOp(opExecute, time.Time{})
 		case 'D':
-			s.pushOp(s.newOp(opDescribe, arrived))
+			o = s.newOp(opDescribe, time.Time{})
 		case 'C':
-			s.pushOp(s.newOp(opClose, arrived))
-		case 'c', 'f':
-			// CopyDone / CopyFail: Syncs the client sent during COPY FROM
-			// STDIN were ignored by the server.
-			if s.copyIn.Load() {
-				s.ops.dropSyncsAfterCopy()
-			}
+			o = s.newOp(opClose, time.Time{})
+		case 'c', 'f': // CopyDone, CopyFail
+			o = s.newOp(opCopyEnd, time.Time{})
+		case 'd':
+			s.ops.copyDataSent()
 		case 'X':
 			_, msg, err := s.cr.Next()
 			if err != nil {
@@ -68,14 +68,19 @@ func (s *Session) forwardClient() error {
 			s.bw.Write(msg)
 			return nil
 		}
+		if o != nil {
+			if err := s.pushOp(o); err != nil {
+				return err
+			}
+		}
 		if err := s.cr.Stream(s.bw); err != nil {
 			return err
 		}
 	}
 }
 
-// trackedMessage handles a Query, Parse, Bind, Execute, Describe or Close of
-// a session with policies: decoded, decided, recorded.
+// trackedMessage handles a Query, Parse, Bind, Execute, Describe, Close or
+// FunctionCall of a session with policies: decoded, decided, recorded.
 func (s *Session) trackedMessage(typ byte) error {
 	_, msg, err := s.cr.Next()
 	if err != nil {
@@ -107,6 +112,12 @@ func (s *Session) trackedMessage(typ byte) error {
 			return fmt.Errorf("%w: malformed Execute", wire.ErrProtocol)
 		}
 		return s.clientExecute(msg, e.Portal, arrived)
+	case 'F':
+		var f pgproto3.FunctionCall
+		if err := wire.Decode(msg, &f); err != nil {
+			return fmt.Errorf("%w: malformed FunctionCall", wire.ErrProtocol)
+		}
+		return s.clientFunctionCall(msg, f.Function, arrived)
 	case 'D':
 		var d pgproto3.Describe
 		if err := wire.Decode(msg, &d); err != nil {
@@ -128,7 +139,9 @@ func (s *Session) trackedMessage(typ byte) error {
 
 // send queues o and writes msg to the backend.
 func (s *Session) send(o *op, msg []byte) error {
-	s.pushOp(o)
+	if err := s.pushOp(o); err != nil {
+		return err
+	}
 	_, err := s.bw.Write(msg)
 	return err
 }
@@ -141,6 +154,106 @@ func (s *Session) decide(proto stmt.Protocol, name, portal, sql string, paramOID
 	s.facts.TxStatus = s.tr.txStatus()
 	s.st.Reset(proto, name, portal, sql, paramOIDs, &s.facts, s.Parser)
 	return s.Policies.Decide(s.ctx, &s.st)
+}
+
+// decideText decides about a statement text (Simple or Parse). Text the
+// proxy cannot read exactly as PostgreSQL will is refused before any policy
+// sees it; the result hooks of cursors and prepared statements the text
+// runs (FETCH, EXECUTE) join the policies' own.
+func (s *Session) decideText(proto stmt.Protocol, name, sql string, paramOIDs []uint32) stmt.Outcome {
+	if len(s.Policies) == 0 {
+		return stmt.Outcome{Action: stmt.Allow, SQL: sql}
+	}
+	if e := s.unreadable(sql); e != nil {
+		return stmt.Outcome{Action: stmt.Refuse, Err: e, SQL: sql, Source: "pgproxy"}
+	}
+	out := s.decide(proto, name, "", sql, paramOIDs)
+	if out.Action == stmt.Refuse {
+		return out
+	}
+	hooks, e := s.runHooks(s.parsedStatements(out.SQL), out.Hooks)
+	if e != nil {
+		return stmt.Outcome{Action: stmt.Refuse, Err: e, SQL: out.SQL, Source: "pgproxy", Elapsed: out.Elapsed}
+	}
+	if len(hooks) > 0 {
+		out.Hooks = append(out.Hooks, hooks...)
+	}
+	if len(out.Hooks) > 0 {
+		s.tr.markHooked()
+	}
+	return out
+}
+
+// unreadable refuses text the policies cannot be shown faithfully: not
+// valid UTF-8, non-ASCII text under a client_encoding other than UTF8 (the
+// server would convert it first, the proxy would read other characters), or
+// text PostgreSQL's parser rejects (the server rejects it too, with the
+// same message).
+func (s *Session) unreadable(sql string) *wire.Error {
+	if !utf8.ValidString(sql) {
+		return wire.Refusal("22021", "pgproxy checks statements as UTF-8 text and this one is not valid UTF-8").
+			WithHint("use client_encoding UTF8")
+	}
+	if enc := s.clientEncoding(); enc != "UTF8" && enc != "SQL_ASCII" && !isASCII(sql) {
+		return wire.Refusal("22021", fmt.Sprintf("pgproxy can check statements with non-ASCII text only in client_encoding UTF8 (this session uses %s)", enc)).
+			WithHint("SET client_encoding = 'UTF8'")
+	}
+	if p := s.Parser.Parse(sql); p.Err != nil {
+		return wire.Refusal("42601", p.Err.Error())
+	}
+	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// runHooks returns the result hooks of the cursors and prepared statements
+// a text runs (FETCH and MOVE of a cursor or portal, EXECUTE of a prepared
+// statement). In a session where some statement asked for its results, a
+// cursor or statement the proxy does not know is refused: its rows could
+// not be checked.
+func (s *Session) runHooks(stmts []sqlparse.Stmt, textHooks []stmt.ResultHook) ([]stmt.ResultHook, *wire.Error) {
+	var hooks []stmt.ResultHook
+	declaredHere := map[string]bool{}
+	for _, st := range stmts {
+		if st.Node == nil {
+			continue
+		}
+		switch {
+		case st.Node.GetDeclareCursorStmt() != nil:
+			name := st.Node.GetDeclareCursorStmt().Portalname
+			declaredHere[name] = true
+			s.tr.declare(name, textHooks)
+		case st.Node.GetFetchStmt() != nil:
+			name := st.Node.GetFetchStmt().Portalname
+			if declaredHere[name] {
+				continue // the text's own hooks apply
+			}
+			h, known := s.tr.cursorHooks(name)
+			if !known && s.tr.isHooked() {
+				return nil, wire.Refusal(wire.CodeInsufficientPrivilege,
+					fmt.Sprintf("pgproxy cannot check the rows of cursor %q: it was not opened through pgproxy", name))
+			}
+			hooks = append(hooks, h...)
+		case st.Node.GetExecuteStmt() != nil:
+			name := st.Node.GetExecuteStmt().Name
+			cands := s.tr.candidates(name)
+			if len(cands) == 0 && s.tr.isHooked() {
+				return nil, wire.Refusal(wire.CodeInsufficientPrivilege,
+					fmt.Sprintf("pgproxy cannot check the rows of prepared statement %q: it was not prepared through pgproxy", name))
+			}
+			for _, p := range cands {
+				hooks = append(hooks, p.hooks...)
+			}
+		}
+	}
+	return hooks, nil
 }
 
 // fingerprint returns the fingerprint of the client's text when records are
@@ -175,7 +288,7 @@ func fillDecision(r *stmt.Record, out *stmt.Outcome) {
 // clientQuery decides about a simple Query and forwards it (rewritten when a
 // policy rewrote it) or its refusal.
 func (s *Session) clientQuery(msg []byte, sql string, arrived time.Time) error {
-	out := s.decide(stmt.Simple, "", "", sql, nil)
+	out := s.decideText(stmt.Simple, "", sql, nil)
 	rec := s.newRecord(stmt.Simple, "", "", out.SQL, s.fingerprint(sql), arrived)
 	fillDecision(rec, &out)
 	if out.Action != stmt.Refuse {
@@ -192,7 +305,7 @@ func (s *Session) clientQuery(msg []byte, sql string, arrived time.Time) error {
 		}
 	}
 	if out.Action == stmt.Refuse {
-		return s.refuseSimple(&out, rec, arrived)
+		return s.refuseSimple(sql, &out, rec, arrived)
 	}
 	o := s.newOp(opQuery, arrived)
 	o.hooks, o.rec = out.Hooks, rec
@@ -200,9 +313,38 @@ func (s *Session) clientQuery(msg []byte, sql string, arrived time.Time) error {
 	return s.send(o, msg)
 }
 
+// refusalPoint finds, in a refused Query of several statements, the first
+// statement refused on its own: PostgreSQL runs the statements before it,
+// then fails. It returns the text to send before the raise (those
+// statements, as the policies let them through) and their result hooks.
+// When no statement is refused on its own, the whole text is refused at its
+// start.
+func (s *Session) refusalPoint(sql string, whole *stmt.Outcome) (before string, hooks []stmt.ResultHook, refusal *stmt.Outcome) {
+	stmts := s.parsedStatements(sql)
+	if len(stmts) < 2 {
+		return "", nil, whole
+	}
+	texts := make([]string, 0, len(stmts))
+	for _, st := range stmts {
+		out := s.decideText(stmt.Simple, "", st.Text, nil)
+		if out.Action == stmt.Refuse {
+			return strings.Join(texts, "; "), hooks, &out
+		}
+		if s.checkLeg(&out) != nil {
+			return "", nil, whole
+		}
+		texts = append(texts, out.SQL)
+		hooks = append(hooks, out.Hooks...)
+	}
+	return "", nil, whole
+}
+
 // clientParse decides about a Parse.
 func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) error {
-	out := s.decide(stmt.Parse, p.Name, "", p.Query, p.ParameterOIDs)
+	out := s.decideText(stmt.Parse, p.Name, p.Query, p.ParameterOIDs)
+	if out.Action != stmt.Refuse && p.Name == raiseStatementName {
+		out = stmt.Outcome{Action: stmt.Refuse, Source: "pgproxy", Err: reservedName()}
+	}
 	if out.Action != stmt.Refuse {
 		if err := s.checkLeg(&out); err != nil {
 			out.Action, out.Err = stmt.Refuse, err
@@ -219,7 +361,7 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 	if out.Action == stmt.Refuse {
 		rec := s.newRecord(stmt.Parse, p.Name, "", p.Query, s.fingerprint(p.Query), arrived)
 		fillDecision(rec, &out)
-		return s.refuseExtended(&out, rec, arrived)
+		return s.refuseExtended(&out, rec, arrived, p.Name == "")
 	}
 	prep := &prepared{name: p.Name, sql: out.SQL, paramOIDs: p.ParameterOIDs, hooks: out.Hooks,
 		action: out.Action, source: out.Source, verdict: out.Verdict, leg: out.Leg, decide: out.Elapsed,
@@ -234,26 +376,47 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 }
 
 // clientBind decides about a Bind (the statement it binds, about to run).
+// When the statement of that name is uncertain (a Parse of the name not yet
+// answered, which may fail, and the server's own), the Bind is decided for
+// each: refused if either is, with the result hooks of both.
 func (s *Session) clientBind(msg []byte, b *pgproto3.Bind, arrived time.Time) error {
-	prep := s.tr.lookup(b.PreparedStatement)
-	sql := ""
-	if prep != nil {
-		sql = prep.sql
+	candidates := s.tr.candidates(b.PreparedStatement)
+	var out stmt.Outcome
+	if b.PreparedStatement == raiseStatementName {
+		out = stmt.Outcome{Action: stmt.Refuse, Source: "pgproxy", Err: reservedName()}
+	} else if len(candidates) == 0 {
+		out = s.decide(stmt.Bind, b.PreparedStatement, b.DestinationPortal, "", nil)
+	} else {
+		for i, prep := range candidates {
+			o := s.decide(stmt.Bind, b.PreparedStatement, b.DestinationPortal, prep.sql, nil)
+			if i == 0 || o.Action == stmt.Refuse {
+				hooks := out.Hooks
+				out = o
+				out.Hooks = append(hooks, o.Hooks...)
+			} else {
+				out.Hooks = append(out.Hooks, o.Hooks...)
+			}
+			if out.Action == stmt.Refuse {
+				break
+			}
+		}
 	}
-	out := s.decide(stmt.Bind, b.PreparedStatement, b.DestinationPortal, sql, nil)
 	if out.Action != stmt.Refuse {
 		if err := s.checkLeg(&out); err != nil {
 			out.Action, out.Err = stmt.Refuse, err
 		}
 	}
 	if out.Action == stmt.Refuse {
-		fp := ""
-		if prep != nil {
-			fp = prep.fingerprint
+		sql, fp := "", ""
+		if len(candidates) > 0 {
+			sql, fp = candidates[0].sql, candidates[0].fingerprint
 		}
 		rec := s.newRecord(stmt.Bind, b.PreparedStatement, b.DestinationPortal, sql, fp, arrived)
 		fillDecision(rec, &out)
-		return s.refuseExtended(&out, rec, arrived)
+		return s.refuseExtended(&out, rec, arrived, false)
+	}
+	if len(out.Hooks) > 0 {
+		s.tr.markHooked()
 	}
 	pt := &portal{name: b.DestinationPortal, stmtName: b.PreparedStatement, hooks: out.Hooks,
 		action: out.Action, source: out.Source, verdict: out.Verdict, leg: out.Leg, decide: out.Elapsed}
@@ -262,15 +425,24 @@ func (s *Session) clientBind(msg []byte, b *pgproto3.Bind, arrived time.Time) er
 	if err := s.send(o, msg); err != nil {
 		return err
 	}
-	if len(out.Hooks) == 0 && (prep == nil || len(prep.hooks) == 0) {
+	hooked := len(out.Hooks) > 0
+	for _, p := range candidates {
+		hooked = hooked || len(p.hooks) > 0
+	}
+	if !hooked {
 		return nil
 	}
 	// The portal's rows go through a result hook: the proxy describes the
 	// portal right away (the answer stays with the proxy), so the hook
 	// knows its columns and formats whether or not the client describes it.
+	return s.injectDescribe(b.DestinationPortal, arrived)
+}
+
+// injectDescribe sends the proxy's own Describe of a portal.
+func (s *Session) injectDescribe(portalName string, arrived time.Time) error {
 	d := s.newOp(opDescribe, arrived)
-	d.injected, d.target, d.name = true, 'P', b.DestinationPortal
-	buf, err := wire.Encode(s.scratch[:0], &pgproto3.Describe{ObjectType: 'P', Name: b.DestinationPortal})
+	d.injected, d.target, d.name = true, 'P', portalName
+	buf, err := wire.Encode(s.scratch[:0], &pgproto3.Describe{ObjectType: 'P', Name: portalName})
 	if err != nil {
 		return err
 	}
@@ -279,22 +451,52 @@ func (s *Session) clientBind(msg []byte, b *pgproto3.Bind, arrived time.Time) er
 }
 
 // clientExecute forwards an Execute; its record gets the decision of its
-// portal when it completes (from the tracker, as the server ran it).
+// portal when it completes (from the tracker, as the server ran it). A
+// cursor the server holds with hooks but no known columns (declared in
+// SQL) is described first.
 func (s *Session) clientExecute(msg []byte, portalName string, arrived time.Time) error {
+	if s.tr.needsDescribe(portalName) {
+		if err := s.injectDescribe(portalName, arrived); err != nil {
+			return err
+		}
+	}
 	o := s.newOp(opExecute, arrived)
 	o.name = portalName
 	o.rec = s.newRecord(stmt.Bind, "", portalName, "", "", arrived)
 	return s.send(o, msg)
 }
 
-// parsedStatements returns the statements of a Query's text for the
-// tracker (which follows SET, PREPARE and friends by statement).
+// clientFunctionCall decides about a fast-path function call (no SQL text:
+// the policies see the function's OID).
+func (s *Session) clientFunctionCall(msg []byte, function uint32, arrived time.Time) error {
+	out := stmt.Outcome{Action: stmt.Allow}
+	if len(s.Policies) > 0 {
+		s.facts.TxStatus = s.tr.txStatus()
+		s.st.Reset(stmt.FunctionCall, "", "", "", nil, &s.facts, s.Parser)
+		s.st.Function = function
+		out = s.Policies.Decide(s.ctx, &s.st)
+	}
+	if out.Action != stmt.Refuse && s.tr.isHooked() {
+		// A function's result (query_to_xml and the like run any SQL) is
+		// not a row a hook can see: where results are checked, refuse it.
+		out = stmt.Outcome{Action: stmt.Refuse, Source: "pgproxy", Err: wire.Refusal(wire.CodeInsufficientPrivilege,
+			"pgproxy cannot check the result of a fast-path function call in a session whose results are checked")}
+	}
+	rec := s.newRecord(stmt.FunctionCall, "", "", "", "", arrived)
+	fillDecision(rec, &out)
+	if out.Action == stmt.Refuse {
+		return s.refuseSimple("", &out, rec, arrived)
+	}
+	o := s.newOp(opFunc, arrived)
+	o.rec = rec
+	return s.send(o, msg)
+}
+
+// parsedStatements returns the statements of a text for the tracker (which
+// follows SET, PREPARE, DECLARE and friends by statement).
 func (s *Session) parsedStatements(sql string) []sqlparse.Stmt {
 	if s.Parser == nil {
 		return nil
-	}
-	if len(s.Policies) > 0 && s.st.SQL == sql {
-		return s.st.Parsed().Statements()
 	}
 	return s.Parser.Parse(sql).Statements()
 }
@@ -311,4 +513,8 @@ func (s *Session) checkLeg(out *stmt.Outcome) *wire.Error {
 
 func rewriteFailed(err error) *wire.Error {
 	return wire.Refusal(wire.CodeInternalError, "pgproxy could not forward the rewritten statement").WithDetail(err.Error())
+}
+
+func reservedName() *wire.Error {
+	return wire.Refusal(wire.CodeInsufficientPrivilege, "the prepared statement name "+raiseStatementName+" is reserved by pgproxy")
 }

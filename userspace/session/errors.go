@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
@@ -61,6 +62,9 @@ func clientError(err error) *wire.Error {
 			WithHint("raise MAX_MESSAGE_SIZE_MB on the proxy if this is legitimate")
 	case errors.Is(err, wire.ErrProtocol):
 		return wire.Fatal(wire.CodeProtocolViolation, err.Error())
+	case errors.Is(err, errQueueStalled):
+		return wire.Fatal(wire.CodeProgramLimitExceeded, "too many messages sent ahead of the answers").
+			WithDetail("the database server answered none of 16384 outstanding messages for 60 seconds")
 	case errors.As(err, &bu):
 		return wire.Fatal(wire.CodeConnectionFailure, "pgproxy could not connect to the database server").WithDetail(bu.err.Error())
 	case errors.As(err, &lf):
@@ -81,4 +85,19 @@ func clientError(err error) *wire.Error {
 func quietEnd(err error) bool {
 	return errors.Is(err, errSessionOver) || errors.Is(err, errSilentClose) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
+}
+
+// clientEncoding returns the session's client_encoding ("" until the server
+// reported it).
+func (s *Session) clientEncoding() string {
+	if p := s.encoding.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// setClientEncoding notes the client_encoding the server reported.
+func (s *Session) setClientEncoding(v string) {
+	v = strings.ToUpper(strings.ReplaceAll(v, "-", ""))
+	s.encoding.Store(&v)
 }

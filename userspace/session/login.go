@@ -155,6 +155,9 @@ func (s *Session) loginBackend(ctx context.Context, login *Login) error {
 	}
 	s.setBackend(est.Conn, est.Encrypted)
 	login.User = est.Params["session_authorization"]
+	if enc, ok := est.Params["client_encoding"]; ok {
+		s.setClientEncoding(enc)
+	}
 	for name, want := range login.Locked {
 		if got, ok := est.Params[name]; ok && got != want {
 			s.Log.Warn("backend reported a locked setting with another value at login", "setting", name)

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,10 @@ const (
 	opDescribe // [ParameterDescription] then RowDescription or NoData
 	opExecute  // DataRow* then CommandComplete, EmptyQueryResponse or PortalSuspended
 	opClose    // CloseComplete
+	// opCopyEnd marks a CopyDone or CopyFail in the queue; it is never
+	// answered. It tells which Syncs the server ignored during a COPY FROM
+	// STDIN (those between the COPY's op and the marker).
+	opCopyEnd
 )
 
 // syncPoint reports whether a ReadyForQuery ends the op's answer.
@@ -39,8 +44,14 @@ type op struct {
 	// forwarded to the client (errors are).
 	injected bool
 	// raise is the proxy's statement that raises a refusal: its error
-	// reaches the client as the refused statement's.
-	raise bool
+	// (raiseCode, raiseMsg) reaches the client as the refused statement's.
+	raise               bool
+	raiseCode, raiseMsg string
+	// raiseRec is the record of a refused Parse or Bind, shared by the ops
+	// of its raise: the first of them to fail or be skipped emits it.
+	raiseRec *stmt.Record
+	// copying: the op's answer put the server in COPY FROM STDIN.
+	copying bool
 	// arrived is when the client message arrived (statement timing).
 	arrived time.Time
 	// sent is when it was handed to the backend writer.
@@ -58,19 +69,28 @@ type op struct {
 	rec     *stmt.Record      // opQuery, opExecute: the statement's record
 
 	// Result hooks, set when the first row (opExecute) or a RowDescription
-	// (opQuery) arrives.
+	// (opQuery) arrives; fields is the column count they were given.
 	rowsReady bool
 	fns       []stmt.RowFunc
+	fields    int
+	// rows counts DataRows of a recorded statement (PortalSuspended has no
+	// command tag).
+	rows int64
 }
 
 // reset clears o for reuse.
 func (o *op) reset() { *o = op{} }
 
 // opQueue holds the outstanding ops in order. The client pump pushes, the
-// backend pump peeks and pops. It is bounded: a client that pipelines more
-// than maxOps messages ahead of the answers waits (after flushing what it
-// has written, so the backend can answer) instead of growing the proxy's
-// memory. Popped ops are recycled, so a steady stream allocates nothing.
+// backend pump peeks and pops. It follows two server states that make the
+// server ignore messages, so that no op waits for an answer that never
+// comes: after an error in the extended protocol the server skips every
+// message up to the next Sync (skipping), and during COPY FROM STDIN it
+// ignores Sync (copyOpen). It is bounded: a client that pipelines more than
+// maxOps messages ahead of the answers waits (after flushing what it has
+// written, so the backend can answer) instead of growing the proxy's memory;
+// a wait without any answer for stallTimeout ends the session. Popped ops
+// are recycled, so a steady stream allocates nothing.
 type opQueue struct {
 	// size mirrors n for a lock-free emptiness check in peek.
 	size   atomic.Int32
@@ -81,10 +101,26 @@ type opQueue struct {
 	n      int
 	free   []*op
 	closed bool
+
+	skipping bool // an extended-protocol error: drop everything up to a Sync
+	copyOpen bool // COPY FROM STDIN started and its CopyDone not yet queued
+	copyData bool // CopyData sent during the open COPY
+	// copyAmbiguous: a Sync was dropped after CopyData; if the COPY then
+	// fails, the server may have read that Sync after the error.
+	copyAmbiguous bool
+	// dropped are ops taken out unanswered, for the backend pump to settle.
+	dropped []*op
 }
 
 // maxOps bounds the answers a session may have outstanding.
 const maxOps = 16384
+
+// stallTimeout ends a session whose full queue got no answer for so long.
+var stallTimeout = 60 * time.Second
+
+// errQueueStalled: the client pipelined maxOps messages and the server
+// answered none of them for stallTimeout.
+var errQueueStalled = errors.New("too many outstanding messages without an answer")
 
 // get returns a cleared op to fill and push.
 func (q *opQueue) get() *op {
@@ -98,12 +134,36 @@ func (q *opQueue) get() *op {
 	return &op{}
 }
 
-// push appends o. When the queue is full, flush runs (so the backend sees
+// push appends o, unless the server will ignore its message: after an
+// extended-protocol error everything but Sync is dropped, and during COPY
+// FROM STDIN Sync is. Dropped ops go to the dropped list (settled by the
+// backend pump). When the queue is full, flush runs (so the backend sees
 // what the pusher buffered) and push waits for room.
-func (q *opQueue) push(o *op, flush func() error) {
+func (q *opQueue) push(o *op, flush func() error) error {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.cond == nil {
 		q.cond = sync.NewCond(&q.mu)
+	}
+	switch {
+	case q.closed:
+		return nil
+	case q.skipping && o.kind != opSync:
+		q.drop(o)
+		return nil
+	case q.skipping:
+		q.skipping = false
+	case o.kind == opSync && q.copyOpen:
+		if q.copyData {
+			q.copyAmbiguous = true
+		}
+		q.drop(o)
+		return nil
+	case o.kind == opCopyEnd && q.copyOpen:
+		// The server's COPY already matched this end: nothing to wait for.
+		q.copyOpen, q.copyData = false, false
+		q.recycle(o)
+		return nil
 	}
 	if q.n == len(q.ring) && len(q.ring) < maxOps {
 		q.grow()
@@ -113,15 +173,53 @@ func (q *opQueue) push(o *op, flush func() error) {
 		flush()
 		q.mu.Lock()
 	}
+	deadline := time.Now().Add(stallTimeout)
 	for q.n == len(q.ring) && !q.closed {
-		q.cond.Wait()
+		if time.Now().After(deadline) {
+			return errQueueStalled
+		}
+		before := q.head
+		waitTimeout(q.cond, time.Second)
+		if q.head != before {
+			deadline = time.Now().Add(stallTimeout)
+		}
 	}
 	if !q.closed {
 		q.ring[(q.head+q.n)%len(q.ring)] = o
 		q.n++
 		q.size.Store(int32(q.n))
 	}
-	q.mu.Unlock()
+	return nil
+}
+
+// waitTimeout waits on c (its lock held) for a signal or about d.
+func waitTimeout(c *sync.Cond, d time.Duration) {
+	t := time.AfterFunc(d, c.Broadcast)
+	c.Wait()
+	t.Stop()
+}
+
+// drop keeps an op the server will not answer for the backend pump to
+// settle (called with mu held).
+func (q *opQueue) drop(o *op) {
+	q.dropped = append(q.dropped, o)
+}
+
+// takeDropped returns the ops dropped unanswered since the last call.
+func (q *opQueue) takeDropped() []*op {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	d := q.dropped
+	q.dropped = nil
+	return d
+}
+
+// recycle returns a settled op to the free list (called with mu held).
+func (q *opQueue) recycle(o *op) {
+	o.reset()
+	if len(q.free) < 64 {
+		q.free = append(q.free, o)
+	}
 }
 
 // grow doubles the ring (called with mu held).
@@ -159,49 +257,95 @@ func (q *opQueue) pop() {
 	q.head = (q.head + 1) % len(q.ring)
 	q.n--
 	q.size.Store(int32(q.n))
-	o.reset()
-	if len(q.free) < 64 {
-		q.free = append(q.free, o)
-	}
+	q.recycle(o)
 	if q.cond != nil {
-		q.cond.Signal()
+		q.cond.Broadcast()
 	}
 }
 
-// dropSyncsAfterCopy removes the Sync ops pushed after the newest Execute or
-// Query: the server ignores Sync (and Flush) while it is in COPY FROM STDIN,
-// so those Syncs are never answered.
-func (q *opQueue) dropSyncsAfterCopy() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	last := -1
-	for i := q.n - 1; i >= 0; i-- {
-		k := q.ring[(q.head+i)%len(q.ring)].kind
-		if k == opExecute || k == opQuery {
-			last = i
-			break
-		}
-	}
-	if last < 0 {
-		return
-	}
-	kept := last + 1
-	for i := last + 1; i < q.n; i++ {
-		o := q.ring[(q.head+i)%len(q.ring)]
-		if o.kind == opSync {
+// at returns the i-th op from the head (called with mu held).
+func (q *opQueue) at(i int) *op { return q.ring[(q.head+i)%len(q.ring)] }
+
+// compact keeps, of the ops from index from to the end, those keep says
+// yes to, in order; the others are dropped (called with mu held).
+func (q *opQueue) compact(from int, keep func(i int, o *op) bool) {
+	w := from
+	for r := from; r < q.n; r++ {
+		o := q.at(r)
+		if !keep(r, o) {
+			q.drop(o)
 			continue
 		}
-		q.ring[(q.head+kept)%len(q.ring)] = o
-		kept++
+		q.ring[(q.head+w)%len(q.ring)] = o
+		w++
 	}
-	for i := kept; i < q.n; i++ {
-		q.ring[(q.head+i)%len(q.ring)] = nil
+	for j := w; j < q.n; j++ {
+		q.ring[(q.head+j)%len(q.ring)] = nil
 	}
-	q.n = kept
+	q.n = w
 	q.size.Store(int32(q.n))
 	if q.cond != nil {
 		q.cond.Broadcast()
 	}
+}
+
+// extendedError applies an ErrorResponse to an extended-protocol message
+// (its op already popped): the server now skips every message up to the
+// next Sync. The ops queued before that Sync are dropped; when no Sync is
+// queued yet, pushes are dropped until one comes.
+func (q *opQueue) extendedError() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	synced := false
+	q.compact(0, func(_ int, o *op) bool {
+		synced = synced || o.kind == opSync
+		return synced
+	})
+	q.skipping = !synced
+}
+
+// copyIn applies a CopyInResponse to the head op: the server is in COPY
+// FROM STDIN and ignores Sync until CopyDone or CopyFail. Syncs queued
+// between the head and the first copy-end marker are dropped with the
+// marker; without a queued marker, Syncs are dropped as they come, until
+// one is pushed.
+func (q *opQueue) copyIn() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	end := -1
+	for i := 1; i < q.n; i++ {
+		if q.at(i).kind == opCopyEnd {
+			end = i
+			break
+		}
+	}
+	q.compact(1, func(i int, o *op) bool {
+		if end >= 0 && i > end {
+			return true
+		}
+		return o.kind != opSync && o.kind != opCopyEnd
+	})
+	q.copyOpen, q.copyData, q.copyAmbiguous = end < 0, false, false
+}
+
+// copyDataSent notes CopyData from the client.
+func (q *opQueue) copyDataSent() {
+	q.mu.Lock()
+	if q.copyOpen {
+		q.copyData = true
+	}
+	q.mu.Unlock()
+}
+
+// copyEnded notes that the server ended a COPY (CommandComplete or an
+// error) and reports whether the Syncs dropped meanwhile make the order of
+// answers unknowable (a Sync sent after CopyData of a COPY that failed).
+func (q *opQueue) copyEnded(failed bool) (ambiguous bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ambiguous = failed && q.copyAmbiguous
+	q.copyOpen, q.copyData, q.copyAmbiguous = false, false, false
+	return ambiguous
 }
 
 // close releases a pusher waiting for room; later pushes are dropped.

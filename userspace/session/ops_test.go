@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,7 +12,9 @@ func TestOpQueueKeepsOrderFlushesAndBlocksWhenFull(t *testing.T) {
 	for i := range maxOps {
 		o := q.get()
 		o.kind, o.arrived = opSync, time.Unix(int64(i), 0)
-		q.push(o, nil)
+		if err := q.push(o, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var flushed atomic.Int32
 	pushed := make(chan struct{})
@@ -21,13 +24,18 @@ func TestOpQueueKeepsOrderFlushesAndBlocksWhenFull(t *testing.T) {
 		q.push(o, func() error { flushed.Add(1); return nil })
 		close(pushed)
 	}()
+	// A push that waits must flush first, or the backend never sees what
+	// it should answer.
+	for deadline := time.Now().Add(10 * time.Second); flushed.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiting push did not flush")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	select {
 	case <-pushed:
 		t.Fatal("push into a full queue did not wait")
 	case <-time.After(50 * time.Millisecond):
-	}
-	if flushed.Load() != 1 {
-		t.Fatal("a push that waits must flush first, or the backend never sees what it should answer")
 	}
 	if q.peek().arrived.Unix() != 0 {
 		t.Fatal("oldest op is not first")
@@ -51,27 +59,72 @@ func TestOpQueueKeepsOrderFlushesAndBlocksWhenFull(t *testing.T) {
 	q.push(q.get(), nil) // must not block after close
 }
 
-func TestOpQueueDropsSyncsSentDuringCopyIn(t *testing.T) {
-	var q opQueue
-	for _, k := range []opKind{opSync, opParse, opBind, opExecute, opSync, opSync} {
+func kindsOf(q *opQueue) []opKind {
+	var got []opKind
+	q.mu.Lock()
+	for i := range q.n {
+		got = append(got, q.at(i).kind)
+	}
+	q.mu.Unlock()
+	return got
+}
+
+func pushKinds(t *testing.T, q *opQueue, kinds ...opKind) {
+	t.Helper()
+	for _, k := range kinds {
 		o := q.get()
 		o.kind = k
-		q.push(o, nil)
-	}
-	q.dropSyncsAfterCopy()
-	var got []opKind
-	for o := q.peek(); o != nil; o = q.peek() {
-		got = append(got, o.kind)
-		q.pop()
-	}
-	want := []opKind{opSync, opParse, opBind, opExecute}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("got %v, want %v", got, want)
+		if err := q.push(o, nil); err != nil {
+			t.Fatal(err)
 		}
+	}
+}
+
+func TestOpQueueCopyInDropsTheSyncsTheServerIgnores(t *testing.T) {
+	// CopyDone pipelined before CopyInResponse: the Syncs up to the marker
+	// go, the marker with them; what follows stays.
+	var q opQueue
+	pushKinds(t, &q, opExecute, opSync, opSync, opCopyEnd, opSync, opQuery)
+	q.copyIn()
+	if got := fmt.Sprint(kindsOf(&q)); got != fmt.Sprint([]opKind{opExecute, opSync, opQuery}) {
+		t.Fatalf("after CopyInResponse: %v", got)
+	}
+	// CopyInResponse first: later Syncs are dropped as they come, until
+	// the client's CopyDone.
+	var q2 opQueue
+	pushKinds(t, &q2, opQuery, opSync)
+	q2.copyIn()
+	pushKinds(t, &q2, opSync, opCopyEnd, opSync)
+	if got := fmt.Sprint(kindsOf(&q2)); got != fmt.Sprint([]opKind{opQuery, opSync}) {
+		t.Fatalf("while copying: %v", got)
+	}
+	if n := len(q2.takeDropped()); n != 2 {
+		t.Fatalf("%d ops dropped, want the two ignored Syncs", n)
+	}
+}
+
+func TestOpQueueSkipsToSyncAfterAnExtendedError(t *testing.T) {
+	var q opQueue
+	pushKinds(t, &q, opBind, opExecute, opQuery, opParse)
+	q.pop() // the failed Parse's predecessor answered... the head failed:
+	q.extendedError()
+	if got := kindsOf(&q); len(got) != 0 || !q.skipping {
+		t.Fatalf("after the error: %v, skipping %v", got, q.skipping)
+	}
+	pushKinds(t, &q, opBind, opExecute, opSync, opParse)
+	if got := fmt.Sprint(kindsOf(&q)); got != fmt.Sprint([]opKind{opSync, opParse}) {
+		t.Fatalf("pushes after the error: %v", got)
+	}
+	if n := len(q.takeDropped()); n != 5 {
+		t.Fatalf("%d dropped, want 5", n)
+	}
+	// With the Sync already queued, only the ops before it go.
+	var q2 opQueue
+	pushKinds(t, &q2, opParse, opBind, opExecute, opSync, opQuery)
+	q2.pop()
+	q2.extendedError()
+	if got := fmt.Sprint(kindsOf(&q2)); got != fmt.Sprint([]opKind{opSync, opQuery}) || q2.skipping {
+		t.Fatalf("%v skipping=%v", got, q2.skipping)
 	}
 }
 

@@ -2,7 +2,9 @@ package session
 
 import (
 	"errors"
+	"fmt"
 	"io"
+	"runtime/debug"
 	"time"
 
 	"github.com/pgproxy/pgproxy/userspace/stmt"
@@ -55,13 +57,19 @@ func (s *Session) startSeam() {
 // sends something the proxy will not forward.
 func (s *Session) pumpClient(done chan<- struct{}) {
 	defer close(done)
+	defer s.recoverPump("client")
 	var counted uint64
 	s.cr.BeforeBlock = func() error {
 		s.Metrics.BytesToBackend.Add(float64(s.cr.Bytes - counted))
 		counted = s.cr.Bytes
-		return s.bw.Flush()
+		if err := s.bw.Flush(); err != nil {
+			return &wire.WriteError{Err: err} // the backend side failed
+		}
+		return nil
 	}
 	err := s.forwardClient()
+	var we *wire.WriteError
+	backendSide := errors.As(err, &we)
 	s.Metrics.BytesToBackend.Add(float64(s.cr.Bytes - counted))
 	switch {
 	case err == nil:
@@ -73,29 +81,55 @@ func (s *Session) pumpClient(done chan<- struct{}) {
 		s.lingerOnClose.Store(true)
 		s.Metrics.Rejected("message_too_large")
 		s.fatal.CompareAndSwap(nil, clientError(err))
-	case errors.Is(err, wire.ErrProtocol):
+	case errors.Is(err, wire.ErrProtocol), errors.Is(err, errQueueStalled):
 		s.fatal.CompareAndSwap(nil, clientError(err))
+	case backendSide:
+		// Writing to the backend failed: the backend pump reports it.
+		s.Log.Debug("backend write failed", "err", err)
 	default:
-		var we *wire.Error
-		if errors.As(err, &we) {
-			s.fatal.CompareAndSwap(nil, we)
+		var pe *wire.Error
+		if errors.As(err, &pe) {
+			s.fatal.CompareAndSwap(nil, pe)
 			break
 		}
 		s.Log.Debug("client side ended", "err", err)
 	}
-	s.clientEnded.Store(true)
+	if !backendSide {
+		s.clientEnded.Store(true)
+	}
 	s.ops.close()
 	s.backend.Close()
+}
+
+// recoverPump ends only this session when one of its pumps panics (a bug
+// in a policy, a hook or the proxy): the client gets XX000, the process and
+// its other sessions go on.
+func (s *Session) recoverPump(which string) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	s.Log.Error("session ended by an internal error", "pump", which, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	s.fatal.CompareAndSwap(nil, wire.Fatal(wire.CodeInternalError, "pgproxy internal error; the session was closed"))
+	s.ops.close()
+	s.backend.Close()
+	if which == "backend" {
+		s.client.Close()
+	}
 }
 
 // pumpBackend relays backend messages to the client. When the backend goes
 // away it tells the client why, at a message boundary.
 func (s *Session) pumpBackend() {
+	defer s.recoverPump("backend")
 	var counted uint64
 	s.br.BeforeBlock = func() error {
 		s.Metrics.BytesToClient.Add(float64(s.br.Bytes - counted))
 		counted = s.br.Bytes
-		return s.cw.Flush()
+		if err := s.cw.Flush(); err != nil {
+			return &wire.WriteError{Err: err} // the client is gone
+		}
+		return nil
 	}
 	err := s.forwardBackend()
 	s.Metrics.BytesToClient.Add(float64(s.br.Bytes - counted))
@@ -148,9 +182,9 @@ func (s *Session) newOp(k opKind, arrived time.Time) *op {
 }
 
 // pushOp queues o just before its message is written to the backend.
-func (s *Session) pushOp(o *op) {
+func (s *Session) pushOp(o *op) error {
 	if s.tr != nil {
 		o.sent = time.Now()
 	}
-	s.ops.push(o, s.bw.Flush)
+	return s.ops.push(o, s.bw.Flush)
 }

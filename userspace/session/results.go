@@ -29,11 +29,7 @@ func (s *Session) prepareRows(o *op) error {
 		}
 		return nil
 	}
-	var hooks []stmt.ResultHook
-	if pt.prep != nil {
-		hooks = append(hooks, pt.prep.hooks...)
-	}
-	hooks = append(hooks, pt.hooks...)
+	hooks := pt.allHooks()
 	if len(hooks) == 0 {
 		return nil
 	}
@@ -41,19 +37,30 @@ func (s *Session) prepareRows(o *op) error {
 		s.Log.Warn("rows of a portal whose columns are unknown", "portal", o.name)
 		return s.failClosed()
 	}
+	o.fields = len(pt.fields)
 	o.fns = rowFuncs(hooks, pt.fields)
 	return nil
 }
 
 // anyHooks reports whether some statement of this session asked for its
 // results: then rows that cannot be attributed are not let through.
-func (s *Session) anyHooks() bool {
-	s.tr.mu.Lock()
-	defer s.tr.mu.Unlock()
-	for _, p := range s.tr.statements {
-		if len(p.hooks) > 0 {
-			return true
+func (s *Session) anyHooks() bool { return s.tr.isHooked() }
+
+// resultsHooked reports whether the results the op is answered with must go
+// through a result hook.
+func (s *Session) resultsHooked(o *op) bool {
+	if o == nil || s.tr == nil {
+		return false
+	}
+	switch o.kind {
+	case opQuery:
+		return len(o.hooks) > 0
+	case opExecute:
+		pt := s.tr.portal(o.name)
+		if pt == nil {
+			return s.anyHooks()
 		}
+		return len(pt.allHooks()) > 0
 	}
 	return false
 }
@@ -87,6 +94,10 @@ func (s *Session) filterRow(o *op) error {
 	}
 	values := s.row.Values
 	n := len(values)
+	if n != o.fields {
+		s.Log.Warn("a row does not have the columns its description announced", "want", o.fields, "got", n)
+		return s.failClosed()
+	}
 	for _, fn := range o.fns {
 		if values, err = fn(values); err != nil {
 			s.Log.Warn("result hook refused a row", "err", err)
@@ -101,8 +112,15 @@ func (s *Session) filterRow(o *op) error {
 	if err != nil {
 		return s.failClosed()
 	}
-	s.rowBuf = out
-	return s.write(out)
+	err = s.write(out)
+	// Keep buffers for rows of ordinary size only.
+	if s.rowBuf = out; cap(s.rowBuf) > 64<<10 {
+		s.rowBuf = nil
+	}
+	if cap(s.row.Values) > 256 {
+		s.row.Values = nil
+	}
+	return err
 }
 
 // decodeFields decodes a RowDescription into fields that outlive the

@@ -97,8 +97,8 @@ type Session struct {
 	// Statement seam (sessions with policies or records).
 	tr        *tracker
 	published atomic.Pointer[tracker] // tr, for State from other goroutines
-	facts stmt.Facts
-	st    stmt.Statement
+	facts     stmt.Facts
+	st        stmt.Statement
 	// skipToSync discards client messages until Sync after a refused
 	// extended-protocol message, as the server does after an error.
 	skipToSync bool
@@ -106,12 +106,13 @@ type Session struct {
 	scratch []byte
 
 	// Backend pump state.
-	cur       *op  // the op being answered (head of ops)
-	extFailed bool // an extended-protocol error: the server skips to Sync
-	row       pgproto3.DataRow
-	rowBuf    []byte
-	copyIn    atomic.Bool // the server is in COPY FROM STDIN
-	desync    bool        // an answer did not match the op queue (logged once)
+	cur     *op // the op being answered (head of ops)
+	row     pgproto3.DataRow
+	rowBuf  []byte
+	desync  bool   // an answer did not match the op queue (logged once)
+	lastErr string // SQLSTATE of the last ErrorResponse
+	// encoding is the session's client_encoding as the server reported it.
+	encoding atomic.Pointer[string]
 
 	// noPlainErrors is set while a TLS handshake is under way.
 	noPlainErrors bool

@@ -46,6 +46,18 @@ type portal struct {
 	// Describe of it was answered; described is set then (also for NoData).
 	fields    []pgproto3.FieldDescription
 	described bool
+	// cursor is set for a cursor declared in SQL (DECLARE), holdable for
+	// one WITH HOLD (it outlives its transaction).
+	cursor, holdable bool
+}
+
+// allHooks returns the result hooks of the portal's rows: its statement's
+// and its own.
+func (pt *portal) allHooks() []stmt.ResultHook {
+	if pt.prep == nil || len(pt.prep.hooks) == 0 {
+		return pt.hooks
+	}
+	return append(append([]stmt.ResultHook(nil), pt.prep.hooks...), pt.hooks...)
 }
 
 // tracker follows, for a session with policies, what the server holds for
@@ -60,11 +72,79 @@ type tracker struct {
 	statements map[string]*prepared
 	inflight   map[string]*prepared
 	portals    map[string]*portal
-	settings   settingsLog
+	// declared are the result hooks of cursors DECLAREd by statements the
+	// client pump let through, before the server confirms them.
+	declared map[string][]stmt.ResultHook
+	// hooked is set once a statement of the session asked for its results.
+	hooked   bool
+	settings settingsLog
 }
 
 func newTracker() *tracker {
-	return &tracker{tx: 'I', statements: map[string]*prepared{}, inflight: map[string]*prepared{}, portals: map[string]*portal{}}
+	return &tracker{tx: 'I', statements: map[string]*prepared{}, inflight: map[string]*prepared{},
+		portals: map[string]*portal{}, declared: map[string][]stmt.ResultHook{}}
+}
+
+// markHooked notes that a statement of the session asked for its results.
+func (t *tracker) markHooked() {
+	t.mu.Lock()
+	t.hooked = true
+	t.mu.Unlock()
+}
+
+// isHooked reports whether some statement of the session asked for its
+// results.
+func (t *tracker) isHooked() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.hooked
+}
+
+// candidates returns the statements a Bind of name may run: the latest
+// Parse of that name not yet answered (it may still fail) and the server's.
+func (t *tracker) candidates(name string) []*prepared {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	in, ok := t.inflight[name]
+	conf := t.statements[name]
+	switch {
+	case ok && conf != nil && conf != in && name != "":
+		return []*prepared{in, conf}
+	case ok:
+		return []*prepared{in}
+	case conf != nil:
+		return []*prepared{conf}
+	}
+	return nil
+}
+
+// declare notes a cursor a statement let through is about to DECLARE.
+func (t *tracker) declare(name string, hooks []stmt.ResultHook) {
+	t.mu.Lock()
+	t.declared[name] = hooks
+	t.mu.Unlock()
+}
+
+// cursorHooks returns the result hooks of the rows of a cursor or portal
+// named in FETCH or MOVE, and whether the proxy knows it.
+func (t *tracker) cursorHooks(name string) ([]stmt.ResultHook, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if pt := t.portals[name]; pt != nil {
+		return pt.allHooks(), true
+	}
+	h, ok := t.declared[name]
+	return h, ok
+}
+
+// needsDescribe reports whether an Execute of the portal needs the proxy's
+// own Describe first: its rows go through hooks and its columns are not
+// known (a cursor declared in SQL).
+func (t *tracker) needsDescribe(name string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pt := t.portals[name]
+	return pt != nil && !pt.described && len(pt.allHooks()) > 0
 }
 
 // txStatus returns the status of the last ReadyForQuery.
@@ -79,17 +159,6 @@ func (t *tracker) sent(p *prepared) {
 	t.mu.Lock()
 	t.inflight[p.name] = p
 	t.mu.Unlock()
-}
-
-// lookup returns the statement a Bind of name would use: the latest Parse
-// of that name not yet answered, else the server's.
-func (t *tracker) lookup(name string) *prepared {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if p, ok := t.inflight[name]; ok {
-		return p
-	}
-	return t.statements[name]
 }
 
 // portal returns the server's portal of that name.
@@ -177,8 +246,9 @@ func (t *tracker) described(target byte, name string, fields []pgproto3.FieldDes
 }
 
 // completed applies what a statement that completed (CommandComplete) did
-// to the session: settings, SQL-level prepared statements, savepoints.
-func (t *tracker) completed(s sqlparse.Stmt, tag []byte) {
+// to the session: settings, SQL-level prepared statements and cursors
+// (with the result hooks of the statement that made them), savepoints.
+func (t *tracker) completed(s sqlparse.Stmt, tag []byte, hooks []stmt.ResultHook) {
 	if s.Node == nil {
 		return
 	}
@@ -195,7 +265,16 @@ func (t *tracker) completed(s sqlparse.Stmt, tag []byte) {
 	case sqlparse.RollbackTo:
 		t.settings.rollbackTo(e.Key)
 	case sqlparse.Prepare:
-		t.statements[e.Key] = &prepared{name: e.Key, sql: e.Query, prepareText: s.Text}
+		t.statements[e.Key] = &prepared{name: e.Key, sql: e.Query, prepareText: s.Text, hooks: hooks}
+	case sqlparse.Declare:
+		t.portals[e.Key] = &portal{name: e.Key, hooks: hooks, cursor: true, holdable: e.Hold}
+		delete(t.declared, e.Key)
+	case sqlparse.ClosePortal:
+		if e.All {
+			clear(t.portals)
+		} else {
+			delete(t.portals, e.Key)
+		}
 	case sqlparse.Deallocate:
 		if e.All {
 			t.dropNamed()
@@ -247,8 +326,15 @@ func (t *tracker) ready(status byte) {
 		}
 		t.settings.errored = false
 	}
-	if status != 'T' {
-		clear(t.portals)
+	if status == 'I' {
+		// Portals end with their transaction (a failed block's portals
+		// live on until it ends: ROLLBACK TO SAVEPOINT can revive them);
+		// WITH HOLD cursors stay.
+		for name, pt := range t.portals {
+			if !pt.holdable {
+				delete(t.portals, name)
+			}
+		}
 	}
 }
 
@@ -318,7 +404,27 @@ type savepointMark struct {
 	at   int
 }
 
+// change records a setting change of the transaction in progress. A later
+// change of the same setting since the last savepoint replaces the earlier
+// one, so the log holds at most one entry per setting and savepoint.
 func (l *settingsLog) change(e sqlparse.Effect, text string) {
+	from := 0
+	if n := len(l.savepoints); n > 0 {
+		from = l.savepoints[n-1].at
+	}
+	if e.Kind == sqlparse.SetSetting || e.Kind == sqlparse.ResetSetting {
+		if e.Key == "" || e.Uncertain {
+			e, text = sqlparse.Effect{Kind: sqlparse.SetSetting, Uncertain: true, Key: e.Key}, ""
+		}
+		kept := l.pending[:from]
+		for _, p := range l.pending[from:] {
+			same := p.effect.Key == e.Key && e.Key != "" && (p.effect.Kind == sqlparse.SetSetting || p.effect.Kind == sqlparse.ResetSetting)
+			if !same && !(e.Key == "" && p.effect.Key == "" && p.effect.Uncertain) {
+				kept = append(kept, p)
+			}
+		}
+		l.pending = kept
+	}
 	l.pending = append(l.pending, pendingChange{e, text})
 }
 
@@ -358,16 +464,26 @@ func (l *settingsLog) rollback() {
 func (l *settingsLog) commit() {
 	for _, p := range l.pending {
 		switch p.effect.Kind {
-		case sqlparse.ResetAll, sqlparse.DiscardAll:
+		case sqlparse.DiscardAll:
 			l.applied = nil
 			l.uncertain = false
+		case sqlparse.ResetAll:
+			// RESET ALL leaves role and session_authorization alone.
+			kept := l.applied[:0]
+			for _, c := range l.applied {
+				if c.key == "role" || c.key == "session_authorization" {
+					kept = append(kept, c)
+				}
+			}
+			l.applied = kept
 		case sqlparse.ResetSetting:
 			l.remove(p.effect.Key)
 		case sqlparse.SetSetting:
-			if p.effect.Key == "" || p.effect.Uncertain {
-				l.uncertain = true
-			}
 			l.remove(p.effect.Key)
+			if p.effect.Uncertain || p.effect.Key == "" {
+				l.uncertain = true
+				continue
+			}
 			l.applied = append(l.applied, settingChange{p.effect.Key, p.text})
 		}
 	}

@@ -19,7 +19,7 @@ func (t *tracker) runForTest(p *sqlparse.Parser, sql string, failAt int, status 
 		if tag == "COMMIT" || tag == "END" {
 			tag = "COMMIT"
 		}
-		t.completed(s, []byte(tag))
+		t.completed(s, []byte(tag), nil)
 	}
 	t.ready(status)
 }
@@ -67,14 +67,14 @@ func TestTrackerStatementsAndPortals(t *testing.T) {
 	tr := newTracker()
 	a := &prepared{name: "a", sql: "SELECT 1"}
 	tr.sent(a)
-	if tr.lookup("a") != a {
+	if c := tr.candidates("a"); len(c) != 1 || c[0] != a {
 		t.Fatal("a Parse in flight is what a Bind of its name uses")
 	}
 	tr.parseAnswered(a, true, true)
 	dup := &prepared{name: "a", sql: "SELECT 2"}
 	tr.sent(dup)
 	tr.parseAnswered(dup, false, true) // 42P05: the old one stays
-	if got := tr.lookup("a"); got != a {
+	if got := tr.candidates("a"); len(got) != 1 || got[0] != a {
 		t.Fatalf("after a failed duplicate Parse: %+v", got)
 	}
 	un := &prepared{name: "", sql: "SELECT 3"}
@@ -83,7 +83,7 @@ func TestTrackerStatementsAndPortals(t *testing.T) {
 	bad := &prepared{name: "", sql: "SELEC"}
 	tr.sent(bad)
 	tr.parseAnswered(bad, false, true)
-	if tr.lookup("") != nil {
+	if tr.candidates("") != nil {
 		t.Fatal("a failed Parse of the unnamed statement drops the old one, as PostgreSQL does")
 	}
 	pt := &portal{name: "c", stmtName: "a"}
@@ -92,8 +92,9 @@ func TestTrackerStatementsAndPortals(t *testing.T) {
 		t.Fatal("portal not bound to its statement")
 	}
 	tr.ready('T')
+	tr.ready('E')
 	if tr.portal("c") == nil {
-		t.Fatal("portals live until the transaction ends")
+		t.Fatal("portals live until the transaction ends (ROLLBACK TO can revive them in a failed block)")
 	}
 	tr.ready('I')
 	if tr.portal("c") != nil {

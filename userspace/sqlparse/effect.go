@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 )
 
 // EffectKind is what a statement does to session state that a second
@@ -31,6 +32,10 @@ const (
 	Savepoint
 	Release
 	RollbackTo
+	// Declare: DECLARE Key CURSOR (Hold for WITH HOLD).
+	Declare
+	// ClosePortal: CLOSE Key (All for CLOSE ALL).
+	ClosePortal
 )
 
 // Effect is a statement's effect on replayable session state.
@@ -39,8 +44,10 @@ type Effect struct {
 	// Key is the setting, prepared statement or savepoint name (settings in
 	// lower case).
 	Key string
-	// All is DEALLOCATE ALL.
+	// All is DEALLOCATE ALL or CLOSE ALL.
 	All bool
+	// Hold is DECLARE ... WITH HOLD: the cursor outlives its transaction.
+	Hold bool
 	// Query is the text of a PREPAREd statement's body (deparsed).
 	Query string
 	// Uncertain is set when replaying the statement's text may not
@@ -72,13 +79,11 @@ func SessionEffect(st Stmt) Effect {
 		case pg_query.VariableSetKind_VAR_RESET_ALL:
 			return Effect{Kind: ResetAll}
 		case pg_query.VariableSetKind_VAR_SET_MULTI:
-			if key == "transaction" { // SET TRANSACTION: this transaction only
+			if strings.HasPrefix(key, "transaction") { // SET TRANSACTION [SNAPSHOT]: this transaction only
 				return Effect{}
 			}
 			return Effect{Kind: SetSetting, Key: key}
 		}
-	case n.GetSelectStmt() != nil:
-		return setConfigEffect(n.GetSelectStmt())
 	case n.GetDiscardStmt() != nil:
 		if n.GetDiscardStmt().Target == pg_query.DiscardMode_DISCARD_ALL {
 			return Effect{Kind: DiscardAll}
@@ -90,6 +95,13 @@ func SessionEffect(st Stmt) Effect {
 			body = ""
 		}
 		return Effect{Kind: Prepare, Key: p.Name, Query: body}
+	case n.GetDeclareCursorStmt() != nil:
+		const cursorOptHold = 0x0020 // CURSOR_OPT_HOLD in PostgreSQL's parsenodes.h
+		d := n.GetDeclareCursorStmt()
+		return Effect{Kind: Declare, Key: d.Portalname, Hold: d.Options&cursorOptHold != 0}
+	case n.GetClosePortalStmt() != nil:
+		c := n.GetClosePortalStmt()
+		return Effect{Kind: ClosePortal, Key: c.Portalname, All: c.Portalname == ""}
 	case n.GetDeallocateStmt() != nil:
 		d := n.GetDeallocateStmt()
 		return Effect{Kind: Deallocate, Key: d.Name, All: d.Isall || d.Name == ""}
@@ -104,40 +116,55 @@ func SessionEffect(st Stmt) Effect {
 			return Effect{Kind: RollbackTo, Key: t.SavepointName}
 		}
 	}
-	return Effect{}
+	return setConfigEffect(n)
 }
 
 // setConfigEffect recognises SELECT set_config('name', value, false) in the
 // target list of a plain SELECT (no FROM): the common way drivers and ORMs
-// change settings through a query.
-func setConfigEffect(s *pg_query.SelectStmt) Effect {
-	if len(s.FromClause) > 0 || s.Op != pg_query.SetOperation_SETOP_NONE {
-		return Effect{}
+// change settings through a query. A set_config anywhere else in a
+// statement (a subquery, a FROM, a CTE, another statement kind), or with a
+// non-constant is_local, is a change the proxy cannot replay exactly:
+// Uncertain.
+func setConfigEffect(n *pg_query.Node) Effect {
+	if sel := n.GetSelectStmt(); sel != nil && len(sel.FromClause) == 0 && sel.Op == pg_query.SetOperation_SETOP_NONE &&
+		sel.WithClause == nil && len(sel.TargetList) == 1 {
+		if rt := sel.TargetList[0].GetResTarget(); rt != nil && rt.Val != nil {
+			if fc := rt.Val.GetFuncCall(); fc != nil && isFunc(fc, "set_config") && len(fc.Args) == 3 && !containsSetConfig(fc.Args) {
+				local := constBool(fc.Args[2])
+				if local != nil && *local {
+					return Effect{} // transaction-scoped
+				}
+				e := Effect{Kind: SetSetting, Uncertain: local == nil}
+				if name, ok := constString(fc.Args[0]); ok {
+					e.Key = strings.ToLower(strings.TrimSpace(name))
+				} else {
+					e.Uncertain = true
+				}
+				if _, ok := constString(fc.Args[1]); !ok {
+					e.Uncertain = true
+				}
+				return e
+			}
+		}
 	}
-	for _, t := range s.TargetList {
-		rt := t.GetResTarget()
-		if rt == nil || rt.Val == nil {
-			continue
-		}
-		fc := rt.Val.GetFuncCall()
-		if fc == nil || !isFunc(fc, "set_config") || len(fc.Args) != 3 {
-			continue
-		}
-		if local := constBool(fc.Args[2]); local == nil || *local {
-			continue // transaction-scoped, or not known: not a session change
-		}
-		e := Effect{Kind: SetSetting}
-		if name, ok := constString(fc.Args[0]); ok {
-			e.Key = strings.ToLower(strings.TrimSpace(name))
-		} else {
-			e.Uncertain = true
-		}
-		if _, ok := constString(fc.Args[1]); !ok {
-			e.Uncertain = true
-		}
-		return e
+	if containsSetConfig([]*pg_query.Node{n}) {
+		return Effect{Kind: SetSetting, Uncertain: true}
 	}
 	return Effect{}
+}
+
+// containsSetConfig reports whether a set_config call appears in the nodes.
+func containsSetConfig(nodes []*pg_query.Node) bool {
+	found := false
+	for _, n := range nodes {
+		Walk(n, func(m proto.Message) bool {
+			if fc, ok := m.(*pg_query.FuncCall); ok && isFunc(fc, "set_config") {
+				found = true
+			}
+			return !found
+		})
+	}
+	return found
 }
 
 func isFunc(fc *pg_query.FuncCall, name string) bool {

@@ -1,6 +1,10 @@
 package sqlparse
 
-import "testing"
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
 
 func TestChangesSetting(t *testing.T) {
 	p := NewParser(16)
@@ -51,5 +55,22 @@ func BenchmarkParseCached(b *testing.B) {
 	p := NewParser(100)
 	for b.Loop() {
 		p.Parse("SELECT abalance FROM pgbench_accounts WHERE aid = $1")
+	}
+}
+
+func TestParserCacheIsBoundedByTreeSize(t *testing.T) {
+	defer func(old int64) { maxCacheBytes = old }(maxCacheBytes)
+	maxCacheBytes = 2 << 20
+	p := NewParser(100000)
+	// Short texts with large trees.
+	big := "SELECT 0" + strings.Repeat(",(1)", 500)
+	for i := range 200 {
+		p.Parse(big + "," + strconv.Itoa(i))
+	}
+	if got := p.CachedBytes(); got > maxCacheBytes {
+		t.Fatalf("cache holds an estimated %d bytes, over the %d budget", got, maxCacheBytes)
+	}
+	if p.CachedBytes() <= 0 {
+		t.Fatal("nothing cached")
 	}
 }

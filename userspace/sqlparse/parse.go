@@ -23,6 +23,7 @@ type Parsed struct {
 	fp        string
 	stmtsOnce sync.Once
 	stmts     []Stmt
+	cost      int64 // estimated bytes held in the cache
 }
 
 // SQL returns the text that was parsed.
@@ -41,9 +42,13 @@ func (p *Parsed) Fingerprint() string {
 }
 
 // Parser parses query text through an LRU cache. It is safe for concurrent
-// use.
+// use. The cache is bounded twice: by entries, and by the memory the parse
+// trees take (a short text can parse into a large tree), so no stream of
+// distinct statements can grow it past maxCacheBytes.
 type Parser struct {
 	cache *lru.Cache[string, *Parsed]
+	mu    sync.Mutex
+	bytes int64
 }
 
 // NewParser returns a parser caching up to size query strings (no cache
@@ -51,13 +56,24 @@ type Parser struct {
 func NewParser(size int) *Parser {
 	p := &Parser{}
 	if size > 0 {
-		p.cache, _ = lru.New[string, *Parsed](size)
+		p.cache, _ = lru.NewWithEvict[string, *Parsed](size, func(_ string, v *Parsed) {
+			p.mu.Lock()
+			p.bytes -= v.cost
+			p.mu.Unlock()
+		})
 	}
 	return p
 }
 
-// maxCachedLen keeps huge one-off statements (bulk INSERTs) out of the cache.
-const maxCachedLen = 16 << 10
+const (
+	// maxCachedLen keeps huge one-off statements (bulk INSERTs) out of the cache.
+	maxCachedLen = 16 << 10
+	// maxCachedTree keeps one statement's tree from taking much of the budget.
+	maxCachedTree = 1 << 20
+)
+
+// maxCacheBytes bounds the memory of all cached trees of a Parser.
+var maxCacheBytes int64 = 64 << 20
 
 // Parse returns the parse tree of sql; a syntax error is reported in Err.
 func (p *Parser) Parse(sql string) *Parsed {
@@ -68,10 +84,36 @@ func (p *Parser) Parse(sql string) *Parsed {
 	}
 	tree, err := pg_query.Parse(sql)
 	parsed := &Parsed{Tree: tree, Err: err, sql: sql}
-	if p.cache != nil && len(sql) <= maxCachedLen {
-		p.cache.Add(sql, parsed)
+	if p.cache == nil || len(sql) > maxCachedLen {
+		return parsed
+	}
+	// The wire size of the tree is a fair proxy for its memory (the Go
+	// structures take a small multiple of it); with the text, the cost.
+	parsed.cost = int64(3*proto.Size(tree) + 2*len(sql) + 256)
+	if parsed.cost > maxCachedTree {
+		return parsed
+	}
+	p.mu.Lock()
+	p.bytes += parsed.cost
+	over := p.bytes > maxCacheBytes
+	p.mu.Unlock()
+	p.cache.Add(sql, parsed)
+	for over {
+		if _, _, ok := p.cache.RemoveOldest(); !ok {
+			break
+		}
+		p.mu.Lock()
+		over = p.bytes > maxCacheBytes
+		p.mu.Unlock()
 	}
 	return parsed
+}
+
+// CachedBytes returns the estimated memory of the cached trees.
+func (p *Parser) CachedBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.bytes
 }
 
 // Walk calls visit for every message in the tree, depth first; visit returns

@@ -24,6 +24,9 @@ const (
 	Parse
 	// Bind creates a portal from a prepared statement; its Execute follows.
 	Bind
+	// FunctionCall calls a function by OID (the fast-path interface, used
+	// by large-object clients): there is no SQL text, only Function.
+	FunctionCall
 )
 
 // String returns the protocol's name as used in logs and records.
@@ -35,6 +38,8 @@ func (p Protocol) String() string {
 		return "parse"
 	case Bind:
 		return "bind"
+	case FunctionCall:
+		return "function-call"
 	}
 	return "unknown"
 }
@@ -77,6 +82,8 @@ type Statement struct {
 	SQL string
 	// ParamOIDs are the parameter types a Parse declares (0: unspecified).
 	ParamOIDs []uint32
+	// Function is the OID of the function a FunctionCall calls.
+	Function uint32
 	// Facts describe the session.
 	Facts *Facts
 
