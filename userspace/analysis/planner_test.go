@@ -89,6 +89,9 @@ func TestPlannerEfficientStatements(t *testing.T) {
 	wantEfficient(t, judge(t, p, "SELECT * FROM pl_big LIMIT 10"))
 	wantEfficient(t, judge(t, p, "VALUES (1), (2)"), "it reads no table")
 	wantEfficient(t, judge(t, p, "TABLE pl_small"))
+	wantEfficient(t, judge(t, p, "(SELECT id FROM pl_small) UNION (SELECT id FROM pl_big WHERE id = 1)"))
+	// Row locks are taken when a statement runs, not when it is planned.
+	wantEfficient(t, judge(t, p, "SELECT * FROM pl_big WHERE id = 7 FOR UPDATE"))
 }
 
 func TestPlannerLimitWithBigOffset(t *testing.T) {
