@@ -84,6 +84,10 @@ func (p *Planner) Thresholds() Thresholds { return p.th }
 // ErrPermissionDenied, ErrSyntax, ErrNotRead, ErrExplain) the caller maps to
 // its fail-open or fail-closed answer.
 //
+// The plan is the one the pool's session settings give (search_path,
+// work_mem, enable_*), not the client's. The verdict depends only on the
+// plan and pg_class: the same statistics give the same decision.
+//
 // ctx bounds the whole call; when it ends while the server is planning, the
 // planner sends a cancel request and still cleans the connection up.
 func (p *Planner) Judge(ctx context.Context, sql string, paramOIDs []uint32) (Decision, error) {

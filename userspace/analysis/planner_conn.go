@@ -32,10 +32,11 @@ import (
 // but not until the end: meanwhile the rows are locked and WAL is written on
 // the production primary; and some effects are not transactional at all
 // (nextval() and setval() on sequences). In a READ ONLY transaction
-// PostgreSQL refuses every write and nextval() up front (SQLSTATE 25006),
-// so the proxy's account, which clients never see, cannot be made to write
+// PostgreSQL refuses all of it up front (SQLSTATE 25006): writes to tables
+// that are not temporary (the planner's session has none), DDL, nextval().
+// So the proxy's account, which clients never see, cannot be made to write
 // through the planner. (What READ ONLY cannot stop: effects outside the
-// database session, such as dblink, or session-level advisory locks.)
+// database session, such as dblink, and session-level advisory locks.)
 //
 // The requests are sent as pipelines (one round trip for the plan, one for
 // the facts and the clean-up), with the extended protocol: a Parse message
