@@ -112,7 +112,7 @@ func (p *Planner) Judge(ctx context.Context, sql string, paramOIDs []uint32) (De
 	}
 	j := judgePlan(plan, facts, p.th)
 	d := p.decision(j)
-	if len(j.findings) > 0 && j.findings[0].check == PlanCheckSeqScan && len(j.findings[0].indexCols) > 0 {
+	if len(j.findings) > 0 && j.findings[0].check == PlanCheckSeqScan && j.findings[0].parts == 0 && len(j.findings[0].indexCols) > 0 {
 		top := j.findings[0]
 		d.Suggestion = p.indexSuggestion(ctx, c, st, paramOIDs, top, facts[relKey{top.node.Schema, top.node.RelationName}], hypoSchema)
 	}
@@ -166,12 +166,11 @@ func (p *Planner) indexSuggestion(ctx context.Context, c *planConn, st readState
 		return fmt.Sprintf("an index on %s starting with %s exists, but the plan does not use it for this filter: "+
 			"the filter keeps too many rows, narrow it", n.relation(), quoteIdentIfNeeded(lead))
 	}
-	shown := make([]string, len(f.indexCols))
 	quoted := make([]string, len(f.indexCols))
 	for i, col := range f.indexCols {
-		shown[i], quoted[i] = quoteIdentIfNeeded(col), quoteIdent(col)
+		quoted[i] = quoteIdent(col)
 	}
-	target := fmt.Sprintf("%s (%s)", n.relation(), strings.Join(shown, ", "))
+	target := fmt.Sprintf("%s (%s)", n.relation(), joinIdents(f.indexCols))
 	serve := "an index on " + target + " would serve this filter"
 	switch {
 	case p.hypopg == HypoPGOff:

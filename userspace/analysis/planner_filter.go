@@ -276,3 +276,12 @@ func rowsWord(x float64) string {
 	}
 	return s + " rows"
 }
+
+// joinIdents lists identifiers for people: "note, grp".
+func joinIdents(names []string) string {
+	shown := make([]string, len(names))
+	for i, n := range names {
+		shown[i] = quoteIdentIfNeeded(n)
+	}
+	return strings.Join(shown, ", ")
+}

@@ -66,6 +66,8 @@ type finding struct {
 	// an index could serve (equality columns first, then one range column).
 	filter    string
 	indexCols []string
+	// parts is the number of scans an Append finding sums (0: one scan).
+	parts int
 }
 
 // judgement is the outcome of walking one plan.
@@ -152,6 +154,8 @@ func (w *walker) visit(n *planNode, c execCtx) {
 				reason:   fmt.Sprintf("%s returns about %s rows", describeScan(n), about(rows)),
 				evidence: nodeEvidence(n, c)})
 		}
+	case n.NodeType == "Append" || n.NodeType == "Merge Append":
+		w.partitionScans(n, c)
 	case n.NodeType == "Nested Loop":
 		outer, inner := n.child("Outer"), n.child("Inner")
 		if outer != nil && inner != nil {
@@ -269,15 +273,7 @@ func costFraction(n, child *planNode) float64 {
 // estimate (the plan's rows are after the filter), times the executions.
 func (w *walker) seqScan(n *planNode, c execCtx) {
 	table, known := w.tableRows(n)
-	perScan := table
-	if !known || perScan < n.PlanRows*c.scale(n) {
-		perScan = n.PlanRows * c.scale(n) // at least what it returns
-	}
-	execs := c.loops
-	if !n.partial {
-		execs *= c.par // every worker scans the whole table
-	}
-	rows := perScan * execs * c.frac
+	perScan, execs, rows := w.seqScanRows(n, c)
 	w.noteRead(n, rows)
 	if rows < w.th.MaxRows {
 		return
@@ -307,6 +303,62 @@ func (w *walker) seqScan(n *planNode, c execCtx) {
 		tableText = fmt.Sprintf("%.0f (pg_class.reltuples)", table)
 	}
 	f.evidence = fmt.Sprintf("%s; table rows %s", nodeEvidence(n, c), tableText)
+	w.add(f)
+}
+
+// seqScanRows is what a sequential scan reads: the table's rows per scan,
+// the scans, and the rows read in all.
+func (w *walker) seqScanRows(n *planNode, c execCtx) (perScan, execs, rows float64) {
+	perScan, known := w.tableRows(n)
+	if !known || perScan < n.PlanRows*c.scale(n) {
+		perScan = n.PlanRows * c.scale(n) // at least what it returns
+	}
+	execs = c.loops
+	if !n.partial {
+		execs *= c.par // every worker scans the whole table
+	}
+	return perScan, execs, perScan * execs * c.frac
+}
+
+// partitionScans judges an Append's sequential scans together: scans of
+// the partitions of one table read the table, whatever each part reads.
+func (w *walker) partitionScans(n *planNode, c execCtx) {
+	var scans []*planNode
+	var sum, largest float64
+	var top *planNode
+	for _, ch := range n.Plans {
+		if !ch.isSeqScan() || ch.ParentRelationship != "Member" {
+			continue
+		}
+		_, _, rows := w.seqScanRows(ch, w.childCtx(n, ch, c))
+		scans = append(scans, ch)
+		sum += rows
+		if top == nil || rows > largest {
+			top, largest = ch, rows
+		}
+	}
+	if len(scans) < 2 || sum < w.th.MaxRows || largest >= w.th.MaxRows {
+		return // nothing to add to the scans' own findings
+	}
+	names := make([]string, 0, 4)
+	for _, sc := range scans[:min(len(scans), 3)] {
+		names = append(names, sc.relation())
+	}
+	if len(scans) > 3 {
+		names = append(names, "…")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "sequential scans of %d relations (%s), about %s rows in all",
+		len(scans), strings.Join(names, ", "), about(sum))
+	f := finding{check: PlanCheckSeqScan, rows: sum, node: top, parts: len(scans)}
+	if top.Filter != "" {
+		f.filter, f.indexCols = analyzeFilter(top.Filter, top.Alias)
+		if f.filter != "" {
+			fmt.Fprintf(&b, ", filter on %s", f.filter)
+		}
+	}
+	f.reason = b.String()
+	f.evidence = fmt.Sprintf("%s over %d sequential scans; largest %s", n.displayType(), len(scans), nodeEvidence(top, w.childCtx(n, top, c)))
 	w.add(f)
 }
 
@@ -370,6 +422,10 @@ func nodeEvidence(n *planNode, c execCtx) string {
 func suggestionFor(f finding) string {
 	switch f.check {
 	case PlanCheckSeqScan:
+		if f.parts > 0 && len(f.indexCols) > 0 {
+			return fmt.Sprintf("an index on (%s) in each of these relations would serve this filter; for partitions, "+
+				"an index on the partitioned table creates them (not checked with a hypothetical index)", joinIdents(f.indexCols))
+		}
 		if f.node.Filter == "" {
 			return "the statement reads the whole table: add a selective condition on an indexed column"
 		}

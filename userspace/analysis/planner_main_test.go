@@ -31,6 +31,12 @@ CREATE TABLE pl_mid (id int PRIMARY KEY, grp int, v int) WITH (autovacuum_enable
 INSERT INTO pl_mid SELECT i, i % 500, i FROM generate_series(1, 10000) i;
 CREATE TABLE pl_pair (x int) WITH (autovacuum_enabled = false);
 INSERT INTO pl_pair SELECT i FROM generate_series(1, 2000) i;
+CREATE TABLE pl_parted (id int PRIMARY KEY, note text) PARTITION BY RANGE (id);
+CREATE TABLE pl_parted_1 PARTITION OF pl_parted FOR VALUES FROM (0) TO (25000) WITH (autovacuum_enabled = false);
+CREATE TABLE pl_parted_2 PARTITION OF pl_parted FOR VALUES FROM (25000) TO (50000) WITH (autovacuum_enabled = false);
+CREATE TABLE pl_parted_3 PARTITION OF pl_parted FOR VALUES FROM (50000) TO (75000) WITH (autovacuum_enabled = false);
+CREATE TABLE pl_parted_4 PARTITION OF pl_parted FOR VALUES FROM (75000) TO (100000) WITH (autovacuum_enabled = false);
+INSERT INTO pl_parted SELECT i, 'n' || (i % 1000) FROM generate_series(0, 99999) i;
 CREATE TABLE pl_locked (id int PRIMARY KEY, v text);
 CREATE TABLE pl_secret (id int PRIMARY KEY, v text);
 REVOKE ALL ON pl_secret FROM PUBLIC;
@@ -45,8 +51,10 @@ CREATE FUNCTION pl_lying_write() RETURNS int IMMUTABLE LANGUAGE plpgsql AS 'BEGI
 // plannerStats: VACUUM runs alone (not in the implicit transaction of a
 // multi-statement query), then the big table's row estimate is raised.
 var plannerStats = []string{
-	"VACUUM ANALYZE pl_big, pl_small, pl_mid, pl_pair",
+	"VACUUM ANALYZE pl_big, pl_small, pl_mid, pl_pair, pl_parted",
 	"UPDATE pg_class SET reltuples = 2000000 WHERE oid IN ('pl_big'::regclass, 'pl_big_pkey'::regclass, 'pl_big_grp'::regclass)",
+	// Four partitions of 400,000 rows each: none big alone, 1,600,000 together.
+	"UPDATE pg_class SET reltuples = 400000 WHERE relname ~ '^pl_parted_[0-9](_pkey)?$'",
 }
 
 var plannerFixture struct {

@@ -80,6 +80,18 @@ func TestPlannerSeqScanOfBigTable(t *testing.T) {
 	}
 }
 
+func TestPlannerPartitions(t *testing.T) {
+	p, _ := newTestPlanner(t, PlannerOptions{})
+	d := judge(t, p, "SELECT * FROM pl_parted WHERE note = 'n1'")
+	wantInefficient(t, d, PlanCheckSeqScan, "sequential scans of 4 relations (public.pl_parted_1, public.pl_parted_2, public.pl_parted_3, …), "+
+		"about 1,600,000 rows in all, filter on (note = $1::text)")
+	if !strings.HasPrefix(d.Suggestion, "an index on (note) in each of these relations would serve this filter") {
+		t.Errorf("suggestion %q", d.Suggestion)
+	}
+	wantEfficient(t, judge(t, p, "SELECT * FROM pl_parted WHERE id = 5"))
+	wantEfficient(t, judge(t, p, "SELECT * FROM pl_parted WHERE id < 25000 AND note = 'n1'"), "sequential scan of public.pl_parted_1, about 400,000 rows")
+}
+
 func TestPlannerEfficientStatements(t *testing.T) {
 	p, _ := newTestPlanner(t, PlannerOptions{})
 	wantEfficient(t, judge(t, p, "SELECT * FROM pl_big WHERE id = 42"), "index scan of public.pl_big using pl_big_pkey, about 1 row")
