@@ -3,11 +3,13 @@
 # (apt-get, npm ci in tests/node), mounts bpffs on /sys/fs/bpf and makes a cgroup2 mount
 # findable; as another user it only reports, and exits 1 when something required is missing.
 # Idempotent; does nothing slow when everything is already there.
-# Environment: PG_BIN_DIR (default /usr/lib/postgresql/15/bin).
+# Environment: PG_BIN_DIR (default /usr/lib/postgresql/15/bin), PG_SHARE_DIR (default
+# /usr/share/postgresql/15: where extensions' control files are).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pg_bin="${PG_BIN_DIR:-/usr/lib/postgresql/15/bin}"
+pg_share="${PG_SHARE_DIR:-/usr/share/postgresql/15}"
 is_root=false
 [ "$(id -u)" = 0 ] && is_root=true
 
@@ -15,6 +17,7 @@ is_root=false
 deps=(
 	"$pg_bin/initdb|postgresql-15|yes"
 	"$pg_bin/pgbench|postgresql-15|yes"
+	"$pg_share/extension/hypopg.control|postgresql-15-hypopg|yes"
 	"psql|postgresql-client-15|yes"
 	"redis-server|redis-server|yes"
 	"pgbouncer|pgbouncer|yes"

@@ -1,0 +1,191 @@
+package analysis
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgproxy/pgproxy/userspace/sqlparse"
+)
+
+// HypoPG says whether an index the planner suggests is first tried as a
+// hypothetical index (the hypopg extension).
+type HypoPG int
+
+const (
+	// HypoPGAuto checks suggested indexes when the hypopg extension is
+	// installed in the database (looked up on every decision that suggests
+	// an index).
+	HypoPGAuto HypoPG = iota
+	// HypoPGOff never uses hypopg; suggestions say they were not checked.
+	HypoPGOff
+)
+
+// DefaultStatementTimeout bounds each statement of a planning session
+// (statement_timeout and lock_timeout) when PlannerOptions leaves it zero.
+const DefaultStatementTimeout = 500 * time.Millisecond
+
+// PlannerOptions configure NewPlanner. The zero value is usable.
+type PlannerOptions struct {
+	// Thresholds the plan is judged against. The zero value means
+	// DefaultThresholds; MaxRows <= 0 means DefaultThresholds.MaxRows;
+	// MaxCost 0 turns the cost check off.
+	Thresholds Thresholds
+	// StatementTimeout is statement_timeout and lock_timeout for every
+	// statement the planner sends (default DefaultStatementTimeout).
+	StatementTimeout time.Duration
+	// HypoPG: check suggested indexes with hypothetical indexes (default
+	// HypoPGAuto).
+	HypoPG HypoPG
+	// Parser, when set, is the proxy's shared parse cache; nil parses
+	// without a cache.
+	Parser *sqlparse.Parser
+}
+
+// Planner judges read statements from PostgreSQL's own plan (tier 2). It
+// plans on connections of the proxy's own pool for one database, never on
+// a client's session, inside a read-only transaction that is always rolled
+// back. It is safe for concurrent use; each Judge holds one pooled
+// connection while it runs.
+type Planner struct {
+	pool    *pgxpool.Pool
+	th      Thresholds
+	timeout time.Duration
+	hypopg  HypoPG
+	parser  *sqlparse.Parser
+}
+
+// NewPlanner returns a planner that plans on connections of pool.
+func NewPlanner(pool *pgxpool.Pool, opts PlannerOptions) *Planner {
+	th := opts.Thresholds
+	if th == (Thresholds{}) {
+		th = DefaultThresholds
+	}
+	if th.MaxRows <= 0 {
+		th.MaxRows = DefaultThresholds.MaxRows
+	}
+	timeout := opts.StatementTimeout
+	if timeout <= 0 {
+		timeout = DefaultStatementTimeout
+	}
+	return &Planner{pool: pool, th: th, timeout: max(timeout, time.Millisecond), hypopg: opts.HypoPG, parser: opts.Parser}
+}
+
+// Thresholds returns the limits the planner judges against.
+func (p *Planner) Thresholds() Thresholds { return p.th }
+
+// Judge plans sql (one read statement; $n parameters get a generic plan,
+// their types from paramOIDs where given, 0 or missing entries inferred by
+// PostgreSQL) and judges the plan. A statement that cannot be planned
+// returns a *PlanError whose kind (ErrTimeout, ErrRelationMissing,
+// ErrPermissionDenied, ErrSyntax, ErrNotRead, ErrExplain) the caller maps to
+// its fail-open or fail-closed answer.
+//
+// The plan is the one the pool's session settings give (search_path,
+// work_mem, enable_*), not the client's. The verdict depends only on the
+// plan and pg_class: the same statistics give the same decision.
+//
+// ctx bounds the whole call; when it ends while the server is planning, the
+// planner sends a cancel request and still cleans the connection up.
+func (p *Planner) Judge(ctx context.Context, sql string, paramOIDs []uint32) (Decision, error) {
+	st, err := checkRead(p.parser, sql)
+	if err != nil {
+		return Decision{}, err
+	}
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return Decision{}, planError(err)
+	}
+	defer conn.Release()
+	c := &planConn{pc: conn.Conn().PgConn(), tm: conn.Conn().TypeMap(), timeout: p.timeout}
+	defer c.closeIfDirty()
+
+	plan, facts, hypoSchema, err := c.firstPlan(ctx, st, paramOIDs, p.hypopg == HypoPGAuto)
+	if err != nil {
+		if ctx.Err() != nil { // the server error is the answer to our cancel request
+			err = ctx.Err()
+		}
+		return Decision{}, planError(err)
+	}
+	j := judgePlan(plan, facts, p.th)
+	d := p.decision(j)
+	if len(j.findings) > 0 && j.findings[0].check == PlanCheckSeqScan && j.findings[0].parts == 0 && len(j.findings[0].indexCols) > 0 {
+		top := j.findings[0]
+		d.Suggestion = p.indexSuggestion(ctx, c, st, paramOIDs, top, facts[relKey{top.node.Schema, top.node.RelationName}], hypoSchema)
+	}
+	if err := ctx.Err(); err != nil {
+		return Decision{}, planError(err)
+	}
+	return d, nil
+}
+
+// decision turns a judgement into a Decision.
+func (p *Planner) decision(j *judgement) Decision {
+	d := Decision{Source: SourcePlanner, Origin: SourcePlanner, Decided: time.Now()}
+	cost := fmt.Sprintf("plan total cost %.2f", j.root.TotalCost)
+	if len(j.findings) == 0 {
+		d.Verdict = Efficient
+		largest := "it reads no table"
+		if j.largest != "" {
+			largest = fmt.Sprintf("largest read: %s, about %s", j.largest, rowsWord(j.largestRows))
+		}
+		d.Reason = fmt.Sprintf("no step reads, joins, sorts or hashes %s rows or more (%s); estimated total cost %s",
+			about(p.th.MaxRows), largest, about(j.root.TotalCost))
+		d.Evidence = nodeEvidence(j.root, execCtx{loops: 1, frac: 1, par: 1})
+		return d
+	}
+	top := j.findings[0]
+	d.Verdict = Inefficient
+	d.Check = top.check
+	d.Reason = top.reason
+	d.Suggestion = suggestionFor(top)
+	var ev strings.Builder
+	ev.WriteString(top.evidence)
+	if top.check != PlanCheckCost {
+		ev.WriteString("; " + cost)
+	}
+	for i, f := range j.findings[1:] {
+		if i == 3 {
+			fmt.Fprintf(&ev, "; and %d more", len(j.findings)-4)
+			break
+		}
+		fmt.Fprintf(&ev, "; also %s: %s", f.check, f.reason)
+	}
+	d.Evidence = ev.String()
+	return d
+}
+
+// indexSuggestion proposes an index for the filter of a sequential scan,
+// checked with a hypothetical index when hypopg is there.
+func (p *Planner) indexSuggestion(ctx context.Context, c *planConn, st readStatement, paramOIDs []uint32, f finding, table tableFacts, hypoSchema string) string {
+	n := f.node
+	if lead := f.indexCols[0]; contains(table.leading, lead) || contains(table.leading, quoteIdent(lead)) {
+		return fmt.Sprintf("an index on %s starting with %s exists, but the plan does not use it for this filter: "+
+			"the filter keeps too many rows, narrow it", n.relation(), quoteIdentIfNeeded(lead))
+	}
+	quoted := make([]string, len(f.indexCols))
+	for i, col := range f.indexCols {
+		quoted[i] = quoteIdent(col)
+	}
+	target := fmt.Sprintf("%s (%s)", n.relation(), joinIdents(f.indexCols))
+	serve := "an index on " + target + " would serve this filter"
+	switch {
+	case p.hypopg == HypoPGOff:
+		return serve + " (not checked: hypothetical index checks are off)"
+	case hypoSchema == "":
+		return serve + " (not checked: hypopg is not installed)"
+	}
+	create := fmt.Sprintf("CREATE INDEX ON %s.%s (%s)", quoteIdent(n.Schema), quoteIdent(n.RelationName), strings.Join(quoted, ", "))
+	used, err := c.hypotheticalPlan(ctx, st, paramOIDs, hypoSchema, create)
+	switch {
+	case err != nil:
+		return serve + " (not checked: the hypothetical index check failed: " + planError(err).Error() + ")"
+	case used:
+		return serve + " (checked with a hypothetical index): CREATE INDEX ON " + target
+	}
+	return "an index on " + target + " would not help: the plan does not use it (checked with a hypothetical index); " +
+		"the filter keeps too many rows, narrow it"
+}
