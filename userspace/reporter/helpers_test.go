@@ -69,14 +69,19 @@ type recorder struct {
 	errs    []error
 	written map[Table]int
 	dropped map[DropReason]int
-	depth   atomic.Int64
+	depth   map[Table]int
 }
 
 func (rec *recorder) hooks() Hooks {
 	rec.written = map[Table]int{}
 	rec.dropped = map[DropReason]int{}
+	rec.depth = map[Table]int{}
 	return Hooks{
-		QueueDepth: func(_ Table, n int) { rec.depth.Store(int64(n)) },
+		QueueDepth: func(t Table, n int) {
+			rec.mu.Lock()
+			rec.depth[t] = n
+			rec.mu.Unlock()
+		},
 		Written: func(t Table, n int) {
 			rec.mu.Lock()
 			rec.written[t] += n
@@ -99,6 +104,18 @@ func (rec *recorder) errors() []error {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	return append([]error(nil), rec.errs...)
+}
+
+func (rec *recorder) depthOf(t Table) int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.depth[t]
+}
+
+func (rec *recorder) writtenTo(t Table) int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.written[t]
 }
 
 func (rec *recorder) droppedFor(reason DropReason) int {

@@ -341,6 +341,10 @@ func TestOutage(t *testing.T) {
 			if s.Metrics.Written != 1 || s.Metrics.Queued != 20 || s.Issues.Queued != 5 || s.Metrics.Dropped() != 0 {
 				t.Fatalf("during the outage: %+v", s)
 			}
+			// The writer reports the depth after each failed retry.
+			waitFor(t, 5*time.Second, "queue depth hooks", func() bool {
+				return rec.depthOf(TableMetrics) == 20 && rec.depthOf(TableIssues) == 5
+			})
 
 			if err := pg.Start(); err != nil {
 				t.Fatal(err)
@@ -348,6 +352,10 @@ func TestOutage(t *testing.T) {
 			waitFor(t, 20*time.Second, "the queued records", func() bool {
 				s := r.Stats()
 				return s.Metrics.Written == 21 && s.Issues.Written == 5
+			})
+			waitFor(t, 5*time.Second, "hooks: written, queue depth 0", func() bool {
+				return rec.writtenTo(TableMetrics) == 21 && rec.writtenTo(TableIssues) == 5 &&
+					rec.depthOf(TableMetrics) == 0 && rec.depthOf(TableIssues) == 0
 			})
 			conn, err := pgx.Connect(context.Background(), pg.SuperuserDSN(harness.TestDB))
 			if err != nil {
