@@ -39,7 +39,9 @@ type Options struct {
 	// QueueSize bounds each of the two queues (metrics, issues): the
 	// records waiting while the writer is busy or the database is down. A
 	// record that arrives when its queue is full is dropped and counted.
-	// The writer holds up to BatchSize records more per table.
+	// The writer holds up to BatchSize records more per table. Both queues
+	// are allocated by New: 240 bytes a record, 4.8 MB at the default, plus
+	// the strings the queued records hold.
 	QueueSize int
 	// BatchSize is the most records of one table written by one COPY.
 	BatchSize int
@@ -252,7 +254,8 @@ func setDefault[T int | time.Duration](v *T, def T) {
 
 // Metric queues m for query_metrics. It never blocks: when the queue is
 // full, or the reporter is closed, m is dropped and counted. It does not
-// allocate; the queue keeps m's strings until they are written, so they
+// allocate. Set m.RecordedAt when the time is at hand: filling it in costs a
+// clock read (150 ns on the test VM, 45 ns for the rest of the call); the queue keeps m's strings until they are written, so they
 // must not alias a buffer that is reused (copy text taken from a pgproto3
 // message first).
 func (r *Reporter) Metric(m Metric) {
@@ -341,7 +344,9 @@ func (c *counters) stats(queued int) TableStats {
 // connection. When ctx ends first (give it the SIGTERM drain deadline), the
 // write in progress is interrupted, what is left is dropped and counted
 // (DropClosed), and Close returns a *LostError with the counts. Later calls
-// return the first call's result.
+// return the first call's result. (A Metric or Issue call that is preempted
+// between its closed check and its enqueue for the whole of Close can leave
+// its record in the queue, neither written nor counted.)
 func (r *Reporter) Close(ctx context.Context) error {
 	if r == nil {
 		return nil
