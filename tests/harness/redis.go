@@ -21,8 +21,8 @@ type RedisOptions struct {
 	// TLS, when set, makes the server speak TLS only (the plaintext port is off) with this
 	// server certificate; clients are not asked for certificates.
 	TLS *Certs
-	// Args are more redis-server arguments, for example "--requirepass", "secret" or
-	// "--user", "alice on >pw ~* &* +@all".
+	// Args are more redis-server arguments, one word each, for example "--requirepass",
+	// "secret" or "--user", "alice", "on", ">pw", "~*", "&*", "+@all".
 	Args []string
 }
 
@@ -174,7 +174,7 @@ func (r *Redis) Logs() string {
 	return r.logs.String()
 }
 
-// waitRedis sends PING until the server answers +PONG.
+// waitRedis sends PING until the server answers +PONG (or asks for AUTH).
 func waitRedis(addr string, useTLS bool, exited <-chan struct{}, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -192,7 +192,7 @@ func waitRedis(addr string, useTLS bool, exited <-chan struct{}, timeout time.Du
 }
 
 // pingRedis sends one PING; over TLS it does not verify the certificate (it checks liveness,
-// not identity).
+// not identity). An answer asking for AUTH counts as alive.
 func pingRedis(addr string, useTLS bool) error {
 	var c net.Conn
 	var err error
@@ -215,7 +215,8 @@ func pingRedis(addr string, useTLS bool) error {
 	if err != nil {
 		return err
 	}
-	if strings.TrimSpace(line) != "+PONG" {
+	// A server that wants AUTH first (requirepass, default user off) is up as well.
+	if l := strings.TrimSpace(line); l != "+PONG" && !strings.HasPrefix(l, "-NOAUTH") {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
