@@ -23,8 +23,9 @@
 //     operations (default 3) mark Valkey unavailable. Get and Set then skip it (ErrUnavailable
 //     through OnError) while the background goroutine probes it with PING after
 //     Options.BreakerBackoff (default 1 s), doubling up to Options.BreakerMaxBackoff (default
-//     10 s). The first PING answered makes it available again. The probe, not a query,
-//     reconnects, so no query waits for a dial.
+//     10 s). The first probe whose PING comes back within OpTimeout makes it available
+//     again; if it fails again soon after, the pause goes on doubling. The probe, not a
+//     query, reconnects, so no query waits for a dial.
 //
 // Hooks report lookups per tier, errors per operation and the availability changes, for the
 // daemon to count and log; the package itself logs nothing.

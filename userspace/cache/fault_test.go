@@ -3,6 +3,10 @@ package cache
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -287,4 +291,129 @@ func TestCloseWhileConnecting(t *testing.T) {
 	if err := c.Delete(context.Background(), "db", "fp"); err != ErrClosed {
 		t.Fatalf("Delete after Close = %v, want ErrClosed", err)
 	}
+}
+
+// delayProxy relays loopback TCP to target, holding each chunk from the client for the
+// delay last given to set: a Valkey that answers, but as slowly as wanted. It stops in
+// cleanup.
+func delayProxy(t *testing.T, target string) (addr string, set func(time.Duration)) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var delay atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = client.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, client, server)
+			mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); relayDelayed(server, client, &delay) }()
+			go func() { defer wg.Done(); _, _ = io.Copy(client, server); _ = client.Close() }()
+		}
+	}()
+	return ln.Addr().String(), func(d time.Duration) { delay.Store(int64(d)) }
+}
+
+func relayDelayed(dst, src net.Conn, delay *atomic.Int64) {
+	defer dst.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			time.Sleep(time.Duration(delay.Load()))
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// TestValkeyTooSlow: a Valkey that answers every command, but later than OpTimeout, costs
+// BreakerFailures timed-out reads and then none while it stays slow (the probes find it too
+// slow), and is used again once it is fast.
+func TestValkeyTooSlow(t *testing.T) {
+	t.Parallel()
+	addr, setDelay := delayProxy(t, harness.StartRedis(t))
+	ctx := context.Background()
+	rec := newRecorder()
+	o := testOptions(addr) // OpTimeout 100 ms, pauses from 50 ms to 400 ms
+	c := open(t, o, rec)
+	waitReady(t, c)
+	c.Set(ctx, "shop", "v", decision("v"))
+	flush(t, c)
+	c.mem.purge()
+
+	setDelay(150 * time.Millisecond)
+	deadline := time.Now().Add(2 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		timed(t, "Get from a slow Valkey", func() { c.Get(ctx, "shop", fmt.Sprint("fp", i)) })
+		time.Sleep(2 * time.Millisecond)
+	}
+	failures := o.withDefaults().BreakerFailures
+	if got := rec.errors("get timeout"); got != failures {
+		t.Errorf("timed-out reads = %d, want %d (then the breaker stays open)", got, failures)
+	}
+	if !errorsContain(rec.lastError("connect"), "not within") {
+		t.Errorf("last connect error = %v, want a probe that was too slow", rec.lastError("connect"))
+	}
+	if c.Available() {
+		t.Error("a Valkey slower than OpTimeout is available")
+	}
+
+	setDelay(0)
+	eventually(t, 5*time.Second, "Valkey used again once fast", c.Available)
+	if _, src, ok := c.Get(ctx, "shop", "v"); !ok || src != analysis.SourceValkey {
+		t.Fatalf("Get = %q, %v; want a valkey hit", src, ok)
+	}
+}
+
+func errorsContain(err error, s string) bool { return err != nil && strings.Contains(err.Error(), s) }
+
+// TestCloseStopsGoroutines: after Close nothing of the cache keeps running (not parallel, so
+// no other test's goroutines are counted).
+func TestCloseStopsGoroutines(t *testing.T) {
+	r := harness.StartRedisWith(t, harness.RedisOptions{})
+	ctx := context.Background()
+	before := runtime.NumGoroutine()
+	for range 3 {
+		c, err := New(testOptions(r.Addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitReady(t, c)
+		c.Set(ctx, "shop", "fp", decision("x"))
+		c.Get(ctx, "shop", "other")
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "goroutines back to the count before", func() bool { return runtime.NumGoroutine() <= before })
 }

@@ -61,8 +61,10 @@ type Options struct {
 	// DefaultBreakerFailures).
 	BreakerFailures int
 	// BreakerBackoff is the first pause before Valkey is probed again; it doubles after each
-	// failed probe up to BreakerMaxBackoff (defaults DefaultBreakerBackoff,
-	// DefaultBreakerMaxBackoff). The same pauses space out connection attempts.
+	// failed probe, and after each opening within BreakerMaxBackoff of the last recovery, up
+	// to BreakerMaxBackoff (defaults DefaultBreakerBackoff, DefaultBreakerMaxBackoff). The
+	// same pauses space out connection attempts. A probe passes when a PING comes back
+	// within OpTimeout.
 	BreakerBackoff, BreakerMaxBackoff time.Duration
 	// WriteQueue is how many Valkey writes may wait (default DefaultWriteQueue); more are
 	// dropped. WriteWorkers goroutines send them (default DefaultWriteWorkers).

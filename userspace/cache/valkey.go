@@ -145,11 +145,14 @@ func (r *remote) record(err error, caller context.Context) {
 }
 
 // keep is the goroutine that connects, and after the breaker opened waits and probes until
-// Valkey answers again.
+// Valkey answers again. The pause before a probe doubles after each failed probe; it starts
+// over at BreakerBackoff only when Valkey stayed available for BreakerMaxBackoff, so a Valkey
+// that passes probes but fails queries is not retried at the shortest pause forever.
 func (r *remote) keep() {
 	defer r.wg.Done()
 	backoff := r.o.BreakerBackoff
 	next := func() { backoff = min(2*backoff, r.o.BreakerMaxBackoff) }
+	var upSince time.Time
 	for r.ctx.Err() == nil {
 		box := r.client.Load()
 		switch {
@@ -172,26 +175,27 @@ func (r *remote) keep() {
 			}
 			r.wg.Add(1)
 			go r.subscribe(c)
-			r.failures.Store(0)
-			r.setUp(true)
-			backoff = r.o.BreakerBackoff
+			// Available after the first probe, in the next round.
 		case r.up.Load():
 			select {
 			case <-r.ctx.Done():
 				return
 			case <-r.trip:
 			}
+			if time.Since(upSince) >= r.o.BreakerMaxBackoff {
+				backoff = r.o.BreakerBackoff
+			} else {
+				next()
+			}
 			if !r.sleep(backoff) {
 				return
 			}
 		default:
-			ctx, cancel := context.WithTimeout(r.ctx, r.o.ConnectTimeout)
-			err := box.c.Do(ctx, box.c.B().Ping().Build()).Error()
-			cancel()
+			err := r.probe(box.c)
 			if err == nil {
 				r.failures.Store(0)
+				upSince = time.Now()
 				r.setUp(true)
-				backoff = r.o.BreakerBackoff
 				continue
 			}
 			if r.ctx.Err() != nil {
@@ -204,6 +208,23 @@ func (r *remote) keep() {
 			}
 		}
 	}
+}
+
+// probe checks that Valkey answers, and answers within OpTimeout: a first PING may connect
+// (ConnectTimeout), a second one must come back as fast as a query needs.
+func (r *remote) probe(c valkey.Client) error {
+	ctx, cancel := context.WithTimeout(r.ctx, r.o.ConnectTimeout)
+	err := c.Do(ctx, c.B().Ping().Build()).Error()
+	cancel()
+	if err != nil {
+		return err
+	}
+	ctx, cancel = context.WithTimeout(r.ctx, r.o.OpTimeout)
+	defer cancel()
+	if err := c.Do(ctx, c.B().Ping().Build()).Error(); err != nil {
+		return fmt.Errorf("valkey answers, but not within %s: %w", r.o.OpTimeout, err)
+	}
+	return nil
 }
 
 // sleep waits d and reports false when the cache is being closed.
