@@ -122,12 +122,12 @@ func TestDecode(t *testing.T) {
 func TestErrorKind(t *testing.T) {
 	t.Parallel()
 	for err, want := range map[error]string{
-		context.DeadlineExceeded:                 "timeout",
-		ErrUnavailable:                           "unavailable",
-		ErrQueueFull:                             "queue_full",
+		context.DeadlineExceeded: "timeout",
+		ErrUnavailable:           "unavailable",
+		ErrQueueFull:             "queue_full",
 		errors.Join(ErrMalformed, errors.New("")): "malformed",
-		ErrClosed:                                "closed",
-		errors.New("EOF"):                        "error",
+		ErrClosed:         "closed",
+		errors.New("EOF"): "error",
 	} {
 		if got := ErrorKind(err); got != want {
 			t.Errorf("ErrorKind(%v) = %q, want %q", err, got, want)
