@@ -246,5 +246,8 @@ func decode(value []byte) (analysis.Decision, error) {
 	if d.Verdict != analysis.Efficient && d.Verdict != analysis.Inefficient {
 		return d, fmt.Errorf("unknown verdict %q", d.Verdict)
 	}
+	if d.Origin == "" { // written by a Set that did not fill it: the stored source made it
+		d.Origin = d.Source
+	}
 	return d, nil
 }

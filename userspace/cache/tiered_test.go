@@ -109,8 +109,8 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 func TestDecode(t *testing.T) {
 	t.Parallel()
 	good, _ := json.Marshal(decision("x"))
-	if _, err := decode(good); err != nil {
-		t.Fatal(err)
+	if d, err := decode(good); err != nil || d.Origin != analysis.SourceRules {
+		t.Fatalf("decode = %+v, %v; want origin rules", d, err)
 	}
 	for _, v := range []string{"", "not json", "{}", `{"verdict":"maybe"}`, `[1,2]`, `{"verdict":1}`} {
 		if _, err := decode([]byte(v)); err == nil {
