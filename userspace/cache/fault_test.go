@@ -18,19 +18,11 @@ import (
 
 // callBound is the longest a Get or Set may take while Valkey is down, slow or coming back:
 // OpTimeout (100 ms in the fault tests, faultOptions) plus room for a loaded 2-CPU machine.
-const callBound = 200 * time.Millisecond
-
-// timed runs fn and fails the test if it took longer than callBound.
-func timed(t testing.TB, what string, fn func()) time.Duration {
-	t.Helper()
-	start := time.Now()
-	fn()
-	d := time.Since(start)
-	if d > callBound {
-		t.Errorf("%s took %s (bound %s)", what, d, callBound)
-	}
-	return d
-}
+// skipBound is the longest a call may take that does not ask Valkey at all.
+const (
+	callBound = 200 * time.Millisecond
+	skipBound = 10 * time.Millisecond
+)
 
 func (r *recorder) lastError(op string) error {
 	r.mu.Lock()
@@ -52,15 +44,14 @@ func TestValkeyDownAtStart(t *testing.T) {
 	}
 	ctx := context.Background()
 	rec := newRecorder()
+	tm := newTiming(t)
 	var c *Tiered
-	if d := timed(t, "New with Valkey down", func() { c = open(t, faultOptions(r.Addr), rec) }); d > 50*time.Millisecond {
-		t.Errorf("New took %s", d)
-	}
+	tm.call("New with Valkey down", skipBound, func() { c = open(t, faultOptions(r.Addr), rec) })
 	eventually(t, 5*time.Second, "a connect error reported", func() bool { return rec.errors("connect error") > 0 })
 	for i := range 20 {
 		fp := fmt.Sprint("fp", i)
-		timed(t, "Set", func() { c.Set(ctx, "shop", fp, decision(fp)) })
-		timed(t, "Get", func() {
+		tm.call("Set with Valkey down", skipBound, func() { c.Set(ctx, "shop", fp, decision(fp)) })
+		tm.call("Get with Valkey down", skipBound, func() {
 			if _, src, ok := c.Get(ctx, "shop", fp); !ok || src != analysis.SourceMemory {
 				t.Errorf("Get = %q, %v; want a memory hit", src, ok)
 			}
@@ -105,8 +96,7 @@ func TestValkeyKilledAndRestarted(t *testing.T) {
 	}
 	flush(t, c)
 
-	var slowest atomic.Int64
-	var calls atomic.Int64
+	tm := newTiming(t)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for g := range 4 {
@@ -120,19 +110,10 @@ func TestValkeyKilledAndRestarted(t *testing.T) {
 				default:
 				}
 				fp := fmt.Sprint("g", g, "-", i)
-				start := time.Now()
 				if i%2 == 0 {
-					c.Set(ctx, "shop", fp, decision(fp))
-				} else {
-					c.Get(ctx, "shop", fmt.Sprint("miss", g, "-", i)) // memory miss: asks Valkey
-				}
-				d := time.Since(start)
-				calls.Add(1)
-				for {
-					old := slowest.Load()
-					if int64(d) <= old || slowest.CompareAndSwap(old, int64(d)) {
-						break
-					}
+					tm.call("Set while redis dies", callBound, func() { c.Set(ctx, "shop", fp, decision(fp)) })
+				} else { // a memory miss: asks Valkey
+					tm.call("Get while redis dies", callBound, func() { c.Get(ctx, "shop", "miss"+fp) })
 				}
 				time.Sleep(time.Millisecond)
 			}
@@ -146,11 +127,6 @@ func TestValkeyKilledAndRestarted(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // calls while Valkey is down and probed
 	close(stop)
 	wg.Wait()
-	if d := time.Duration(slowest.Load()); d > callBound {
-		t.Errorf("slowest of %d calls while redis died: %s (bound %s)", calls.Load(), d, callBound)
-	} else {
-		t.Logf("slowest of %d calls while redis died: %s", calls.Load(), d)
-	}
 	if rec.errors("get unavailable") == 0 {
 		t.Fatalf("Valkey was never skipped: %v", rec.errs)
 	}
@@ -203,28 +179,30 @@ func TestValkeySlow(t *testing.T) {
 			_ = r.Resume()
 		}
 	}()
-	var durations []time.Duration
+	tm := newTiming(t)
+	failures := o.withDefaults().BreakerFailures
 	for i := range 10 {
-		durations = append(durations, timed(t, "Get from a frozen Valkey", func() {
+		what, bound := "Get from a frozen Valkey", callBound
+		if i >= failures {
+			what, bound = "Get with the breaker open", skipBound
+		}
+		tm.call(what, bound, func() {
 			if _, _, ok := c.Get(ctx, "shop", "v"); ok {
 				t.Errorf("Get %d hit with Valkey frozen", i)
 			}
-		}))
+		})
 	}
-	t.Logf("Get durations with Valkey frozen: %v", durations)
-	if rec.errors("get timeout") < o.withDefaults().BreakerFailures {
-		t.Fatalf("errors = %v; want %d timeouts", rec.errs, o.withDefaults().BreakerFailures)
+	if got := rec.errors("get timeout"); got != failures {
+		t.Fatalf("errors = %v; want %d timeouts", rec.errs, failures)
 	}
 	if c.Available() {
 		t.Fatal("breaker still closed after timeouts")
 	}
-	for i, d := range durations[o.withDefaults().BreakerFailures:] {
-		if d > 10*time.Millisecond {
-			t.Errorf("Get %d with the breaker open took %s", i+o.withDefaults().BreakerFailures, d)
-		}
+	if got := rec.lookup("valkey miss"); got != failures {
+		t.Errorf("valkey misses = %d, want %d (the timed-out reads)", got, failures)
 	}
-	if got := rec.lookup("valkey miss"); got != o.withDefaults().BreakerFailures {
-		t.Errorf("valkey misses = %d, want %d (the timed-out reads)", got, o.withDefaults().BreakerFailures)
+	if got := rec.errors("get unavailable"); got != 10-failures {
+		t.Errorf("skipped reads = %d, want %d", got, 10-failures)
 	}
 
 	if err := r.Resume(); err != nil {
@@ -254,13 +232,12 @@ func TestWriteQueueBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = r.Resume() }()
-	start := time.Now()
-	for i := range 20 {
-		c.Set(ctx, "shop", fmt.Sprint("q", i), decision("q"))
-	}
-	if d := time.Since(start); d > 20*time.Millisecond {
-		t.Errorf("20 Sets with Valkey frozen took %s", d)
-	}
+	tm := newTiming(t)
+	tm.call("20 Sets with Valkey frozen", 2*skipBound, func() {
+		for i := range 20 {
+			c.Set(ctx, "shop", fmt.Sprint("q", i), decision("q"))
+		}
+	})
 	if got := rec.errors("set queue_full"); got < 15 {
 		t.Fatalf("dropped writes = %d (%v), want at least 15 of 20 with a queue of 2", got, rec.errs)
 	}
@@ -284,11 +261,7 @@ func TestCloseWhileConnecting(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	start := time.Now()
-	_ = c.Close()
-	if d := time.Since(start); d > o.ConnectTimeout+callBound {
-		t.Fatalf("Close took %s", d)
-	}
+	newTiming(t).call("Close while connecting", o.ConnectTimeout+callBound, func() { _ = c.Close() })
 	if err := c.Delete(context.Background(), "db", "fp"); err != ErrClosed {
 		t.Fatalf("Delete after Close = %v, want ErrClosed", err)
 	}
@@ -373,20 +346,23 @@ func TestValkeyTooSlow(t *testing.T) {
 	c.mem.purge()
 
 	setDelay(150 * time.Millisecond)
-	deadline := time.Now().Add(2 * time.Second)
-	for i := 0; time.Now().Before(deadline); i++ {
-		timed(t, "Get from a slow Valkey", func() { c.Get(ctx, "shop", fmt.Sprint("fp", i)) })
+	tm := newTiming(t)
+	gets := 0
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); gets++ {
+		tm.call("Get from a slow Valkey", callBound, func() { c.Get(ctx, "shop", fmt.Sprint("fp", gets)) })
 		time.Sleep(2 * time.Millisecond)
 	}
+	// Each opening of the breaker costs BreakerFailures reads. It should open once; a probe
+	// may pass now and then on a starved machine, where a reply already in the socket is
+	// read before the time-out fires.
 	failures := o.withDefaults().BreakerFailures
-	if got := rec.errors("get timeout"); got != failures {
-		t.Errorf("timed-out reads = %d, want %d (then the breaker stays open)", got, failures)
+	timeouts := rec.errors("get timeout")
+	t.Logf("%d of %d reads timed out, availability changes %v", timeouts, gets, rec.availability())
+	if timeouts < failures || timeouts > 3*failures {
+		t.Errorf("timed-out reads = %d of %d, want %d (at most %d)", timeouts, gets, failures, 3*failures)
 	}
 	if !errorsContain(rec.lastError("connect"), "not within") {
 		t.Errorf("last connect error = %v, want a probe that was too slow", rec.lastError("connect"))
-	}
-	if c.Available() {
-		t.Error("a Valkey slower than OpTimeout is available")
 	}
 
 	setDelay(0)

@@ -219,7 +219,8 @@ func (t *Tiered) resubscribed() {
 // It is false for a cache without a Valkey tier.
 func (t *Tiered) Available() bool { return t.vk != nil && t.vk.usable() != nil }
 
-// Flush waits until the Valkey writes queued so far have been sent (or dropped), or ctx ends.
+// Flush waits until no Valkey write is queued or in flight (each was sent or dropped), or
+// ctx ends. For tests and shutdown; the query path never calls it.
 func (t *Tiered) Flush(ctx context.Context) error {
 	if t.vk == nil {
 		return nil

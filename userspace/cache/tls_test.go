@@ -37,8 +37,9 @@ func neverAvailable(t *testing.T, c *Tiered, rec *recorder) error {
 	t.Helper()
 	eventually(t, 5*time.Second, "a connect error reported", func() bool { return rec.errors("connect error") > 0 })
 	ctx := context.Background()
-	timed(t, "Set", func() { c.Set(ctx, "shop", "fp", decision("x")) })
-	timed(t, "Get", func() {
+	tm := newTiming(t)
+	tm.call("Set", skipBound, func() { c.Set(ctx, "shop", "fp", decision("x")) })
+	tm.call("Get", skipBound, func() {
 		if _, src, ok := c.Get(ctx, "shop", "fp"); !ok || src != analysis.SourceMemory {
 			t.Errorf("Get = %q, %v; want a memory hit", src, ok)
 		}
