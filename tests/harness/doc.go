@@ -17,7 +17,8 @@
 //	}
 //
 // Other helpers: StartPostgres (a cluster of the test's own, with PGOptions for TLS, another
-// listen address or extra settings; Stop/Start/Kill for restarts), StartRedis, GenerateCerts,
+// listen address or extra settings; Stop/Start/Kill for restarts), StartRedis, StartRedisWith
+// (TLS, ACL arguments; Stop/Kill/Start on the same port, Pause/Resume), GenerateCerts,
 // ProbeAuth (which authentication a server or the proxy asks for) and NodeQuery (the
 // node-postgres client in tests/node). Run also removes the per-process folder under
 // os.TempDir that holds cluster folders and the proxy binary; folders of crashed test binaries
