@@ -2,7 +2,6 @@ package sqlparse
 
 import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/proto"
 )
 
 // ReadKind classifies a statement for the read-statement analysis.
@@ -55,14 +54,18 @@ func ClassifyRead(n *pg_query.Node) ReadKind {
 		return NotRead
 	}
 	var into, modifying, locking bool
-	Inspect(sel, func(m proto.Message) bool {
-		switch m.(type) {
-		case *pg_query.IntoClause:
-			into = true
-		case *pg_query.LockingClause:
+	// INTO is accepted only at the top, on the leftmost arm of a set
+	// operation (anywhere else the server refuses the statement).
+	for s := sel; s != nil; s = s.Larg {
+		into = into || s.IntoClause != nil
+	}
+	InspectNode(n, func(x *pg_query.Node) bool {
+		switch x.Node.(type) {
+		case *pg_query.Node_LockingClause:
 			locking = true
-		case *pg_query.InsertStmt, *pg_query.UpdateStmt, *pg_query.DeleteStmt, *pg_query.MergeStmt:
+		case *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt, *pg_query.Node_MergeStmt:
 			modifying = true
+			return false
 		}
 		return true
 	})

@@ -26,8 +26,19 @@ func Tables(m proto.Message) []TableRef {
 	if m == nil {
 		return nil
 	}
-	w := tableWalker{seen: map[TableRef]bool{}}
-	w.walk(m.ProtoReflect(), nil)
+	w := &tableWalker{seen: map[TableRef]bool{}}
+	switch x := m.(type) {
+	case *pg_query.ParseResult:
+		for _, raw := range x.Stmts {
+			w.node(raw.GetStmt())
+		}
+	case *pg_query.RawStmt:
+		w.node(x.Stmt)
+	case *pg_query.Node:
+		w.node(x)
+	default:
+		w.walk(m.ProtoReflect())
+	}
 	return w.refs
 }
 
@@ -48,66 +59,121 @@ func (s *cteScope) has(name string) bool {
 	return false
 }
 
+// tableWalker walks SELECT trees through their Nodes (fast), and other
+// statements, whose relations sit in fields that are not Nodes (INSERT's
+// target, CREATE INDEX's table), by reflection.
 type tableWalker struct {
-	refs []TableRef
-	seen map[TableRef]bool
+	refs  []TableRef
+	seen  map[TableRef]bool
+	scope *cteScope // CTE names visible where the walk is
 }
 
-func (w *tableWalker) walk(m protoreflect.Message, scope *cteScope) {
+// child lets the walker take a node's children from typedChildren.
+func (w *tableWalker) child(n *pg_query.Node) { w.node(n) }
+
+func (w *tableWalker) add(rv *pg_query.RangeVar) {
+	if rv.Schemaname == "" && w.scope.has(rv.Relname) {
+		return
+	}
+	ref := TableRef{Schema: rv.Schemaname, Name: rv.Relname}
+	if ref.Name != "" && !w.seen[ref] {
+		w.seen[ref] = true
+		w.refs = append(w.refs, ref)
+	}
+}
+
+func (w *tableWalker) node(n *pg_query.Node) {
+	switch x := n.GetNode().(type) {
+	case nil, *pg_query.Node_IntoClause, *pg_query.Node_LockingClause:
+	case *pg_query.Node_RangeVar:
+		w.add(x.RangeVar)
+	case *pg_query.Node_SelectStmt:
+		w.selectStmt(x.SelectStmt)
+	default:
+		// Expression and FROM nodes through their listed children; any
+		// other statement or node by reflection, which also sees the
+		// relations held outside Nodes (INSERT INTO t, CREATE INDEX ON t).
+		if !typedChildren(n, w) {
+			w.walk(n.ProtoReflect())
+		}
+	}
+}
+
+func (w *tableWalker) selectStmt(s *pg_query.SelectStmt) {
+	if s == nil {
+		return
+	}
+	saved := w.scope
+	if s.WithClause != nil {
+		w.with(s.WithClause)
+	}
+	for _, list := range [][]*pg_query.Node{s.DistinctClause, s.TargetList, s.FromClause, s.GroupClause,
+		s.WindowClause, s.ValuesLists, s.SortClause} {
+		for _, n := range list {
+			w.node(n)
+		}
+	}
+	for _, n := range []*pg_query.Node{s.WhereClause, s.HavingClause, s.LimitOffset, s.LimitCount} {
+		w.node(n)
+	}
+	w.selectStmt(s.Larg)
+	w.selectStmt(s.Rarg)
+	w.scope = saved
+}
+
+// walk is the reflective walk, for statements other than SELECT.
+func (w *tableWalker) walk(m protoreflect.Message) {
 	if !m.IsValid() {
 		return
 	}
 	switch n := m.Interface().(type) {
 	case *pg_query.RangeVar:
-		if n.Schemaname == "" && scope.has(n.Relname) {
-			return
-		}
-		ref := TableRef{Schema: n.Schemaname, Name: n.Relname}
-		if ref.Name != "" && !w.seen[ref] {
-			w.seen[ref] = true
-			w.refs = append(w.refs, ref)
-		}
+		w.add(n)
 		return
 	case *pg_query.IntoClause, *pg_query.LockingClause:
 		return
-	}
-	wc := WithClauseOf(m.Interface())
-	if wc == nil {
-		eachChild(m, func(c protoreflect.Message) { w.walk(c, scope) })
+	case *pg_query.SelectStmt:
+		w.selectStmt(n)
 		return
 	}
-	inner := w.with(wc, scope)
+	wc := WithClauseOf(m.Interface())
+	saved := w.scope
+	if wc != nil {
+		w.with(wc)
+	}
 	eachChild(m, func(c protoreflect.Message) {
-		if c.Interface() != proto.Message(wc) {
-			w.walk(c, inner)
+		if wc == nil || c.Interface() != proto.Message(wc) {
+			w.walk(c)
 		}
 	})
+	w.scope = saved
 }
 
-// with walks the CTE bodies of wc and returns the scope its statement sees.
-// A CTE of WITH RECURSIVE sees every CTE of its clause; otherwise only the
-// ones before it.
-func (w *tableWalker) with(wc *pg_query.WithClause, scope *cteScope) *cteScope {
-	inner := &cteScope{parent: scope}
+// with walks the CTE bodies of wc and leaves w.scope at the scope its
+// statement sees. A CTE of WITH RECURSIVE sees every CTE of its clause;
+// otherwise only the ones before it.
+func (w *tableWalker) with(wc *pg_query.WithClause) {
+	outer := w.scope
+	inner := &cteScope{parent: outer}
 	for _, c := range wc.Ctes {
 		if cte := c.GetCommonTableExpr(); cte != nil {
 			inner.names = append(inner.names, cte.Ctename)
 		}
 	}
-	for i, c := range wc.Ctes {
+	i := 0
+	for _, c := range wc.Ctes {
 		cte := c.GetCommonTableExpr()
 		if cte == nil {
 			continue
 		}
-		body := inner
+		w.scope = inner
 		if !wc.Recursive {
-			body = &cteScope{names: inner.names[:i], parent: scope}
+			w.scope = &cteScope{names: inner.names[:i], parent: outer}
 		}
-		if cte.Ctequery != nil {
-			w.walk(cte.Ctequery.ProtoReflect(), body)
-		}
+		i++
+		w.node(cte.Ctequery)
 	}
-	return inner
+	w.scope = inner
 }
 
 // WithClauseOf returns the WITH clause of a SELECT, INSERT, UPDATE, DELETE

@@ -41,6 +41,10 @@ func TestTables(t *testing.T) {
 		{"WITH gone AS (DELETE FROM q RETURNING *) INSERT INTO archive SELECT * FROM gone",
 			[]TableRef{{"", "q"}, {"", "archive"}}}, // CTE bodies first
 		{"SELECT * FROM db.sch.t", []TableRef{{"sch", "t"}}},
+		{"CREATE INDEX ON sch.t (a)", []TableRef{{"sch", "t"}}},
+		{"WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x JOIN u ON true", []TableRef{{"", "t"}, {"", "u"}}},
+		{"SELECT * FROM t WHERE a = (WITH t AS (SELECT 1) SELECT * FROM t)", []TableRef{{"", "t"}}},
+		{"WITH c AS (SELECT * FROM a) SELECT * FROM (WITH c AS (SELECT * FROM b) SELECT * FROM c) s, c", []TableRef{{"", "a"}, {"", "b"}}},
 	}
 	for _, c := range cases {
 		parsed := p.Parse(c.sql)
@@ -113,5 +117,28 @@ func TestInspectSkipsChildren(t *testing.T) {
 	})
 	if !reflect.DeepEqual(names, []string{"a", "c"}) {
 		t.Errorf("names %v, want [a c]: the IN subquery's children skipped, the walk going on", names)
+	}
+}
+
+const benchStatement = `WITH recent AS (SELECT customer_id, max(created_at) AS last FROM orders
+	WHERE created_at > now() - interval '7 days' GROUP BY customer_id)
+	SELECT c.id, c.email, r.last, (SELECT count(*) FROM orders o WHERE o.customer_id = c.id)
+	FROM customers c JOIN recent r ON r.customer_id = c.id
+	WHERE c.country = $1 AND c.id NOT IN (SELECT customer_id FROM orders WHERE status = 'void')
+	ORDER BY r.last DESC LIMIT 50`
+
+func BenchmarkTables(b *testing.B) {
+	tree := NewParser(0).Parse(benchStatement).Tree
+	b.ReportAllocs()
+	for b.Loop() {
+		Tables(tree)
+	}
+}
+
+func BenchmarkClassifyRead(b *testing.B) {
+	tree := NewParser(0).Parse(benchStatement).Tree
+	b.ReportAllocs()
+	for b.Loop() {
+		ClassifyRead(tree.Stmts[0].Stmt)
 	}
 }
