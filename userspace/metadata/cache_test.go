@@ -89,7 +89,7 @@ func lookup(t *testing.T, c *metadata.Cache, schema, name string) *metadata.Tabl
 func TestLookupTableFacts(t *testing.T) {
 	pg := harness.SharedPostgres(t)
 	exec(t, pg, `
-		CREATE SCHEMA meta_facts;
+		DROP SCHEMA IF EXISTS meta_facts CASCADE; CREATE SCHEMA meta_facts;
 		CREATE TABLE meta_facts.orders (
 			id bigint PRIMARY KEY, customer_id int NOT NULL, status text, email varchar(200),
 			gone int, created_at timestamptz, note text, code int);
@@ -143,7 +143,7 @@ func TestLookupTableFacts(t *testing.T) {
 func TestLookupPartitionedAndInherited(t *testing.T) {
 	pg := harness.SharedPostgres(t)
 	exec(t, pg, `
-		CREATE SCHEMA meta_part;
+		DROP SCHEMA IF EXISTS meta_part CASCADE; CREATE SCHEMA meta_part;
 		CREATE TABLE meta_part.events (id bigint, at date, kind text) PARTITION BY RANGE (at);
 		CREATE INDEX ON meta_part.events (at);
 		CREATE TABLE meta_part.events_2024 PARTITION OF meta_part.events
@@ -190,7 +190,7 @@ func TestLookupPartitionedAndInherited(t *testing.T) {
 func TestLookupViewAndOtherKinds(t *testing.T) {
 	pg := harness.SharedPostgres(t)
 	exec(t, pg, `
-		CREATE SCHEMA meta_view;
+		DROP SCHEMA IF EXISTS meta_view CASCADE; CREATE SCHEMA meta_view;
 		CREATE TABLE meta_view.base (id int PRIMARY KEY, v text);
 		CREATE VIEW meta_view.v AS SELECT id, v FROM meta_view.base;
 		CREATE MATERIALIZED VIEW meta_view.mv AS SELECT id FROM meta_view.base;
@@ -209,12 +209,12 @@ func TestLookupViewAndOtherKinds(t *testing.T) {
 func TestLookupSearchPathAndQuoting(t *testing.T) {
 	pg := harness.SharedPostgres(t)
 	exec(t, pg, `
-		CREATE SCHEMA meta_app;
+		DROP SCHEMA IF EXISTS meta_app CASCADE; CREATE SCHEMA meta_app;
 		GRANT USAGE ON SCHEMA meta_app TO PUBLIC;
-		CREATE TABLE public.meta_shadowed (id int);
+		DROP TABLE IF EXISTS public.meta_shadowed; CREATE TABLE public.meta_shadowed (id int);
 		CREATE TABLE meta_app.meta_shadowed (id int, app_only int);
-		CREATE TABLE public."Meta Mixed.Case" (id int);
-		CREATE TABLE public."meta'quote" (id int);`)
+		DROP TABLE IF EXISTS public."Meta Mixed.Case"; CREATE TABLE public."Meta Mixed.Case" (id int);
+		DROP TABLE IF EXISTS public."meta'quote"; CREATE TABLE public."meta'quote" (id int);`)
 	pool, _ := newPool(t, pg, map[string]string{"search_path": "meta_app, public"})
 	c := metadata.New(pool, metadata.Options{})
 
@@ -251,6 +251,7 @@ func TestLookupSearchPathAndQuoting(t *testing.T) {
 
 func TestLookupNotFoundIsCachedBriefly(t *testing.T) {
 	pg := harness.SharedPostgres(t)
+	exec(t, pg, "DROP TABLE IF EXISTS public.meta_later")
 	pool, counter := newPool(t, pg, nil)
 	clock := newClock()
 	c := metadata.New(pool, metadata.Options{Now: clock.Now})
@@ -269,7 +270,7 @@ func TestLookupNotFoundIsCachedBriefly(t *testing.T) {
 	if n := counter.n.Load() - before; n != 0 {
 		t.Errorf("%d catalog queries for a name known not to resolve", n)
 	}
-	exec(t, pg, "CREATE TABLE public.meta_later (id int)")
+	exec(t, pg, "DROP TABLE IF EXISTS public.meta_later; CREATE TABLE public.meta_later (id int)")
 	if _, err := c.Lookup(context.Background(), "", "meta_later"); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("negative entry not served within NegativeTTL: %v", err)
 	}
@@ -284,7 +285,7 @@ func TestLookupNotFoundIsCachedBriefly(t *testing.T) {
 
 func TestLookupRefreshAfterTTL(t *testing.T) {
 	pg := harness.SharedPostgres(t)
-	exec(t, pg, `CREATE TABLE public.meta_ttl (id int, email text);
+	exec(t, pg, `DROP TABLE IF EXISTS public.meta_ttl; CREATE TABLE public.meta_ttl (id int, email text);
 		UPDATE pg_class SET reltuples = 100 WHERE oid = 'public.meta_ttl'::regclass;`)
 	pool, counter := newPool(t, pg, nil)
 	clock := newClock()
@@ -323,7 +324,7 @@ func TestLookupRefreshAfterTTL(t *testing.T) {
 
 func TestLookupSingleflight(t *testing.T) {
 	pg := harness.SharedPostgres(t)
-	exec(t, pg, "CREATE TABLE public.meta_flight (id int)")
+	exec(t, pg, "DROP TABLE IF EXISTS public.meta_flight; CREATE TABLE public.meta_flight (id int)")
 	pool, counter := newPool(t, pg, nil)
 	// Warm one connection so that the catalog read, not the connect, is what the lookups share.
 	if _, err := pool.Exec(context.Background(), "SELECT 1"); err != nil {
@@ -358,7 +359,7 @@ func TestLookupSingleflight(t *testing.T) {
 
 func TestLookupInvalidateAndBound(t *testing.T) {
 	pg := harness.SharedPostgres(t)
-	exec(t, pg, "CREATE TABLE public.meta_inv1 (id int); CREATE TABLE public.meta_inv2 (id int); CREATE TABLE public.meta_inv3 (id int)")
+	exec(t, pg, "DROP TABLE IF EXISTS public.meta_inv1; CREATE TABLE public.meta_inv1 (id int); DROP TABLE IF EXISTS public.meta_inv2; CREATE TABLE public.meta_inv2 (id int); DROP TABLE IF EXISTS public.meta_inv3; CREATE TABLE public.meta_inv3 (id int)")
 	pool, counter := newPool(t, pg, nil)
 	c := metadata.New(pool, metadata.Options{MaxTables: 2})
 	for _, n := range []string{"meta_inv1", "meta_inv2", "meta_inv3"} {
@@ -388,7 +389,7 @@ func TestLookupInvalidateAndBound(t *testing.T) {
 
 func TestLookupServerDown(t *testing.T) {
 	pg := harness.StartPostgres(t, harness.PGOptions{})
-	exec(t, pg, "CREATE TABLE public.meta_down (id int)")
+	exec(t, pg, "DROP TABLE IF EXISTS public.meta_down; CREATE TABLE public.meta_down (id int)")
 	pool, _ := newPool(t, pg, nil)
 	clock := newClock()
 	c := metadata.New(pool, metadata.Options{Now: clock.Now, QueryTimeout: 3 * time.Second})
