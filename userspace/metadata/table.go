@@ -20,6 +20,18 @@ type Table struct {
 	Bytes int64
 	// Indexes are the table's valid indexes.
 	Indexes []Index
+	// Columns are the table's columns in attribute order (dropped columns
+	// left out). The analysis uses them to tell which table an unqualified
+	// column of a join belongs to; nil when not known.
+	Columns []Column
+}
+
+// Column is one column of a table.
+type Column struct {
+	Name string
+	// Type is pg_type.typname of the column's type, of the base type for a
+	// domain: "int4", "text", "varchar", "timestamptz", "_int4" for int4[].
+	Type string
 }
 
 // Index is one index of a table.
@@ -47,6 +59,30 @@ func (t *Table) LeadingColumn(column string) bool {
 	for _, ix := range t.Indexes {
 		if len(ix.Columns) > 0 && ix.Columns[0] == column {
 			return true
+		}
+	}
+	return false
+}
+
+// Column returns the column named name, if the table's columns are known
+// and it has one.
+func (t *Table) Column(name string) (Column, bool) {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Column{}, false
+}
+
+// HasExpressionIndex reports whether some index has an expression key
+// (a key column "").
+func (t *Table) HasExpressionIndex() bool {
+	for _, ix := range t.Indexes {
+		for _, c := range ix.Columns {
+			if c == "" {
+				return true
+			}
 		}
 	}
 	return false
