@@ -17,10 +17,14 @@ type Token struct {
 	Validator *identity.Validator
 }
 
+// Secret implements session.Authenticator.
+func (t *Token) Secret() string { return "token" }
+
 // Authenticate validates the token and grants a login whose
 // application_name is jwt:<identity>, locked for the session.
-func (t *Token) Authenticate(ctx context.Context, token, database string) (*session.Login, error) {
-	id, err := t.Validator.Validate(ctx, token, database)
+func (t *Token) Authenticate(ctx context.Context, req session.AuthRequest) (*session.Login, error) {
+	database := req.Database
+	id, err := t.Validator.Validate(ctx, req.Password, database)
 	if err != nil {
 		var ie *identity.Error
 		if errors.As(err, &ie) {

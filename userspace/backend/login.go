@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -22,6 +23,7 @@ import (
 type Login struct {
 	base   *pgconn.Config
 	dialer *Dialer
+	noUser bool
 }
 
 // loginParams are the PG_BACKEND_URL parameters the login honours, with
@@ -45,10 +47,10 @@ const neutralLogin = "host=127.0.0.1 port=5432 dbname=postgres user=pgproxy pass
 // NewLogin prepares logins with the user, password and database of b (the
 // parsed PG_BACKEND_URL) and its loginParams. Nothing comes from the
 // libpq environment variables or files of the proxy's own process.
+//
+// A URL without a user makes a login that only logs in with the
+// credentials of a request (a client's own).
 func NewLogin(b config.BackendURL, d *Dialer) (*Login, error) {
-	if b.User == "" {
-		return nil, fmt.Errorf("PG_BACKEND_URL has no user: token authentication logs in as its service account")
-	}
 	port, err := strconv.ParseUint(b.Port, 10, 16)
 	if err != nil {
 		return nil, fmt.Errorf("PG_BACKEND_URL: bad port %q", b.Port)
@@ -69,11 +71,24 @@ func NewLogin(b config.BackendURL, d *Dialer) (*Login, error) {
 	}
 	cfg.Host, cfg.Port, cfg.Database = b.Host, uint16(port), b.Database
 	cfg.User, cfg.Password = b.User, b.Password
+	if cfg.User == "" {
+		cfg.User = "pgproxy-no-service-account"
+	}
 	// What a service file could still have added, and what Dial sets itself.
 	cfg.TLSConfig, cfg.Fallbacks = nil, nil
 	cfg.RuntimeParams = map[string]string{}
 	cfg.KerberosSrvName, cfg.KerberosSpn, cfg.SSLNegotiation = "", "", ""
-	return &Login{base: cfg, dialer: d}, nil
+	return &Login{base: cfg, dialer: d, noUser: b.User == ""}, nil
+}
+
+// serverRefusal turns an error the server sent into a *wire.Error (FATAL,
+// its SQLSTATE and message); other errors are returned as they are.
+func serverRefusal(err error) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	return &wire.Error{Severity: wire.SeverityFatal, Code: pe.Code, Message: pe.Message, Detail: pe.Detail, Hint: pe.Hint}
 }
 
 // quoteConnValue quotes a value for a keyword/value connection string.
@@ -81,8 +96,12 @@ func quoteConnValue(v string) string {
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
-// Dial logs in at addr (host:port) to database with the startup parameters.
-func (l *Login) Dial(ctx context.Context, addr, database string, params []wire.Param) (*session.Established, error) {
+// Dial logs in at addr (host:port) as the request asks: database, startup
+// parameters, the configured account or the request's credentials, then the
+// replay statements. A refusal by the server is a FATAL *wire.Error with
+// its SQLSTATE.
+func (l *Login) Dial(ctx context.Context, addr string, req session.LoginRequest) (*session.Established, error) {
+	database, params := req.Database, req.Params
 	cfg := l.base.Copy()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -93,6 +112,11 @@ func (l *Login) Dial(ctx context.Context, addr, database string, params []wire.P
 		return nil, fmt.Errorf("backend address %q: bad port", addr)
 	}
 	cfg.Host, cfg.Port, cfg.Database = host, uint16(p), database
+	if c := req.Credentials; c != nil {
+		cfg.User, cfg.Password = c.User, c.Password
+	} else if l.noUser {
+		return nil, errors.New("no service account: the backend URL has no user")
+	}
 	cfg.Fallbacks = nil
 	// The proxy's dialer negotiates TLS (sslmode, CA, keepalives, marks);
 	// pgconn sees a ready connection and does only the startup and login.
@@ -110,7 +134,13 @@ func (l *Login) Dial(ctx context.Context, addr, database string, params []wire.P
 	cfg.ConnectTimeout = l.dialer.Timeout
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return nil, serverRefusal(err)
+	}
+	for _, sql := range req.Replay {
+		if _, err := conn.Exec(ctx, sql).ReadAll(); err != nil {
+			conn.Close(ctx)
+			return nil, fmt.Errorf("replaying the session's settings: %w", serverRefusal(err))
+		}
 	}
 	hj, err := conn.Hijack()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgproxy/pgproxy/userspace/config"
+	"github.com/pgproxy/pgproxy/userspace/session"
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
 
@@ -97,7 +98,9 @@ func TestNewLoginURLParameters(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "PG_BACKEND_URL") {
 		t.Errorf("a bad target_session_attrs: %v", err)
 	}
-	if _, err := NewLogin(parseBackend(t, "postgres://h/app"), &Dialer{}); err == nil {
+	if l, err := NewLogin(parseBackend(t, "postgres://h/app"), &Dialer{}); err != nil {
+		t.Fatal(err)
+	} else if _, err := l.Dial(context.Background(), "h:5432", session.LoginRequest{}); err == nil {
 		t.Error("a URL without a user makes a login")
 	}
 }
@@ -134,7 +137,7 @@ func TestLoginDialSendsOnlyTheSessionParameters(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	est, err := l.Dial(ctx, ln.Addr().String(), "reports", []wire.Param{{Name: "application_name", Value: "jwt:alice"}})
+	est, err := l.Dial(ctx, ln.Addr().String(), session.LoginRequest{Database: "reports", Params: []wire.Param{{Name: "application_name", Value: "jwt:alice"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,26 +46,32 @@ type Options struct {
 	Parser *sqlparse.Parser
 	// Records receives every finished statement's record (must not block).
 	Records func(*stmt.Record)
+	// Shunt, when set, is the slow node statements may be routed to (its
+	// URL: host, port, sslmode, and the account the proxy logs in with when
+	// the session has no credentials of its own).
+	Shunt *config.BackendURL
 }
 
 // Server runs sessions for accepted connections.
 type Server struct {
-	opts     Options
-	auth     session.Authenticator
-	login    *backend.Login
-	cfg      *config.Config
-	sessCfg  *session.Config
-	dialer   *backend.Dialer
-	metrics  *telemetry.Metrics
-	log      *slog.Logger
-	cancels  *session.CancelRegistry
-	limiter  *ipLimiter
-	resolve  Resolver
-	nextID   atomic.Uint64
-	active   atomic.Int64
-	mu       sync.Mutex
-	sessions map[*session.Session]struct{}
-	wg       sync.WaitGroup
+	opts       Options
+	auth       session.Authenticator
+	login      *backend.Login
+	shuntLogin *backend.Login
+	shuntAddr  string
+	cfg        *config.Config
+	sessCfg    *session.Config
+	dialer     *backend.Dialer
+	metrics    *telemetry.Metrics
+	log        *slog.Logger
+	cancels    *session.CancelRegistry
+	limiter    *ipLimiter
+	resolve    Resolver
+	nextID     atomic.Uint64
+	active     atomic.Int64
+	mu         sync.Mutex
+	sessions   map[*session.Session]struct{}
+	wg         sync.WaitGroup
 }
 
 // New builds a server from the configuration.
@@ -96,10 +102,24 @@ func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, opts Option
 		resolve: resolve, sessions: map[*session.Session]struct{}{}}
 	s.cancels = session.NewCancelRegistry(d.Cancel)
 	if opts.Authenticator != nil {
+		if opts.Authenticator.Secret() == "token" && cfg.Backend.User == "" {
+			return nil, fmt.Errorf("PG_BACKEND_URL has no user: token authentication logs in as its service account")
+		}
 		if s.login, err = backend.NewLogin(cfg.Backend, d); err != nil {
 			return nil, err
 		}
 		s.auth = opts.Authenticator
+	}
+	if sh := opts.Shunt; sh != nil {
+		sd, err := backend.NewDialer(sh.SSLMode, cfg.BackendCAPath, cfg.BackendConnectTimeout, ka)
+		if err != nil {
+			return nil, fmt.Errorf("SHUNT_NODE_URL: %w", err)
+		}
+		sd.Control = opts.DialControl
+		if s.shuntLogin, err = backend.NewLogin(*sh, sd); err != nil {
+			return nil, fmt.Errorf("SHUNT_NODE_URL: %w", err)
+		}
+		s.shuntAddr = sh.Addr()
 	}
 	return s, nil
 }
@@ -173,8 +193,13 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	})
 	if s.auth != nil {
 		sess.Authenticator = s.auth
-		sess.LoginDial = func(ctx context.Context, db string, params []wire.Param) (*session.Established, error) {
-			return s.login.Dial(ctx, addr, db, params)
+		sess.LoginDial = func(ctx context.Context, req session.LoginRequest) (*session.Established, error) {
+			return s.login.Dial(ctx, addr, req)
+		}
+	}
+	if s.shuntLogin != nil {
+		sess.ShuntDial = func(ctx context.Context, req session.LoginRequest) (*session.Established, error) {
+			return s.shuntLogin.Dial(ctx, s.shuntAddr, req)
 		}
 	}
 	if max := int64(s.cfg.MaxClientConns); max > 0 && n > max {

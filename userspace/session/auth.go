@@ -189,8 +189,19 @@ func (s *Session) checkSASLInitial(msg []byte) error {
 // authRefusedByBackend forwards the backend's authentication error.
 func (s *Session) authRefusedByBackend(msg []byte) error {
 	code := wire.ErrorCode(msg)
+	reason := backendRefusalReason(string(code))
+	s.Metrics.AuthFailure(reason)
+	s.Metrics.Error(code)
+	s.Log.Info("backend refused authentication", "sqlstate", string(code), "reason", reason)
+	s.cw.Write(msg)
+	s.cw.Flush()
+	return errSessionOver
+}
+
+// backendRefusalReason labels a server's refusal of a login.
+func backendRefusalReason(code string) string {
 	reason := "backend_error"
-	switch string(code) {
+	switch code {
 	case wire.CodeInvalidPassword:
 		reason = "invalid_password"
 	case wire.CodeInvalidAuthorization:
@@ -202,12 +213,7 @@ func (s *Session) authRefusedByBackend(msg []byte) error {
 	case wire.CodeCannotConnectNow:
 		reason = "backend_starting_up"
 	}
-	s.Metrics.AuthFailure(reason)
-	s.Metrics.Error(code)
-	s.Log.Info("backend refused authentication", "sqlstate", string(code), "reason", reason)
-	s.cw.Write(msg)
-	s.cw.Flush()
-	return errSessionOver
+	return reason
 }
 
 // relayUntilReady forwards ParameterStatus and notices, replaces the

@@ -23,6 +23,7 @@ func (s *Session) head() *op {
 			break
 		}
 		s.ops.pop()
+		s.wake()
 	}
 	return s.cur
 }
@@ -31,6 +32,14 @@ func (s *Session) head() *op {
 func (s *Session) popOp() {
 	s.cur = nil
 	s.ops.pop()
+	s.wake()
+}
+
+// wake lets a pump waiting for its leg's turn look at the new head.
+func (s *Session) wake() {
+	if s.pumpCond != nil {
+		s.pumpCond.Broadcast()
+	}
 }
 
 // relayBackendMessage relays one backend message to the client and matches
@@ -39,7 +48,7 @@ func (s *Session) popOp() {
 // and answers to the proxy's own messages stay with the proxy. DataRows of
 // statements without a hook are streamed as raw frames.
 func (s *Session) relayBackendMessage() error {
-	typ, _, err := s.br.Header()
+	typ, _, err := s.in.Header()
 	if err != nil {
 		return err
 	}
@@ -72,7 +81,7 @@ func (s *Session) relayBackendMessage() error {
 		return s.rowDescription()
 	case 't':
 		if o := s.head(); o != nil && o.injected {
-			return s.br.Discard()
+			return s.in.Discard()
 		}
 	case 'G':
 		if o := s.head(); o != nil {
@@ -90,16 +99,16 @@ func (s *Session) relayBackendMessage() error {
 			return s.watchParameter()
 		}
 	}
-	return s.br.Stream(s.cw)
+	return s.in.Stream(s.cw)
 }
 
 // forward streams the current message to the client, or drops it when it
 // answers one of the proxy's own messages.
 func (s *Session) forward(injected bool) error {
 	if injected {
-		return s.br.Discard()
+		return s.in.Discard()
 	}
-	return s.br.Stream(s.cw)
+	return s.in.Stream(s.cw)
 }
 
 // errDesync ends a session with policies whose answers no longer match the
@@ -123,7 +132,7 @@ func (s *Session) mismatch(typ byte, o *op) error {
 		s.desync = true
 		s.Log.Warn("backend answer does not match the outstanding messages", "message", string(typ), "expected", want)
 	}
-	return s.br.Stream(s.cw)
+	return s.in.Stream(s.cw)
 }
 
 // answered handles ParseComplete, BindComplete, CloseComplete and NoData.
@@ -135,7 +144,7 @@ func (s *Session) answered(typ byte) error {
 	injected := o.injected
 	if s.tr != nil {
 		switch {
-		case typ == '1' && injected && o.name == "":
+		case typ == '1' && o.raise && o.name == "":
 			// The raise of a refused unnamed Parse replaced the unnamed statement.
 			s.tr.closeAnswered('S', "")
 		case typ == '1' && o.prep != nil:
@@ -175,7 +184,7 @@ func (s *Session) rowDescription() error {
 	case o.kind == opDescribe:
 		injected := o.injected
 		if s.tr != nil {
-			_, msg, err := s.br.Next()
+			_, msg, err := s.in.Next()
 			if err != nil {
 				return err
 			}
@@ -193,7 +202,7 @@ func (s *Session) rowDescription() error {
 		s.popOp()
 		return s.forward(injected)
 	case o.kind == opQuery && len(o.hooks) > 0:
-		_, msg, err := s.br.Next()
+		_, msg, err := s.in.Next()
 		if err != nil {
 			return err
 		}
@@ -207,7 +216,7 @@ func (s *Session) rowDescription() error {
 	case o.kind != opQuery:
 		return s.mismatch('T', o)
 	}
-	return s.br.Stream(s.cw)
+	return s.in.Stream(s.cw)
 }
 
 // commandDone handles CommandComplete, EmptyQueryResponse and
@@ -225,7 +234,7 @@ func (s *Session) commandDone(typ byte) error {
 	}
 	o.fns = nil
 	if typ == 'C' && (s.tr != nil || o.rec != nil) {
-		_, msg, err := s.br.Next()
+		_, msg, err := s.in.Next()
 		if err != nil {
 			return err
 		}
@@ -248,7 +257,7 @@ func (s *Session) commandDone(typ byte) error {
 		if typ != 'I' {
 			o.done++
 		}
-		return s.br.Stream(s.cw)
+		return s.in.Stream(s.cw)
 	}
 	// Execute answered by EmptyQueryResponse or PortalSuspended (or a
 	// CommandComplete of an untracked session).
@@ -305,7 +314,7 @@ func tagRows(tag []byte) int64 {
 // the extended protocol the failed message ends its answers and the server
 // now skips everything up to the next Sync: those ops are dropped.
 func (s *Session) errorResponse() error {
-	_, msg, err := s.br.Next()
+	_, msg, err := s.in.Next()
 	if err != nil {
 		return err
 	}
@@ -331,10 +340,11 @@ func (s *Session) errorResponse() error {
 			if s.tr != nil && o.kind == opParse && o.prep != nil && !o.injected {
 				s.tr.parseAnswered(o.prep, false, true)
 			}
+			failed := s.legOf(o)
 			s.finishRaiseRecord(o, string(code))
 			s.finishRecord(o)
 			s.popOp()
-			s.ops.extendedError()
+			s.ops.extendedError(failed)
 			s.settleDropped()
 		}
 	}
@@ -382,7 +392,7 @@ func (s *Session) finishRaiseRecord(o *op, code string) {
 
 // readyForQuery settles the sync point a ReadyForQuery answers.
 func (s *Session) readyForQuery() error {
-	_, msg, err := s.br.Next()
+	_, msg, err := s.in.Next()
 	if err != nil {
 		return err
 	}
@@ -454,7 +464,7 @@ var errLockedSetting = errors.New("locked setting changed")
 // with another value: then whatever changed it (a function, a DO block) got
 // past the statement check, and the session ends before anything else runs.
 func (s *Session) watchParameter() error {
-	_, msg, err := s.br.Next()
+	_, msg, err := s.in.Next()
 	if err != nil {
 		return err
 	}

@@ -145,5 +145,12 @@ func (s *Session) serveCancel(ctx context.Context, pkt *wire.Startup) {
 // in to.
 func (s *Session) registerCancel(pid uint32, secret []byte) {
 	target := CancelTarget{Addr: s.backend.RemoteAddr().String(), PID: pid, Secret: append([]byte(nil), secret...)}
-	s.key = s.Cancels.Add(pid, func() []CancelTarget { return []CancelTarget{target} })
+	s.key = s.Cancels.Add(pid, func() []CancelTarget {
+		// A cancel goes to every leg: the one not running a statement
+		// ignores it, as PostgreSQL does.
+		if l := s.shunt.Load(); l != nil {
+			return []CancelTarget{target, l.cancel}
+		}
+		return []CancelTarget{target}
+	})
 }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bufio"
 	"fmt"
 	"strings"
 	"time"
@@ -38,12 +39,19 @@ func (s *Session) forwardClient() error {
 			}
 		}
 		var o *op
+		w := s.bw
 		switch typ {
 		case 'Q':
 			o = s.newOp(opQuery, time.Now())
 		case 'S':
 			s.skipToSync = false
 			o = s.newOp(opSync, time.Now())
+			o.leg = s.syncLeg(true)
+			w = s.legWriter(o)
+		case 'H':
+			if l := s.syncLeg(false); l != s.fast {
+				w = l.bw
+			}
 		case 'F':
 			o = s.newOp(opFunc, time.Now())
 		case 'P':
@@ -73,7 +81,7 @@ func (s *Session) forwardClient() error {
 				return err
 			}
 		}
-		if err := s.cr.Stream(s.bw); err != nil {
+		if err := s.cr.Stream(w); err != nil {
 			return err
 		}
 	}
@@ -123,27 +131,55 @@ func (s *Session) trackedMessage(typ byte) error {
 		if err := wire.Decode(msg, &d); err != nil {
 			return fmt.Errorf("%w: malformed Describe", wire.ErrProtocol)
 		}
-		o := s.newOp(opDescribe, arrived)
-		o.target, o.name = d.ObjectType, d.Name
-		return s.send(o, msg)
+		l := s.fast
+		if d.ObjectType == 'P' {
+			l = s.portalLegOf(d.Name)
+		}
+		return s.sendExtended(l, opDescribe, d.ObjectType, d.Name, msg, arrived)
 	default: // 'C'
 		var c pgproto3.Close
 		if err := wire.Decode(msg, &c); err != nil {
 			return fmt.Errorf("%w: malformed Close", wire.ErrProtocol)
 		}
-		o := s.newOp(opClose, arrived)
-		o.target, o.name = c.ObjectType, c.Name
-		return s.send(o, msg)
+		l := s.fast
+		if c.ObjectType == 'P' {
+			l = s.portalLegOf(c.Name)
+			delete(s.portalLeg, c.Name)
+		} else if sh := s.shunt.Load(); sh != nil {
+			delete(sh.prepared, c.Name) // prepared again there when needed
+		}
+		return s.sendExtended(l, opClose, c.ObjectType, c.Name, msg, arrived)
 	}
 }
 
-// send queues o and writes msg to the backend.
+// sendExtended sends an extended-protocol message that needs no decision to
+// leg l.
+func (s *Session) sendExtended(l *leg, k opKind, target byte, name string, msg []byte, arrived time.Time) error {
+	if err := s.switchTo(l, arrived); err != nil {
+		return err
+	}
+	o := s.newOp(k, arrived)
+	o.leg, o.target, o.name = l, target, name
+	s.extendedOn(l)
+	return s.send(o, msg)
+}
+
+// send queues o and writes msg to the leg it goes to.
 func (s *Session) send(o *op, msg []byte) error {
+	w := s.legWriter(o) // o may be settled and reused once pushed
 	if err := s.pushOp(o); err != nil {
 		return err
 	}
-	_, err := s.bw.Write(msg)
+	_, err := w.Write(msg)
 	return err
+}
+
+// legWriter returns the writer of the leg an op goes to.
+func (s *Session) legWriter(o *op) *bufio.Writer {
+	if o.leg != nil && o.leg != s.fast {
+		return o.leg.bw
+	}
+	return s.bw
 }
 
 // decide runs the policy chain on one statement.
@@ -291,9 +327,11 @@ func (s *Session) clientQuery(msg []byte, sql string, arrived time.Time) error {
 	out := s.decideText(stmt.Simple, "", sql, nil)
 	rec := s.newRecord(stmt.Simple, "", "", out.SQL, s.fingerprint(sql), arrived)
 	fillDecision(rec, &out)
+	l := s.fast
 	if out.Action != stmt.Refuse {
-		if err := s.checkLeg(&out); err != nil {
-			out.Action, out.Err = stmt.Refuse, err
+		var e *wire.Error
+		if l, e = s.legFor(out.Leg); e != nil {
+			out.Action, out.Err = stmt.Refuse, e
 		}
 	}
 	if out.Rewritten && out.Action != stmt.Refuse {
@@ -307,8 +345,11 @@ func (s *Session) clientQuery(msg []byte, sql string, arrived time.Time) error {
 	if out.Action == stmt.Refuse {
 		return s.refuseSimple(sql, &out, rec, arrived)
 	}
+	if err := s.switchTo(l, arrived); err != nil {
+		return err
+	}
 	o := s.newOp(opQuery, arrived)
-	o.hooks, o.rec = out.Hooks, rec
+	o.leg, o.hooks, o.rec = l, out.Hooks, rec
 	o.stmts = s.parsedStatements(out.SQL)
 	return s.send(o, msg)
 }
@@ -330,8 +371,8 @@ func (s *Session) refusalPoint(sql string, whole *stmt.Outcome) (before string, 
 		if out.Action == stmt.Refuse {
 			return strings.Join(texts, "; "), hooks, &out
 		}
-		if s.checkLeg(&out) != nil {
-			return "", nil, whole
+		if out.Leg != "" && out.Leg != stmt.LegFast {
+			return "", nil, whole // routed elsewhere: refuse the whole text
 		}
 		texts = append(texts, out.SQL)
 		hooks = append(hooks, out.Hooks...)
@@ -344,11 +385,6 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 	out := s.decideText(stmt.Parse, p.Name, p.Query, p.ParameterOIDs)
 	if out.Action != stmt.Refuse && p.Name == raiseStatementName {
 		out = stmt.Outcome{Action: stmt.Refuse, Source: "pgproxy", Err: reservedName()}
-	}
-	if out.Action != stmt.Refuse {
-		if err := s.checkLeg(&out); err != nil {
-			out.Action, out.Err = stmt.Refuse, err
-		}
 	}
 	if out.Rewritten && out.Action != stmt.Refuse {
 		var err error
@@ -370,8 +406,14 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 		prep.parsed = s.Parser.Parse(out.SQL)
 	}
 	s.tr.sent(prep)
+	// Statements live on the fast node; a Bind routed to the shunt
+	// prepares them there on demand.
+	if err := s.switchTo(s.fast, arrived); err != nil {
+		return err
+	}
 	o := s.newOp(opParse, arrived)
 	o.prep, o.name = prep, p.Name
+	s.extendedOn(s.fast)
 	return s.send(o, msg)
 }
 
@@ -401,9 +443,15 @@ func (s *Session) clientBind(msg []byte, b *pgproto3.Bind, arrived time.Time) er
 			}
 		}
 	}
+	legName := out.Leg
+	if legName == "" && len(candidates) > 0 {
+		legName = candidates[0].leg
+	}
+	l := s.fast
 	if out.Action != stmt.Refuse {
-		if err := s.checkLeg(&out); err != nil {
-			out.Action, out.Err = stmt.Refuse, err
+		var e *wire.Error
+		if l, e = s.legFor(legName); e != nil {
+			out.Action, out.Err = stmt.Refuse, e
 		}
 	}
 	if out.Action == stmt.Refuse {
@@ -419,9 +467,22 @@ func (s *Session) clientBind(msg []byte, b *pgproto3.Bind, arrived time.Time) er
 		s.tr.markHooked()
 	}
 	pt := &portal{name: b.DestinationPortal, stmtName: b.PreparedStatement, hooks: out.Hooks,
-		action: out.Action, source: out.Source, verdict: out.Verdict, leg: out.Leg, decide: out.Elapsed}
+		action: out.Action, source: out.Source, verdict: out.Verdict, leg: legName, decide: out.Elapsed}
+	if err := s.switchTo(l, arrived); err != nil {
+		return err
+	}
+	if l != s.fast && len(candidates) > 0 {
+		if err := s.ensurePrepared(l, candidates[0], arrived); err != nil {
+			return err
+		}
+	}
+	if len(s.portalLeg) > 10000 {
+		clear(s.portalLeg) // stale names of portals long gone
+	}
+	s.portalLeg[b.DestinationPortal] = l
 	o := s.newOp(opBind, arrived)
-	o.portal, o.name = pt, b.DestinationPortal
+	o.leg, o.portal, o.name = l, pt, b.DestinationPortal
+	s.extendedOn(l)
 	if err := s.send(o, msg); err != nil {
 		return err
 	}
@@ -435,13 +496,13 @@ func (s *Session) clientBind(msg []byte, b *pgproto3.Bind, arrived time.Time) er
 	// The portal's rows go through a result hook: the proxy describes the
 	// portal right away (the answer stays with the proxy), so the hook
 	// knows its columns and formats whether or not the client describes it.
-	return s.injectDescribe(b.DestinationPortal, arrived)
+	return s.injectDescribe(l, b.DestinationPortal, arrived)
 }
 
-// injectDescribe sends the proxy's own Describe of a portal.
-func (s *Session) injectDescribe(portalName string, arrived time.Time) error {
+// injectDescribe sends the proxy's own Describe of a portal to its leg.
+func (s *Session) injectDescribe(l *leg, portalName string, arrived time.Time) error {
 	d := s.newOp(opDescribe, arrived)
-	d.injected, d.target, d.name = true, 'P', portalName
+	d.leg, d.injected, d.target, d.name = l, true, 'P', portalName
 	buf, err := wire.Encode(s.scratch[:0], &pgproto3.Describe{ObjectType: 'P', Name: portalName})
 	if err != nil {
 		return err
@@ -455,13 +516,18 @@ func (s *Session) injectDescribe(portalName string, arrived time.Time) error {
 // cursor the server holds with hooks but no known columns (declared in
 // SQL) is described first.
 func (s *Session) clientExecute(msg []byte, portalName string, arrived time.Time) error {
+	l := s.portalLegOf(portalName)
+	if err := s.switchTo(l, arrived); err != nil {
+		return err
+	}
+	s.extendedOn(l)
 	if s.tr.needsDescribe(portalName) {
-		if err := s.injectDescribe(portalName, arrived); err != nil {
+		if err := s.injectDescribe(l, portalName, arrived); err != nil {
 			return err
 		}
 	}
 	o := s.newOp(opExecute, arrived)
-	o.name = portalName
+	o.leg, o.name = l, portalName
 	o.rec = s.newRecord(stmt.Bind, "", portalName, "", "", arrived)
 	return s.send(o, msg)
 }
@@ -487,6 +553,9 @@ func (s *Session) clientFunctionCall(msg []byte, function uint32, arrived time.T
 	if out.Action == stmt.Refuse {
 		return s.refuseSimple("", &out, rec, arrived)
 	}
+	if err := s.switchTo(s.fast, arrived); err != nil {
+		return err
+	}
 	o := s.newOp(opFunc, arrived)
 	o.rec = rec
 	return s.send(o, msg)
@@ -499,16 +568,6 @@ func (s *Session) parsedStatements(sql string) []sqlparse.Stmt {
 		return nil
 	}
 	return s.Parser.Parse(sql).Statements()
-}
-
-// checkLeg accepts the backend a decision routes to. This session has one
-// backend, the one it logged in to; routing to another comes with the shunt.
-func (s *Session) checkLeg(out *stmt.Outcome) *wire.Error {
-	if out.Leg == "" || out.Leg == stmt.LegFast {
-		return nil
-	}
-	s.Log.Warn("a policy routed a statement to a backend this session does not have", "leg", out.Leg)
-	return wire.Refusal(wire.CodeConnectionFailure, fmt.Sprintf("pgproxy has no backend %q for this statement", out.Leg))
 }
 
 func rewriteFailed(err error) *wire.Error {

@@ -14,11 +14,21 @@ import (
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
 
-// Authenticator authenticates clients itself (a JWT sent as the password)
-// instead of relaying the backend's challenge, and says how the session
-// logs in to the backend.
+// Authenticator authenticates clients itself (a JWT sent as the password,
+// or the client's own password that the proxy then logs in with) instead of
+// relaying the backend's challenge, and says how the session logs in to the
+// backend.
 type Authenticator interface {
-	Authenticate(ctx context.Context, password, database string) (*Login, error)
+	Authenticate(ctx context.Context, req AuthRequest) (*Login, error)
+	// Secret names what the client sends as its password ("token",
+	// "password"), for the messages of refusals before Authenticate.
+	Secret() string
+}
+
+// AuthRequest is what a client gave to authenticate: its startup user and
+// database ("" when it asked for the default) and its password message.
+type AuthRequest struct {
+	User, Database, Password string
 }
 
 // AuthError is an Authenticator's refusal: Reason labels the
@@ -48,6 +58,29 @@ type Login struct {
 	Locked map[string]string
 	// User is the database user the proxy logs in as (set by the session).
 	User string
+	// Credentials, when set, are the client's own (checked by the backend
+	// at login): the proxy logs in with them instead of the service account,
+	// to every backend of the session. The password stays in memory for the
+	// session's life (a shunt connection may open later) and is never
+	// logged.
+	Credentials *Credentials
+}
+
+// Credentials are a database user and password.
+type Credentials struct {
+	User, Password string
+}
+
+// LoginRequest is one login the proxy makes itself.
+type LoginRequest struct {
+	Database string
+	Params   []wire.Param
+	// Credentials replace the configured account when set.
+	Credentials *Credentials
+	// Replay are statements run right after the login, before the
+	// connection joins the session (the settings of a session that moves
+	// to a second backend).
+	Replay []string
 }
 
 // Established is a backend connection logged in by the proxy itself.
@@ -60,9 +93,9 @@ type Established struct {
 	TxStatus  byte
 }
 
-// LoginDialer opens a backend connection as the service account with the
-// given database and startup parameters.
-type LoginDialer func(ctx context.Context, database string, params []wire.Param) (*Established, error)
+// LoginDialer opens a backend connection logged in by the proxy: as the
+// configured service account, or with the request's credentials.
+type LoginDialer func(ctx context.Context, req LoginRequest) (*Established, error)
 
 // maxPasswordMessage bounds the token a client may send (tokens up to 16 KiB
 // are accepted; the authenticator reports anything larger clearly).
@@ -71,10 +104,12 @@ const maxPasswordMessage = 64 << 10
 // runLogin authenticates the client with the Authenticator, then logs in to
 // the backend itself and replays the greeting the client expects.
 func (s *Session) runLogin(ctx context.Context) error {
+	secret := s.Authenticator.Secret()
 	if s.Config.ClientTLS != nil && !s.clientTLS {
-		s.Metrics.AuthFailure("plaintext_token")
-		return &AuthError{Reason: "plaintext_token", Message: "token authentication needs a TLS connection",
-			Hint: "connect with sslmode=require or stronger: the token is a bearer secret"}
+		reason := "plaintext_" + secret
+		s.Metrics.AuthFailure(reason)
+		return &AuthError{Reason: reason, Message: secret + " authentication needs a TLS connection",
+			Hint: "connect with sslmode=require or stronger: the " + secret + " travels to pgproxy in clear otherwise"}
 	}
 	s.cr = wire.NewReader(s.client, bufSize, maxPasswordMessage)
 	if _, err := s.client.Write(wire.Append(nil, &pgproto3.AuthenticationCleartextPassword{})); err != nil {
@@ -82,9 +117,10 @@ func (s *Session) runLogin(ctx context.Context) error {
 	}
 	typ, msg, err := s.cr.Next()
 	if errors.Is(err, wire.ErrMessageTooLarge) {
-		s.Metrics.AuthFailure("token_too_large")
+		reason := secret + "_too_large"
+		s.Metrics.AuthFailure(reason)
 		s.lingerOnClose.Store(true)
-		return &AuthError{Reason: "token_too_large", Message: "token is too large (tokens are limited to 16 KiB)"}
+		return &AuthError{Reason: reason, Message: secret + " is too large (" + secret + "s are limited to 16 KiB)"}
 	}
 	if err != nil {
 		return err
@@ -108,7 +144,7 @@ func (s *Session) runLogin(ctx context.Context) error {
 		deadline = soon
 	}
 	authCtx, cancel := context.WithDeadline(ctx, deadline)
-	login, err := s.Authenticator.Authenticate(authCtx, password.Password, requested)
+	login, err := s.Authenticator.Authenticate(authCtx, AuthRequest{User: s.user(), Database: requested, Password: password.Password})
 	cancel()
 	if err != nil {
 		var ae *AuthError
@@ -121,7 +157,9 @@ func (s *Session) runLogin(ctx context.Context) error {
 		return &AuthError{Reason: "internal", Message: "token could not be checked"}
 	}
 	s.login = login
-	s.Log = s.Log.With("identity", login.Identity)
+	if login.Identity != "" {
+		s.Log = s.Log.With("identity", login.Identity)
+	}
 	s.cr.SetMax(s.Config.MaxMessageSize)
 	return s.loginBackend(ctx, login)
 }
@@ -133,8 +171,12 @@ func (s *Session) backendParams(login *Login) []wire.Param {
 	for _, p := range s.startup.Params {
 		// Setting names are case-insensitive in PostgreSQL: APPLICATION_NAME
 		// must not slip past the proxy's own value.
-		switch strings.ToLower(p.Name) {
-		case "user", "database", "application_name", "replication":
+		name := strings.ToLower(p.Name)
+		switch name {
+		case "user", "database", "replication":
+			continue
+		}
+		if _, locked := login.Locked[name]; locked {
 			continue
 		}
 		out = append(out, p)
@@ -147,8 +189,16 @@ func (s *Session) loginBackend(ctx context.Context, login *Login) error {
 	if db == "" {
 		db = s.Config.DefaultDatabase
 	}
-	est, err := s.LoginDial(ctx, db, s.backendParams(login))
+	est, err := s.LoginDial(ctx, LoginRequest{Database: db, Params: s.backendParams(login), Credentials: login.Credentials})
 	if err != nil {
+		var we *wire.Error
+		if login.Credentials != nil && errors.As(err, &we) {
+			// The client's own credentials, refused by the server: it gets
+			// the server's error, as in passthrough.
+			s.Metrics.AuthFailure(backendRefusalReason(we.Code))
+			s.Log.Info("backend refused authentication", "sqlstate", we.Code)
+			return we
+		}
 		s.Log.Warn("backend login as the service account failed", "err", err)
 		s.Metrics.Rejected("backend_login_failed")
 		return errLoginFailed{err}

@@ -40,6 +40,8 @@ func (k opKind) syncPoint() bool { return k <= opSync }
 // arrives and recycles it after.
 type op struct {
 	kind opKind
+	// leg is the backend connection the message went to (nil: fast).
+	leg *leg
 	// injected ops are the proxy's own messages: their answers are not
 	// forwarded to the client (errors are).
 	injected bool
@@ -47,6 +49,9 @@ type op struct {
 	// (raiseCode, raiseMsg) reaches the client as the refused statement's.
 	raise               bool
 	raiseCode, raiseMsg string
+	// discard: the server (of another leg) answers it, but the client must
+	// not see the answers: an earlier message of its pipeline failed.
+	discard bool
 	// raiseRec is the record of a refused Parse or Bind, shared by the ops
 	// of its raise: the first of them to fail or be skipped emits it.
 	raiseRec *stmt.Record
@@ -102,9 +107,14 @@ type opQueue struct {
 	free   []*op
 	closed bool
 
-	skipping bool // an extended-protocol error: drop everything up to a Sync
-	copyOpen bool // COPY FROM STDIN started and its CopyDone not yet queued
-	copyData bool // CopyData sent during the open COPY
+	// skipLeg: an extended-protocol error on this leg; its messages are
+	// dropped up to its next Sync. discarding: the answers of later
+	// messages (on any leg) up to the client's next Sync are not shown.
+	skip       bool
+	skipLeg    *leg
+	discarding bool
+	copyOpen   bool // COPY FROM STDIN started and its CopyDone not yet queued
+	copyData   bool // CopyData sent during the open COPY
 	// copyAmbiguous: a Sync was dropped after CopyData; if the COPY then
 	// fails, the server may have read that Sync after the error.
 	copyAmbiguous bool
@@ -145,36 +155,54 @@ func (q *opQueue) push(o *op, flush func() error) error {
 	if q.cond == nil {
 		q.cond = sync.NewCond(&q.mu)
 	}
-	switch {
-	case q.closed:
-		return nil
-	case q.skipping && o.kind != opSync:
-		q.drop(o)
-		return nil
-	case q.skipping:
-		q.skipping = false
-	case o.kind == opSync && q.copyOpen:
-		if q.copyData {
-			q.copyAmbiguous = true
-		}
-		q.drop(o)
-		return nil
-	case o.kind == opCopyEnd && q.copyOpen:
-		// The server's COPY already matched this end: nothing to wait for.
-		q.copyOpen, q.copyData = false, false
-		q.recycle(o)
-		return nil
-	}
-	if q.n == len(q.ring) && len(q.ring) < maxOps {
-		q.grow()
-	}
-	if q.n == len(q.ring) && !q.closed && flush != nil {
-		q.mu.Unlock()
-		flush()
-		q.mu.Lock()
-	}
 	deadline := time.Now().Add(stallTimeout)
-	for q.n == len(q.ring) && !q.closed {
+	flushed := false
+	for {
+		// The server's state may change while the pusher waits for room:
+		// look again each time.
+		switch {
+		case q.closed:
+			return nil
+		case q.skip && o.leg == q.skipLeg && o.kind != opSync:
+			q.drop(o)
+			return nil
+		case o.kind == opSync && q.copyOpen:
+			if q.copyData {
+				q.copyAmbiguous = true
+			}
+			q.drop(o)
+			return nil
+		case o.kind == opCopyEnd && q.copyOpen:
+			// The server's COPY already matched this end: nothing to wait for.
+			q.copyOpen, q.copyData = false, false
+			q.recycle(o)
+			return nil
+		}
+		if q.n == len(q.ring) && len(q.ring) < maxOps {
+			q.grow()
+		}
+		if q.n < len(q.ring) {
+			switch {
+			case q.skip && o.leg == q.skipLeg: // its Sync
+				q.skip, q.skipLeg = false, nil
+				q.discarding = q.discarding && o.injected
+			case q.discarding && o.kind == opSync && !o.injected:
+				q.discarding = false
+			case q.discarding:
+				o.discard = true
+			}
+			q.ring[(q.head+q.n)%len(q.ring)] = o
+			q.n++
+			q.size.Store(int32(q.n))
+			return nil
+		}
+		if !flushed && flush != nil {
+			flushed = true
+			q.mu.Unlock()
+			flush()
+			q.mu.Lock()
+			continue
+		}
 		if time.Now().After(deadline) {
 			return errQueueStalled
 		}
@@ -184,12 +212,6 @@ func (q *opQueue) push(o *op, flush func() error) error {
 			deadline = time.Now().Add(stallTimeout)
 		}
 	}
-	if !q.closed {
-		q.ring[(q.head+q.n)%len(q.ring)] = o
-		q.n++
-		q.size.Store(int32(q.n))
-	}
-	return nil
 }
 
 // waitTimeout waits on c (its lock held) for a signal or about d.
@@ -290,18 +312,52 @@ func (q *opQueue) compact(from int, keep func(i int, o *op) bool) {
 }
 
 // extendedError applies an ErrorResponse to an extended-protocol message
-// (its op already popped): the server now skips every message up to the
-// next Sync. The ops queued before that Sync are dropped; when no Sync is
-// queued yet, pushes are dropped until one comes.
-func (q *opQueue) extendedError() {
+// of leg failed (its op already popped): that server now skips every
+// message up to its next Sync, so those ops are dropped (queued, or as they
+// are pushed until that Sync). With several legs, the messages of the
+// pipeline that went to the other legs up to the client's Sync still get
+// answers, which the client must not see (PostgreSQL would have skipped
+// them): they are marked discard.
+func (q *opQueue) extendedError(failed *leg) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	synced := false
+	inSkip, clientSynced := true, false
 	q.compact(0, func(_ int, o *op) bool {
-		synced = synced || o.kind == opSync
-		return synced
+		switch {
+		case clientSynced:
+		case inSkip && o.leg == failed:
+			if o.kind != opSync {
+				return false
+			}
+			inSkip, clientSynced = false, !o.injected
+		case o.kind == opSync && !o.injected:
+			clientSynced = true
+		default:
+			o.discard = true
+		}
+		return true
 	})
-	q.skipping = !synced
+	q.skip, q.skipLeg = inSkip, failed
+	q.discarding = !clientSynced
+}
+
+// pending reports whether an op of leg l is queued.
+func (q *opQueue) pending(l *leg) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i := range q.n {
+		if q.at(i).leg == l {
+			return true
+		}
+	}
+	return false
+}
+
+// isClosed reports whether the session is over.
+func (q *opQueue) isClosed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
 }
 
 // copyIn applies a CopyInResponse to the head op: the server is in COPY

@@ -107,9 +107,9 @@ func TestOpQueueSkipsToSyncAfterAnExtendedError(t *testing.T) {
 	var q opQueue
 	pushKinds(t, &q, opBind, opExecute, opQuery, opParse)
 	q.pop() // the failed Parse's predecessor answered... the head failed:
-	q.extendedError()
-	if got := kindsOf(&q); len(got) != 0 || !q.skipping {
-		t.Fatalf("after the error: %v, skipping %v", got, q.skipping)
+	q.extendedError(nil)
+	if got := kindsOf(&q); len(got) != 0 || !q.discarding {
+		t.Fatalf("after the error: %v, discarding %v", got, q.discarding)
 	}
 	pushKinds(t, &q, opBind, opExecute, opSync, opParse)
 	if got := fmt.Sprint(kindsOf(&q)); got != fmt.Sprint([]opKind{opSync, opParse}) {
@@ -122,9 +122,9 @@ func TestOpQueueSkipsToSyncAfterAnExtendedError(t *testing.T) {
 	var q2 opQueue
 	pushKinds(t, &q2, opParse, opBind, opExecute, opSync, opQuery)
 	q2.pop()
-	q2.extendedError()
-	if got := fmt.Sprint(kindsOf(&q2)); got != fmt.Sprint([]opKind{opSync, opQuery}) || q2.skipping {
-		t.Fatalf("%v skipping=%v", got, q2.skipping)
+	q2.extendedError(nil)
+	if got := fmt.Sprint(kindsOf(&q2)); got != fmt.Sprint([]opKind{opSync, opQuery}) || q2.discarding {
+		t.Fatalf("%v discarding=%v", got, q2.discarding)
 	}
 }
 
@@ -141,5 +141,29 @@ func TestOpQueueRecyclesOps(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per op, want 0", allocs)
+	}
+}
+
+func TestOpQueueWaitingPushSeesTheErrorThatCameMeanwhile(t *testing.T) {
+	var q opQueue
+	kinds := make([]opKind, maxOps)
+	kinds[0] = opParse
+	for i := 1; i < maxOps; i++ {
+		kinds[i] = opBind
+	}
+	pushKinds(t, &q, kinds...)
+	pushed := make(chan struct{})
+	go func() {
+		o := q.get()
+		o.kind = opExecute
+		q.push(o, nil)
+		close(pushed)
+	}()
+	time.Sleep(20 * time.Millisecond) // let it wait for room
+	q.pop()                           // the Parse failed...
+	q.extendedError(nil)              // ...so the server skips to Sync
+	<-pushed
+	if got := kindsOf(&q); len(got) != 0 {
+		t.Fatalf("%d ops queued after the error, want none (the waiting Execute is skipped too)", len(got))
 	}
 }

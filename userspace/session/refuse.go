@@ -44,6 +44,9 @@ func (s *Session) refuseSimple(sql string, out *stmt.Outcome, rec *stmt.Record, 
 	if before != "" {
 		text = before + "; " + text
 	}
+	if err := s.switchTo(s.fast, arrived); err != nil {
+		return err
+	}
 	o := s.newOp(opQuery, arrived)
 	o.raise, o.raiseCode, o.raiseMsg, o.rec, o.hooks = true, refusal.Err.Code, refusal.Err.Message, rec, hooks
 	o.stmts = s.parsedStatements(text)
@@ -66,7 +69,11 @@ func (s *Session) refuseSimple(sql string, out *stmt.Outcome, rec *stmt.Record, 
 // Parse of it fails.
 func (s *Session) refuseExtended(out *stmt.Outcome, rec *stmt.Record, arrived time.Time, unnamed bool) error {
 	s.noteRefusal(out)
+	if err := s.switchTo(s.fast, arrived); err != nil {
+		return err
+	}
 	s.skipToSync = true
+	s.extendedOn(s.fast)
 	name := raiseStatementName
 	if unnamed {
 		name = ""

@@ -1,10 +1,12 @@
 package session
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/pgproxy/pgproxy/userspace/stmt"
@@ -19,6 +21,10 @@ import (
 // streamed through without decoding, and output is flushed only when the
 // reader would otherwise block, so a burst of messages leaves in one write.
 func (s *Session) relay() {
+	s.fast = &leg{name: stmt.LegFast, conn: s.backend, br: s.br, bw: s.bw, prepared: map[string]bool{}, done: make(chan struct{})}
+	s.pumpCond = sync.NewCond(&s.pumpMu)
+	s.nullw = bufio.NewWriterSize(io.Discard, 512)
+	s.portalLeg = map[string]*leg{}
 	done := make(chan struct{})
 	go s.pumpClient(done)
 	s.pumpBackend()
@@ -32,7 +38,19 @@ func (s *Session) relay() {
 	}
 	s.client.Close()
 	s.ops.close() // a client pump waiting for room in a full queue must not wait forever
+	s.wakeAll()
 	<-done
+	if l := s.shunt.Load(); l != nil {
+		l.conn.Close()
+		<-l.done
+	}
+}
+
+// wakeAll wakes every pump waiting for its turn (the session ends).
+func (s *Session) wakeAll() {
+	s.pumpMu.Lock()
+	s.pumpCond.Broadcast()
+	s.pumpMu.Unlock()
 }
 
 // startSeam prepares the statement seam once the session is ready: the
@@ -62,10 +80,7 @@ func (s *Session) pumpClient(done chan<- struct{}) {
 	s.cr.BeforeBlock = func() error {
 		s.Metrics.BytesToBackend.Add(float64(s.cr.Bytes - counted))
 		counted = s.cr.Bytes
-		if err := s.bw.Flush(); err != nil {
-			return &wire.WriteError{Err: err} // the backend side failed
-		}
-		return nil
+		return s.flushLegs()
 	}
 	err := s.forwardClient()
 	var we *wire.WriteError
@@ -126,13 +141,12 @@ func (s *Session) pumpBackend() {
 	s.br.BeforeBlock = func() error {
 		s.Metrics.BytesToClient.Add(float64(s.br.Bytes - counted))
 		counted = s.br.Bytes
-		if err := s.cw.Flush(); err != nil {
-			return &wire.WriteError{Err: err} // the client is gone
-		}
 		return nil
 	}
-	err := s.forwardBackend()
+	err := s.pumpLeg(s.fast)
 	s.Metrics.BytesToClient.Add(float64(s.br.Bytes - counted))
+	s.pumpMu.Lock()
+	defer s.pumpMu.Unlock()
 	var we *wire.WriteError
 	switch {
 	case errors.As(err, &we):
@@ -152,7 +166,7 @@ func (s *Session) pumpBackend() {
 // writeFinal sends a last error to the client unless a message was cut
 // half-way (then the client can only be disconnected).
 func (s *Session) writeFinal(e *wire.Error) {
-	if !s.br.Partial {
+	if !s.br.Partial && (s.in == nil || !s.in.Partial) {
 		s.Metrics.Error([]byte(e.Code))
 		s.cw.Write(wire.AppendError(nil, e))
 	}
@@ -166,18 +180,10 @@ func errText(err error) string {
 	return err.Error()
 }
 
-func (s *Session) forwardBackend() error {
-	for {
-		if err := s.relayBackendMessage(); err != nil {
-			return err
-		}
-	}
-}
-
 // newOp returns a cleared op of kind k that arrived now.
 func (s *Session) newOp(k opKind, arrived time.Time) *op {
 	o := s.ops.get()
-	o.kind, o.arrived = k, arrived
+	o.kind, o.arrived, o.leg = k, arrived, s.fast
 	return o
 }
 
@@ -186,5 +192,18 @@ func (s *Session) pushOp(o *op) error {
 	if s.tr != nil {
 		o.sent = time.Now()
 	}
-	return s.ops.push(o, s.bw.Flush)
+	return s.ops.push(o, s.flushLegs)
+}
+
+// flushLegs sends what the client pump buffered for the backends.
+func (s *Session) flushLegs() error {
+	if err := s.bw.Flush(); err != nil {
+		return &wire.WriteError{Err: err} // the backend side failed
+	}
+	if l := s.shunt.Load(); l != nil {
+		if err := l.bw.Flush(); err != nil {
+			s.shuntWriteFailed(err)
+		}
+	}
+	return nil
 }

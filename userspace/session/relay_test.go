@@ -44,6 +44,7 @@ func BenchmarkBackendRelay(b *testing.B) {
 	s.Metrics = testMetrics
 	s.Log = slog.New(slog.DiscardHandler)
 	s.br = wire.NewReader(newEndlessRows(), 8192, 1<<30)
+	s.in = s.br
 	s.cw = bufio.NewWriterSize(io.Discard, 8192)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -80,6 +81,7 @@ func BenchmarkBackendRelayWithPolicies(b *testing.B) {
 	row := []byte{'D', 0, 0, 0, 21, 0, 2, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o', 0, 0, 0, 3, 'a', 'b'}
 	row[4] = byte(len(row) - 1)
 	s.br = wire.NewReader(&endlessDataRows{row: bytes.Repeat(row, 64)}, 8192, 1<<30)
+	s.in = s.br
 	s.cw = bufio.NewWriterSize(io.Discard, 8192)
 	o := s.ops.get()
 	o.kind = opExecute

@@ -85,7 +85,7 @@ func rowFuncs(hooks []stmt.ResultHook, fields []pgproto3.FieldDescription) []stm
 
 // filterRow passes one DataRow through the op's row functions.
 func (s *Session) filterRow(o *op) error {
-	_, msg, err := s.br.Next()
+	_, msg, err := s.in.Next()
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pgproxy/pgproxy/tests/harness"
+	"github.com/pgproxy/pgproxy/userspace/backend"
+	"github.com/pgproxy/pgproxy/userspace/config"
 	"github.com/pgproxy/pgproxy/userspace/session"
 	"github.com/pgproxy/pgproxy/userspace/sqlparse"
 	"github.com/pgproxy/pgproxy/userspace/stmt"
@@ -44,6 +46,13 @@ type seam struct {
 
 func startSeam(t *testing.T, policies ...stmt.Policy) *seam {
 	t.Helper()
+	return startSeamWith(t, nil, policies...)
+}
+
+// startSeamWith starts a seam whose sessions may route statements to the
+// shunt cluster (nil: no shunt), logging in there as scram_user.
+func startSeamWith(t *testing.T, shunt *harness.Cluster, policies ...stmt.Policy) *seam {
+	t.Helper()
 	pg := harness.SharedPostgres(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,11 +62,15 @@ func startSeam(t *testing.T, policies ...stmt.Policy) *seam {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); ln.Close(); wg.Wait() })
+	dialer, err := backend.NewDialer("disable", "", 5*time.Second, net.KeepAliveConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	deps := session.Deps{
 		Config:  &session.Config{StartupTimeout: 10 * time.Second, MaxMessageSize: 4 << 20, DefaultDatabase: harness.TestDB},
-		Cancels: session.NewCancelRegistry(func(context.Context, string, uint32, []byte) error { return nil }),
+		Cancels: session.NewCancelRegistry(dialer.Cancel),
 		Metrics: telemetry.NewMetrics(),
-		Log:     slog.New(slog.DiscardHandler),
+		Log:     testLogger(),
 		Dial: func(ctx context.Context) (net.Conn, bool, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, "tcp", pg.Addr())
 			return c, false, err
@@ -69,6 +82,16 @@ func startSeam(t *testing.T, policies ...stmt.Policy) *seam {
 			sm.records = append(sm.records, r)
 			sm.mu.Unlock()
 		},
+	}
+	if shunt != nil {
+		u, _ := config.ParseBackendURL(fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", harness.ScramUser, harness.ScramPass, shunt.Addr(), harness.TestDB))
+		login, err := backend.NewLogin(u, dialer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps.ShuntDial = func(ctx context.Context, req session.LoginRequest) (*session.Established, error) {
+			return login.Dial(ctx, shunt.Addr(), req)
+		}
 	}
 	var id uint64
 	go func() {
@@ -671,4 +694,12 @@ func TestSeamTracksSessionState(t *testing.T) {
 	if st := s.State(); len(st.Prepared) != 0 {
 		t.Fatalf("after DEALLOCATE ALL: %v", st.Prepared)
 	}
+}
+
+// testLogger discards session logs unless SEAM_LOG=1.
+func testLogger() *slog.Logger {
+	if os.Getenv("SEAM_LOG") == "1" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
 }

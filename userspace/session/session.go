@@ -55,6 +55,9 @@ type Deps struct {
 	// password); the backend login then goes through LoginDial.
 	Authenticator Authenticator
 	LoginDial     LoginDialer
+	// ShuntDial, when set, opens the session's connection to the shunt node
+	// (the first time a policy routes a statement there).
+	ShuntDial LoginDialer
 	// Policies decide about every statement (simple Query, Parse, Bind), in
 	// order, in passthrough and token sessions alike. Empty: statements are
 	// relayed without being decoded.
@@ -105,7 +108,22 @@ type Session struct {
 	// scratch is the client pump's encode buffer.
 	scratch []byte
 
-	// Backend pump state.
+	// Legs: the fast node (backend, br, bw above) and, once a statement is
+	// routed there, the shunt node. Their pumps share the client writer and
+	// the op queue under pumpMu; pumpCond wakes a pump waiting for its turn.
+	fast     *leg
+	shunt    atomic.Pointer[leg]
+	pumpMu   sync.Mutex
+	pumpCond *sync.Cond
+	in       *wire.Reader // the reader of the leg whose message is handled
+	inLeg    *leg
+	nullw    *bufio.Writer // where answers the client must not see go
+	// Client pump routing state (route.go).
+	openLeg    *leg            // leg of the extended messages since the last Sync
+	portalLeg  map[string]*leg // leg each portal was bound on
+	shuntRetry time.Time       // no new shunt connection before then
+
+	// Backend pump state (under pumpMu).
 	cur     *op // the op being answered (head of ops)
 	row     pgproto3.DataRow
 	rowBuf  []byte

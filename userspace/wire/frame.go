@@ -90,6 +90,32 @@ func (r *Reader) fill(need int) error {
 	return nil
 }
 
+// Fill reads until at least n bytes are buffered (it may block, after
+// BeforeBlock). A pump uses it to wait for the next message without holding
+// locks.
+func (r *Reader) Fill(n int) error { return r.fill(n) }
+
+// Peek returns the next whole message (header included) without consuming
+// it; the slice is valid until the next call on the Reader.
+func (r *Reader) Peek() ([]byte, error) {
+	_, n, err := r.Header()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.fill(HeaderLen + n); err != nil {
+		return nil, err
+	}
+	return r.buf[r.r : r.r+HeaderLen+n], nil
+}
+
+// PeekType returns the type byte of the next message; call after Fill.
+func (r *Reader) PeekType() byte {
+	if r.w-r.r < 1 {
+		return 0
+	}
+	return r.buf[r.r]
+}
+
 // Header returns the next message's type and body length without consuming it.
 func (r *Reader) Header() (typ byte, bodyLen int, err error) {
 	r.shrink() // a buffer grown for one large whole message (Next) is not kept
