@@ -56,7 +56,10 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	statementPolicies(cfg, &opts)
+	g, err := statementPolicies(ctx, cfg, log, metrics, &opts)
+	if err != nil {
+		return err
+	}
 	srv, err := proxy.New(cfg, metrics, log, opts)
 	if err != nil {
 		return err
@@ -83,5 +86,5 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		"mode", string(ic.Mode), "cgroup", ic.CgroupPath, "accelerate", ic.Accelerate)
 	// On shutdown detach first, so new connects go straight to the
 	// database, then drain the sessions already here.
-	return serve(ctx, cfg, log, srv, health, ic.Listener(), func() { ic.Close() })
+	return serve(ctx, cfg, log, srv, health, ic.Listener(), func() { ic.Close() }, g)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pgproxy/pgproxy/userspace/auth"
+	"github.com/pgproxy/pgproxy/userspace/backend"
 	"github.com/pgproxy/pgproxy/userspace/config"
 	"github.com/pgproxy/pgproxy/userspace/identity"
 	"github.com/pgproxy/pgproxy/userspace/proxy"
@@ -30,6 +31,9 @@ func main() {
 			fmt.Print(usage())
 			return
 		}
+	}
+	if len(os.Args) > 1 && os.Args[1] == "analyze" {
+		os.Exit(analyzeCommand(os.Args[2:]))
 	}
 	agentMode := len(os.Args) > 1 && os.Args[1] == "agent"
 	if len(os.Args) > 1 && !agentMode {
@@ -92,23 +96,58 @@ func tokenAuth(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *
 }
 
 // statementPolicies is the one place where the statement policies every
-// session asks are chosen, in order (guard, then the masking rewrite, the
-// analysis and the route as they come). Sessions without policies relay
-// statements undecoded.
-func statementPolicies(cfg *config.Config, opts *proxy.Options) {
+// session asks are chosen, in order: the application_name guard (token
+// sessions), then the guardrails (analysis, and the mode's action), with the
+// masking rewrite to come between them. Sessions without policies relay
+// statements undecoded. The guardrails returned (nil when off) must be
+// started and closed by the caller.
+func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, opts *proxy.Options) (*guard, error) {
 	var chain stmt.Chain
 	if cfg.OIDC.Enabled {
 		chain = append(chain, auth.LockedSettings{})
 	}
 	opts.Policies = chain
-	if len(chain) > 0 {
+	if len(chain) > 0 || cfg.Guardrails.Enabled {
 		opts.Parser = sqlparse.NewParser(4096)
 	}
+	if !cfg.Guardrails.Enabled {
+		if cfg.Guardrails.Mode != config.ModeBlocking || cfg.Guardrails.ReporterURL != "" {
+			log.Warn("PROXY_MODE and REPORTER_DB_URL have no effect without ANALYSIS_ENABLED=true")
+		}
+		return nil, nil
+	}
+	dialer, err := analysisDialer(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	g, err := newGuard(ctx, cfg, log, m, opts.Parser, dialer)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.wire(ctx, m, opts); err != nil {
+		return nil, err
+	}
+	log.Info("guardrails on", "mode", cfg.Guardrails.Mode, "reporter", cfg.Guardrails.ReporterURL != "",
+		"valkey", cfg.Guardrails.ValkeyURL != "", "overrides", cfg.Guardrails.OverridesPath)
+	return g, nil
+}
+
+// analysisDialer is the dialer of the proxy's own analysis connections: the
+// backend's sslmode and CA, and the agent's socket marks.
+func analysisDialer(cfg *config.Config, opts *proxy.Options) (*backend.Dialer, error) {
+	ka := net.KeepAliveConfig{Enable: cfg.KeepAliveIdle > 0, Idle: cfg.KeepAliveIdle, Interval: cfg.KeepAliveInterval, Count: cfg.KeepAliveCount}
+	d, err := backend.NewDialer(cfg.Backend.SSLMode, cfg.BackendCAPath, cfg.BackendConnectTimeout, ka)
+	if err != nil {
+		return nil, err
+	}
+	d.Control = opts.DialControl
+	return d, nil
 }
 
 func usage() string {
 	return "pgproxy — PostgreSQL-wire proxy\n\nUsage:\n  pgproxy          explicit-port mode (LISTEN_ADDR)\n" +
 		"  pgproxy agent    transparent mode: eBPF interception on this node (INTERCEPT_*, AGENT_*, BPF_*)\n" +
+		"  pgproxy analyze [-d database] 'SQL'   the guardrails' decision for one statement\n" +
 		"  pgproxy --help   this text\n\n" + config.Usage()
 }
 
@@ -129,7 +168,10 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	statementPolicies(cfg, &opts)
+	g, err := statementPolicies(ctx, cfg, log, metrics, &opts)
+	if err != nil {
+		return err
+	}
 	srv, err := proxy.New(cfg, metrics, log, opts)
 	if err != nil {
 		return err
@@ -151,14 +193,23 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
 	}
-	return serve(ctx, cfg, log, srv, health, ln, nil)
+	return serve(ctx, cfg, log, srv, health, ln, nil, g)
 }
 
 // serve runs the health server and the proxy on ln until ctx ends, then
 // drains: beforeDrain (if any) runs first, the listener closes, /ready turns
 // 503 and sessions get SHUTDOWN_DRAIN_TIMEOUT to finish.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, srv *proxy.Server, health *telemetry.Health,
-	ln net.Listener, beforeDrain func()) error {
+	ln net.Listener, beforeDrain func(), g *guard) error {
+	if g != nil {
+		g.start(srv.Metrics())
+		defer func() {
+			// What the reporter holds is written within the drain time.
+			ctx, cancel := context.WithTimeout(context.Background(), max(cfg.ShutdownDrainTimeout, 2*time.Second))
+			defer cancel()
+			g.close(ctx)
+		}()
+	}
 	hln, err := net.Listen("tcp", cfg.HealthCheckAddr)
 	if err != nil {
 		ln.Close()

@@ -45,6 +45,8 @@ type Config struct {
 	OIDC OIDC
 	// Agent holds transparent mode's settings (pgproxy agent).
 	Agent Agent
+	// Guardrails holds the query analysis settings.
+	Guardrails Guardrails
 }
 
 // Load reads explicit mode's configuration through getenv (os.Getenv, or
@@ -66,6 +68,7 @@ func load(p *parser) (*Config, error) {
 	loadExplicit(p, c)
 	c.OIDC = loadOIDC(p)
 	c.Agent = loadAgent(p)
+	c.Guardrails = loadGuardrails(p, c.Backend)
 	if err := errors.Join(p.errs...); err != nil {
 		return nil, err
 	}

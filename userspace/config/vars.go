@@ -15,6 +15,7 @@ const (
 	SectionExplicit Section = "Explicit mode"
 	SectionToken    Section = "Token (JWT/OIDC) authentication"
 	SectionAgent    Section = "Transparent mode (pgproxy agent)"
+	SectionGuard    Section = "Guardrails (query analysis)"
 )
 
 // sectionNotes is the line --help prints under a section heading.
@@ -22,6 +23,7 @@ var sectionNotes = map[Section]string{
 	SectionExplicit: "pgproxy agent reads these too, except LISTEN_ADDR",
 	SectionToken:    "both modes; the OIDC_* settings are read only with OIDC_AUTH=true",
 	SectionAgent:    "only pgproxy agent reads these",
+	SectionGuard:    "both modes; inefficient read statements are blocked, logged or shunted",
 }
 
 // Var describes one environment variable: its section, name, default and
@@ -69,6 +71,23 @@ var Vars = []Var{
 	{SectionToken, "OIDC_IDENTITY_CLAIMS", "email,upn,preferred_username,sub", "claims tried in order for the identity put in application_name"},
 	{SectionToken, "OIDC_CERT_PATH", "", "PEM CA bundle added to the system roots for the issuer's HTTPS"},
 	{SectionToken, "OIDC_CLOCK_LEEWAY", "60s", "tolerance on exp, nbf and iat (at most 5m)"},
+	{SectionGuard, "ANALYSIS_ENABLED", "false", "judge every read statement shape (rules on the parse tree, then PostgreSQL's planner) before it runs"},
+	{SectionGuard, "PROXY_MODE", "blocking", "what happens to an inefficient statement: blocking (refused, 54000), non-blocking (runs, recorded) or shunt (runs on SHUNT_NODE_URL)"},
+	{SectionGuard, "SHUNT_NODE_URL", "", "PostgreSQL URL of the slow node inefficient reads run on (required with PROXY_MODE=shunt)"},
+	{SectionGuard, "REPORTER_DB_URL", "", "PostgreSQL URL (with user) of the database that gets pgproxy.query_issues and pgproxy.query_metrics (empty: no reporter)"},
+	{SectionGuard, "STORE_RAW_QUERY", "false", "also store statement text, with constants replaced by $n, in the reporter (default: fingerprint only)"},
+	{SectionGuard, "VALKEY_URL", "", "redis:// or rediss:// URL of the shared decision cache (empty: in-process cache only)"},
+	{SectionGuard, "VALKEY_TLS_SKIP_VERIFY", "false", "do not verify the Valkey server certificate (development only)"},
+	{SectionGuard, "METADATA_CACHE_TTL", "1h", "how long table facts (row estimates, sizes, indexes) are kept before they are read again"},
+	{SectionGuard, "ANALYSIS_CACHE_TTL", "1h", "how long a decision is kept (in-process and in Valkey)"},
+	{SectionGuard, "ANALYSIS_CACHE_SIZE", "10000", "decisions kept in process (least recently used go first)"},
+	{SectionGuard, "ANALYSIS_TIMEOUT", "500ms", "time limit for analysing a new statement shape; then ANALYSIS_FAIL_MODE answers"},
+	{SectionGuard, "ANALYSIS_FAIL_MODE", "open", "answer when the analysis cannot finish: open (run the statement) or closed (treat as inefficient)"},
+	{SectionGuard, "ANALYSIS_MAX_ROWS", "1000000", "rows read, joined, sorted or hashed from which a statement is inefficient; tables this big are big"},
+	{SectionGuard, "ANALYSIS_MAX_COST", "1000000", "planner total cost from which a statement is inefficient; 0 disables the check"},
+	{SectionGuard, "ANALYSIS_MAX_OFFSET", "100000", "OFFSET from which a statement is inefficient"},
+	{SectionGuard, "ANALYSIS_EXEMPT_ROLES", "", "comma list of token roles whose statements are not analysed"},
+	{SectionGuard, "ANALYSIS_OVERRIDES_PATH", "", "YAML file of per-fingerprint overrides (allow or block), re-read on change and on SIGHUP"},
 	{SectionAgent, "INTERCEPT_MODE", "connect", "connect (cgroup connect hooks on this node) or tproxy (traffic from other hosts)"},
 	{SectionAgent, "INTERCEPT_TARGETS", "", "comma list of intercepted destinations, address:port or CIDR:port, IPv4 or [IPv6]"},
 	{SectionAgent, "INTERCEPT_CGROUP", "", "cgroup v2 directory whose connections are intercepted (empty: the cgroup2 root)"},

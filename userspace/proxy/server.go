@@ -124,6 +124,9 @@ func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, opts Option
 	return s, nil
 }
 
+// Metrics returns the server's collectors.
+func (s *Server) Metrics() *telemetry.Metrics { return s.metrics }
+
 // Dialer returns the backend dialer (readiness probes use it).
 func (s *Server) Dialer() *backend.Dialer { return s.dialer }
 
@@ -189,7 +192,8 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	sess := session.New(id, conn, session.Deps{
 		Config: s.sessCfg, Cancels: s.cancels, Metrics: s.metrics, Log: log,
 		Policies: s.opts.Policies, Parser: s.opts.Parser, Records: s.opts.Records,
-		Dial: func(ctx context.Context) (net.Conn, bool, error) { return s.dialer.Dial(ctx, addr) },
+		Dial:        func(ctx context.Context) (net.Conn, bool, error) { return s.dialer.Dial(ctx, addr) },
+		BackendAddr: addr,
 	})
 	if s.auth != nil {
 		sess.Authenticator = s.auth

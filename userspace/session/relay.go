@@ -61,7 +61,7 @@ func (s *Session) startSeam() {
 	}
 	s.tr = newTracker()
 	s.published.Store(s.tr)
-	s.facts = stmt.Facts{ConnID: s.ID, User: s.user(), Database: s.database()}
+	s.facts = stmt.Facts{ConnID: s.ID, User: s.user(), Database: s.database(), Backend: s.BackendAddr}
 	if s.login != nil {
 		s.facts.Identity, s.facts.Roles, s.facts.Locked = s.login.Identity, s.login.Roles, s.login.Locked
 		s.facts.User = s.login.User

@@ -46,11 +46,13 @@ type Dialer func(ctx context.Context) (conn net.Conn, encrypted bool, err error)
 
 // Deps are the collaborators a session uses.
 type Deps struct {
-	Config  *Config
-	Dial    Dialer
-	Cancels *CancelRegistry
-	Metrics *telemetry.Metrics
-	Log     *slog.Logger
+	Config *Config
+	Dial   Dialer
+	// BackendAddr is the address Dial connects to (for statement policies).
+	BackendAddr string
+	Cancels     *CancelRegistry
+	Metrics     *telemetry.Metrics
+	Log         *slog.Logger
 	// Authenticator, when set, authenticates clients itself (JWT as
 	// password); the backend login then goes through LoginDial.
 	Authenticator Authenticator

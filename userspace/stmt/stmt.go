@@ -58,6 +58,8 @@ type Facts struct {
 	User string
 	// Database is the backend database.
 	Database string
+	// Backend is the address (host:port) of the session's database server.
+	Backend string
 	// Locked are run-time settings the session must keep at these values
 	// (application_name=jwt:<identity> in token sessions).
 	Locked map[string]string

@@ -22,6 +22,8 @@ type Metrics struct {
 	rejected       *prometheus.CounterVec
 	cancels        *prometheus.CounterVec
 	refused        *prometheus.CounterVec
+	// Guardrails are the analysis, cache, routing and reporter collectors.
+	Guardrails *Guardrails
 }
 
 // NewMetrics creates and registers every collector.
@@ -62,6 +64,7 @@ func NewMetrics() *Metrics {
 	reg.MustRegister(m.ClientsActive, m.ClientsTotal, m.BackendConnect, m.Statement, m.BytesToBackend,
 		m.BytesToClient, m.errors, m.authFailures, m.rejected, m.cancels, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Guardrails = newGuardrails(reg)
 	return m
 }
 

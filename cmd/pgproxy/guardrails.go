@@ -1,0 +1,354 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgproxy/pgproxy/userspace/analysis"
+	"github.com/pgproxy/pgproxy/userspace/auth"
+	"github.com/pgproxy/pgproxy/userspace/backend"
+	"github.com/pgproxy/pgproxy/userspace/cache"
+	"github.com/pgproxy/pgproxy/userspace/config"
+	"github.com/pgproxy/pgproxy/userspace/metadata"
+	"github.com/pgproxy/pgproxy/userspace/proxy"
+	"github.com/pgproxy/pgproxy/userspace/reporter"
+	"github.com/pgproxy/pgproxy/userspace/routing"
+	"github.com/pgproxy/pgproxy/userspace/sqlparse"
+	"github.com/pgproxy/pgproxy/userspace/stmt"
+	"github.com/pgproxy/pgproxy/userspace/telemetry"
+)
+
+// guard is the running guardrails: the analysis, its decision cache and
+// connections, the overrides watcher and the reporter.
+type guard struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	analyzer  *analysis.Analyzer
+	policy    *routing.Policy
+	cache     *cache.Tiered
+	pools     *backendPools
+	reporter  *reporter.Reporter
+	overrides *analysis.Overrides
+	stop      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// newGuard builds the guardrails from the configuration; m may be nil
+// (pgproxy analyze).
+func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, parser *sqlparse.Parser, dialer *backend.Dialer) (*guard, error) {
+	g := &guard{cfg: cfg, log: log, stop: make(chan struct{})}
+	gc := cfg.Guardrails
+	th := analysis.Thresholds{MaxRows: float64(gc.MaxRows), MaxCost: float64(gc.MaxCost), MaxOffset: gc.MaxOffset}
+	g.pools = &backendPools{cfg: cfg, dialer: dialer, thresholds: th, parser: parser, pools: map[string]*backendPool{}}
+
+	hooks := cache.Hooks{}
+	if m != nil {
+		mg := m.Guardrails
+		hooks.OnLookup = func(tier analysis.Source, hit bool) {
+			result := "miss"
+			if hit {
+				result = "hit"
+			}
+			mg.CacheLookups.WithLabelValues(string(tier), result).Inc()
+		}
+		hooks.OnError = func(op string, err error) { mg.CacheErrors.WithLabelValues(op, cache.ErrorKind(err)).Inc() }
+		hooks.OnAvailable = func(up bool) {
+			if up {
+				mg.ValkeyUp.Set(1)
+				log.Info("decision cache: Valkey available")
+			} else {
+				mg.ValkeyUp.Set(0)
+				log.Warn("decision cache: Valkey unavailable, using the in-process cache only")
+			}
+		}
+	}
+	if gc.ValkeyTLSSkipVerify {
+		log.Warn("VALKEY_TLS_SKIP_VERIFY=true: the Valkey server's certificate is not checked (development only)")
+	}
+	var err error
+	g.cache, err = cache.New(cache.Options{MemorySize: gc.CacheSize, TTL: gc.CacheTTL, ValkeyURL: gc.ValkeyURL,
+		TLSSkipVerify: gc.ValkeyTLSSkipVerify, Hooks: hooks})
+	if err != nil {
+		return nil, fmt.Errorf("VALKEY_URL: %w", err)
+	}
+	if gc.OverridesPath != "" {
+		if g.overrides, err = analysis.LoadOverrides(gc.OverridesPath, parser); err != nil {
+			return nil, fmt.Errorf("ANALYSIS_OVERRIDES_PATH: %w", err)
+		}
+		if m != nil {
+			m.Guardrails.Overrides.Set(float64(g.overrides.Len()))
+		}
+	}
+	g.analyzer = &analysis.Analyzer{Rules: analysis.Rules{Thresholds: th}, Overrides: g.overrides, Cache: g.cache,
+		Backends: g.pools.get, Timeout: gc.Timeout, FailClosed: gc.FailClosed}
+	if m != nil {
+		mg := m.Guardrails
+		g.analyzer.OnDecision = func(d analysis.Decision, took time.Duration) {
+			mg.Decisions.WithLabelValues(string(d.Verdict), string(d.Source)).Inc()
+			mg.AnalysisSeconds.WithLabelValues(string(d.Source)).Observe(took.Seconds())
+		}
+	}
+	g.analyzer.Init()
+	exempt := map[string]bool{}
+	for _, r := range gc.ExemptRoles {
+		exempt[r] = true
+	}
+	g.policy = &routing.Policy{Mode: gc.Mode, Analyzer: g.analyzer, ExemptRoles: exempt, Parser: parser}
+	if m != nil {
+		g.policy.Routed = func(node string) { m.Guardrails.Routed.WithLabelValues(node).Inc() }
+	}
+	return g, nil
+}
+
+// wire plugs the guardrails into the proxy: the policy, the issue log and
+// reporter, the shunt node (and for passthrough sessions in shunt mode,
+// password authentication by the proxy).
+func (g *guard) wire(ctx context.Context, m *telemetry.Metrics, opts *proxy.Options) error {
+	gc := g.cfg.Guardrails
+	if gc.ReporterURL != "" {
+		rep, err := reporter.New(ctx, reporter.Options{URL: gc.ReporterURL, KeepQueryConstants: false, Hooks: reporterHooks(m, g.log)})
+		if err != nil {
+			return fmt.Errorf("REPORTER_DB_URL: %w", err)
+		}
+		g.reporter = rep
+		mode := gc.Mode
+		store := gc.StoreRawQuery
+		opts.Records = func(r *stmt.Record) {
+			who := r.Identity
+			if who == "" {
+				who = r.User
+			}
+			text := ""
+			if store {
+				text = r.SQL
+			}
+			rep.Metric(reporter.Metric{RecordedAt: r.Start.Add(r.Total), Fingerprint: r.Fingerprint, QueryText: text,
+				Identity: who, User: r.User, Database: r.Database, Mode: mode, Action: r.Action.String(),
+				Verdict: r.Verdict, DecisionSource: r.Source, Analysis: r.Decide, Backend: r.Backend, Total: r.Total,
+				Rows: r.Rows, SQLState: r.SQLState, Node: r.Leg, ConnID: r.ConnID})
+		}
+	}
+	g.policy.Issues = func(i routing.Issue) {
+		g.log.Info("inefficient statement", "action", i.Action, "conn_id", i.ConnID, "database", i.Database,
+			"fingerprint", i.Fingerprint, "check", i.Decision.Check, "source", string(i.Decision.Source), "reason", i.Decision.Reason)
+		if g.reporter == nil {
+			return
+		}
+		text := ""
+		if gc.StoreRawQuery {
+			text = i.SQL
+		}
+		d := i.Decision
+		g.reporter.Issue(reporter.Issue{DetectedAt: i.At, Fingerprint: i.Fingerprint, QueryText: text, Identity: i.Identity,
+			User: i.User, Database: i.Database, Verdict: string(d.Verdict), Reason: d.Reason, Suggestion: d.Suggestion,
+			Check: d.Check, Evidence: d.Evidence, Source: string(d.Source), Origin: string(d.Origin), Action: i.Action,
+			ConnID: i.ConnID})
+	}
+	opts.Policies = append(opts.Policies, g.policy)
+	if gc.Mode == config.ModeShunt {
+		sh := gc.Shunt
+		if sh.User == "" {
+			sh.User, sh.Password = g.cfg.Backend.User, g.cfg.Backend.Password
+		}
+		opts.Shunt = &sh
+		if opts.Authenticator == nil {
+			// Passthrough in shunt mode: the proxy takes the client's
+			// password itself, so it can log in to the shunt node as the
+			// same user.
+			opts.Authenticator = auth.Password{}
+			if !g.cfg.TLSEnabled {
+				g.log.Warn("PROXY_MODE=shunt asks clients for their password in cleartext (the proxy logs in to both nodes with it) and TLS_ENABLED is false: passwords travel in clear to the proxy")
+			}
+		}
+	}
+	return nil
+}
+
+// start runs the overrides watcher (a change of the file, or SIGHUP).
+func (g *guard) start(m *telemetry.Metrics) {
+	if g.overrides == nil {
+		return
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	g.wg.Add(1)
+	go g.watchOverrides(hup, m)
+}
+
+// watchOverrides reloads the overrides when the file changes (checked every
+// second) or on SIGHUP; a broken file keeps the previous overrides.
+func (g *guard) watchOverrides(hup chan os.Signal, m *telemetry.Metrics) {
+	defer g.wg.Done()
+	defer signal.Stop(hup)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		force := false
+		select {
+		case <-g.stop:
+			return
+		case <-hup:
+			force = true
+		case <-tick.C:
+		}
+		if !force && !g.overrides.Changed() {
+			continue
+		}
+		changed, err := g.overrides.Reload()
+		switch {
+		case err != nil:
+			g.log.Error("overrides not reloaded; the previous ones stay in force", "err", err)
+			if m != nil {
+				m.Guardrails.OverrideReloads.WithLabelValues("error").Inc()
+			}
+		case changed:
+			g.log.Info("overrides reloaded", "path", g.cfg.Guardrails.OverridesPath, "overrides", g.overrides.Len())
+			if m != nil {
+				m.Guardrails.OverrideReloads.WithLabelValues("ok").Inc()
+				m.Guardrails.Overrides.Set(float64(g.overrides.Len()))
+			}
+		}
+	}
+}
+
+// close flushes the reporter within ctx's deadline and closes the rest.
+func (g *guard) close(ctx context.Context) {
+	close(g.stop)
+	g.wg.Wait()
+	if g.reporter != nil {
+		if err := g.reporter.Close(ctx); err != nil {
+			g.log.Warn("reporter records lost at shutdown", "err", err)
+		}
+	}
+	g.cache.Close()
+	g.pools.close()
+}
+
+func reporterHooks(m *telemetry.Metrics, log *slog.Logger) reporter.Hooks {
+	if m == nil {
+		return reporter.Hooks{}
+	}
+	mg := m.Guardrails
+	var lastLog time.Time
+	var mu sync.Mutex
+	return reporter.Hooks{
+		QueueDepth: func(t reporter.Table, n int) { mg.ReporterQueue.WithLabelValues(string(t)).Set(float64(n)) },
+		Written:    func(t reporter.Table, n int) { mg.ReporterWritten.WithLabelValues(string(t)).Add(float64(n)) },
+		Dropped: func(t reporter.Table, r reporter.DropReason, n int) {
+			mg.ReporterDropped.WithLabelValues(string(t), string(r)).Add(float64(n))
+		},
+		WriteError: func(err error) {
+			mg.ReporterErrors.Inc()
+			mu.Lock()
+			defer mu.Unlock()
+			if time.Since(lastLog) > 30*time.Second { // once per outage, not per retry
+				lastLog = time.Now()
+				log.Warn("reporter cannot write; records wait in its queue", "err", err)
+			}
+		},
+	}
+}
+
+// backendPools holds the proxy's own connection pools, table facts and
+// planner per database server and database.
+type backendPools struct {
+	cfg        *config.Config
+	dialer     *backend.Dialer
+	thresholds analysis.Thresholds
+	parser     *sqlparse.Parser
+	mu         sync.Mutex
+	pools      map[string]*backendPool
+}
+
+type backendPool struct {
+	pool *pgxpool.Pool
+	be   *analysis.Backend
+}
+
+// maxPools bounds the databases the analysis keeps connections to.
+const maxPools = 64
+
+// get returns the analysis backend of a database on a server, creating its
+// pool (at most 4 connections, logged in with PG_BACKEND_URL's user).
+func (b *backendPools) get(ctx context.Context, addr, database string) (*analysis.Backend, error) {
+	if addr == "" {
+		addr = b.cfg.Backend.Addr()
+	}
+	if database == "" {
+		database = b.cfg.Backend.Database
+	}
+	key := addr + "/" + database
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p, ok := b.pools[key]; ok {
+		return p.be, nil
+	}
+	if len(b.pools) >= maxPools {
+		return nil, errors.New("too many databases analysed at once (64)")
+	}
+	pcfg, err := b.poolConfig(addr, database)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, err
+	}
+	be := &analysis.Backend{
+		Facts:   metadata.New(pool, metadata.Options{TTL: b.cfg.Guardrails.MetadataTTL}),
+		Planner: analysis.NewPlanner(pool, analysis.PlannerOptions{Thresholds: b.thresholds, StatementTimeout: b.cfg.Guardrails.Timeout, Parser: b.parser}),
+	}
+	b.pools[key] = &backendPool{pool: pool, be: be}
+	return be, nil
+}
+
+// poolConfig is the proxy's own login to a database: PG_BACKEND_URL's user
+// and password, through the proxy's dialer (sslmode, CA, socket marks).
+func (b *backendPools) poolConfig(addr, database string) (*pgxpool.Config, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	u := b.cfg.Backend
+	conn := fmt.Sprintf("host=%s port=%s dbname=%s user=%s password=%s sslmode=disable application_name=pgproxy-analysis connect_timeout=5",
+		quote(host), quote(port), quote(database), quote(u.User), quote(u.Password))
+	pcfg, err := pgxpool.ParseConfig(conn)
+	if err != nil {
+		return nil, err
+	}
+	pcfg.MaxConns, pcfg.MinConns = 4, 0
+	pcfg.MaxConnIdleTime = 5 * time.Minute
+	cc := pcfg.ConnConfig
+	cc.TLSConfig, cc.Fallbacks = nil, nil
+	cc.DialFunc = func(ctx context.Context, _, a string) (net.Conn, error) {
+		c, _, err := b.dialer.Dial(ctx, a)
+		return c, err
+	}
+	cc.DefaultQueryExecMode = pgx.QueryExecModeExec
+	return pcfg, nil
+}
+
+func quote(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+func (b *backendPools) close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k, p := range b.pools {
+		p.pool.Close()
+		delete(b.pools, k)
+	}
+}

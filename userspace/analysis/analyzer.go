@@ -1,0 +1,285 @@
+package analysis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/pgproxy/pgproxy/userspace/metadata"
+	"github.com/pgproxy/pgproxy/userspace/sqlparse"
+)
+
+// DecisionCache stores decisions by database and shape key: in process,
+// then shared (package cache; Valkey). It is the analysis's I/O seam.
+type DecisionCache interface {
+	Get(ctx context.Context, database, key string) (Decision, Source, bool)
+	Set(ctx context.Context, database, key string, d Decision)
+}
+
+// Backend is what the analysis reads about one database: table facts and
+// plans, on connections of the proxy's own.
+type Backend struct {
+	Facts   *metadata.Cache
+	Planner *Planner
+}
+
+// Request is one statement to judge.
+type Request struct {
+	// Backend is the database server's address (host:port); Database names
+	// the database (decisions are per database).
+	Backend  string
+	Database string
+	// Parsed is the statement's parse tree (one read statement).
+	Parsed *sqlparse.Parsed
+	// ParamOIDs are the statement's parameter types (extended protocol).
+	ParamOIDs []uint32
+}
+
+// Analyzer decides about read statements: overrides first, then the
+// decision cache, then (once per shape, concurrent misses sharing one
+// analysis) the rules on the parse tree with table facts, then the planner.
+// When the analysis cannot finish within Timeout (the planner timed out,
+// EXPLAIN failed, a catalog read failed), the fail-open or fail-closed
+// answer is given; it is not cached with the others (a failure should not
+// stick), only remembered for FallbackTTL so a statement the planner cannot
+// read (a client's temporary table) is not re-planned at every execution.
+type Analyzer struct {
+	Rules     Rules
+	Overrides *Overrides
+	Cache     DecisionCache
+	// Backends returns the facts and planner of a database of a server
+	// (an error when the proxy cannot reach it: then the fallback answers).
+	Backends func(ctx context.Context, addr, database string) (*Backend, error)
+	// Timeout bounds the analysis of a new shape (ANALYSIS_TIMEOUT).
+	Timeout time.Duration
+	// FailClosed makes the fallback inefficient (ANALYSIS_FAIL_MODE=closed).
+	FailClosed bool
+	// FallbackTTL is how long a fallback answer is remembered (default 30s).
+	FallbackTTL time.Duration
+	// OnDecision, when set, sees every decision and the time it took (for
+	// metrics); cached is set when no analysis ran.
+	OnDecision func(d Decision, elapsed time.Duration)
+
+	group     singleflight.Group
+	fallbacks *lru.Cache[string, fallbackEntry]
+}
+
+type fallbackEntry struct {
+	d       Decision
+	expires time.Time
+}
+
+// Init prepares the analyzer's own state; call once before Decide.
+func (a *Analyzer) Init() {
+	a.fallbacks, _ = lru.New[string, fallbackEntry](4096)
+	if a.FallbackTTL <= 0 {
+		a.FallbackTTL = 30 * time.Second
+	}
+	if a.Timeout <= 0 {
+		a.Timeout = 500 * time.Millisecond
+	}
+}
+
+// Decide judges one read statement.
+func (a *Analyzer) Decide(ctx context.Context, req Request) Decision {
+	start := time.Now()
+	d := a.decide(ctx, req)
+	if a.OnDecision != nil {
+		a.OnDecision(d, time.Since(start))
+	}
+	return d
+}
+
+func (a *Analyzer) decide(ctx context.Context, req Request) Decision {
+	fp := req.Parsed.Fingerprint()
+	if d, ok := a.Overrides.Lookup(req.Database, fp); ok {
+		d.Decided = time.Now()
+		return d
+	}
+	key := fp + ShapeSuffix(req.Parsed.Tree, a.Rules.thresholds())
+	if a.Cache != nil {
+		if d, src, ok := a.Cache.Get(ctx, req.Database, key); ok {
+			if d.Origin == "" {
+				d.Origin = d.Source
+			}
+			d.Source = src
+			return d
+		}
+	}
+	fkey := req.Database + "\x00" + key
+	if e, ok := a.fallbacks.Get(fkey); ok && time.Now().Before(e.expires) {
+		return e.d
+	}
+	v, _, _ := a.group.Do(fkey, func() (any, error) {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.Timeout)
+		defer cancel()
+		d, err := a.analyse(actx, req)
+		if err != nil {
+			fb := a.fallback(err)
+			a.fallbacks.Add(fkey, fallbackEntry{d: fb, expires: time.Now().Add(a.FallbackTTL)})
+			return fb, nil
+		}
+		if a.Cache != nil {
+			a.Cache.Set(ctx, req.Database, key, d)
+		}
+		return d, nil
+	})
+	return v.(Decision)
+}
+
+// analyse runs the tiers: rules with table facts, then the planner.
+func (a *Analyzer) analyse(ctx context.Context, req Request) (Decision, error) {
+	if a.Backends == nil {
+		return Decision{}, errors.New("no backend to analyse on")
+	}
+	be, err := a.Backends(ctx, req.Backend, req.Database)
+	if err != nil {
+		return Decision{}, err
+	}
+	facts := map[sqlparse.TableRef]*metadata.Table{}
+	for _, ref := range sqlparse.Tables(req.Parsed.Tree) {
+		if _, done := facts[ref]; done {
+			continue
+		}
+		t, err := be.Facts.Lookup(ctx, ref.Schema, ref.Name)
+		switch {
+		case errors.Is(err, metadata.ErrNotFound):
+			facts[ref] = nil // the planner will say what it is (a temporary table, a typo)
+		case err != nil:
+			facts[ref] = nil // no facts: rules stay quiet, the planner decides
+		default:
+			facts[ref] = t
+		}
+	}
+	if d, fired := a.Rules.Check(req.Parsed.Tree, func(schema, name string) *metadata.Table {
+		return facts[sqlparse.TableRef{Schema: schema, Name: name}]
+	}); fired {
+		d.Decided = time.Now()
+		return d, nil
+	}
+	d, err := be.Planner.Judge(ctx, req.Parsed.SQL(), req.ParamOIDs)
+	if err != nil {
+		return Decision{}, err
+	}
+	d.Decided = time.Now()
+	return d, nil
+}
+
+// fallback is the configured answer when the analysis could not finish.
+func (a *Analyzer) fallback(err error) Decision {
+	why := errorKind(err)
+	d := Decision{Verdict: Efficient, Source: SourceFallback, Origin: SourceFallback, Check: "fallback", Decided: time.Now(),
+		Reason: "not judged: " + why + " (ANALYSIS_FAIL_MODE=open lets it run)", Evidence: err.Error()}
+	if a.FailClosed {
+		d.Verdict = Inefficient
+		d.Reason = "not judged: " + why + " (ANALYSIS_FAIL_MODE=closed treats it as inefficient)"
+		d.Suggestion = "make sure the proxy's account can plan this statement, or allow its fingerprint in ANALYSIS_OVERRIDES_PATH"
+	}
+	return d
+}
+
+// errorKind says in words why an analysis failed.
+func errorKind(err error) string {
+	switch {
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return "the analysis took longer than ANALYSIS_TIMEOUT"
+	case errors.Is(err, ErrRelationMissing):
+		return "a relation is not visible to the proxy's connection (a temporary table, or another search_path)"
+	case errors.Is(err, ErrPermissionDenied):
+		return "the proxy's account may not read a relation of the statement"
+	case errors.Is(err, ErrSyntax):
+		return "the planner rejected the statement"
+	}
+	return "the plan could not be read"
+}
+
+// ShapeSuffix distinguishes statements with one fingerprint whose verdict
+// depends on a constant the fingerprint ignores: an OFFSET at or above the
+// threshold, a LIKE pattern that starts with a wildcard. It is appended to
+// the fingerprint in cache keys ("" for most statements).
+func ShapeSuffix(tree *pg_query.ParseResult, th Thresholds) string {
+	if tree == nil {
+		return ""
+	}
+	var offset, limit, wildcard bool
+	for _, raw := range tree.Stmts {
+		sqlparse.InspectNode(raw.Stmt, func(n *pg_query.Node) bool {
+			if s := n.GetSelectStmt(); s != nil {
+				offset = offset || constAtLeast(s.LimitOffset, float64(th.MaxOffset))
+				limit = limit || constAtLeast(s.LimitCount, th.MaxRows)
+			}
+			if e := n.GetAExpr(); e != nil && e.Rexpr != nil && len(e.Name) > 0 {
+				if op := e.Name[len(e.Name)-1].GetString_(); op != nil {
+					wildcard = wildcard || unanchoredPattern(strings.TrimPrefix(op.Sval, "!"), e.Rexpr)
+				}
+			}
+			return true
+		})
+	}
+	suffix := ""
+	if offset {
+		suffix += "o"
+	}
+	if limit {
+		suffix += "l"
+	}
+	if wildcard {
+		suffix += "w"
+	}
+	if suffix != "" {
+		suffix = ":" + suffix
+	}
+	return suffix
+}
+
+// constAtLeast reports whether n is an integer constant of at least v.
+func constAtLeast(n *pg_query.Node, v float64) bool {
+	if n == nil {
+		return false
+	}
+	if c := n.GetAConst(); c != nil && c.GetIval() != nil {
+		return float64(c.GetIval().Ival) >= v
+	}
+	return false
+}
+
+// unanchoredPattern reports whether a pattern-match operator's constant
+// pattern starts with a wildcard (LIKE, ILIKE, SIMILAR TO) or is not
+// anchored at the start (regular expressions).
+func unanchoredPattern(op string, rexpr *pg_query.Node) bool {
+	similar := false
+	if fc := rexpr.GetFuncCall(); fc != nil && len(fc.Args) > 0 { // SIMILAR TO: similar_to_escape(pattern)
+		rexpr, similar = fc.Args[0], true
+	}
+	c := rexpr.GetAConst()
+	if c == nil || c.GetSval() == nil {
+		return false
+	}
+	v := c.GetSval().Sval
+	switch {
+	case op == "~~" || op == "~~*" || similar:
+		return strings.HasPrefix(v, "%") || strings.HasPrefix(v, "_")
+	case op == "~" || op == "~*":
+		return !strings.HasPrefix(v, "^")
+	}
+	return false
+}
+
+// Describe returns the decision in words, for logs and pgproxy analyze.
+func (d Decision) Describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "verdict: %s (%s)\nreason: %s\n", d.Verdict, d.Source, d.Reason)
+	if d.Suggestion != "" {
+		fmt.Fprintf(&b, "suggestion: %s\n", d.Suggestion)
+	}
+	if d.Evidence != "" {
+		fmt.Fprintf(&b, "evidence: %s\n", d.Evidence)
+	}
+	return b.String()
+}

@@ -1,0 +1,292 @@
+// Package routing is the guardrails' statement policy: it asks the analysis
+// about every read statement and acts on the verdict as PROXY_MODE says —
+// blocking (the statement is refused with 54000), non-blocking (it runs and
+// is recorded), shunt (it runs on the shunt node; statements that write or
+// open a transaction block are refused there with 25006).
+package routing
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgproxy/pgproxy/userspace/analysis"
+	"github.com/pgproxy/pgproxy/userspace/sqlparse"
+	"github.com/pgproxy/pgproxy/userspace/stmt"
+	"github.com/pgproxy/pgproxy/userspace/wire"
+)
+
+// Modes (PROXY_MODE).
+const (
+	Blocking    = "blocking"
+	NonBlocking = "non-blocking"
+	Shunt       = "shunt"
+)
+
+// Actions recorded in query_issues.
+const (
+	ActionBlocked = "blocked"
+	ActionLogged  = "logged"
+	ActionShunted = "shunted"
+)
+
+// Issue is one inefficient statement the policy acted on.
+type Issue struct {
+	At          time.Time
+	ConnID      uint64
+	Identity    string // token identity, else the database user
+	User        string
+	Database    string
+	Fingerprint string
+	SQL         string // the statement text as the client sent it (callers decide whether to keep it)
+	Decision    analysis.Decision
+	Action      string
+}
+
+// Policy applies the guardrails to statements. The zero value is not
+// usable: set Mode and Analyzer.
+type Policy struct {
+	Mode     string
+	Analyzer *analysis.Analyzer
+	// ExemptRoles: statements of sessions holding one of these token roles
+	// (or, in passthrough, logged in as one of these users) are not
+	// analysed.
+	ExemptRoles map[string]bool
+	// Issues, when set, receives every inefficient statement acted on. It
+	// runs on the session's goroutine and must not block.
+	Issues func(Issue)
+	// Routed, when set, counts statements run on each node ("fast",
+	// "shunt"), at the step that runs them (Query, Bind).
+	Routed func(node string)
+	// Parser parses the statements of a Query of several (shared cache).
+	Parser *sqlparse.Parser
+}
+
+func (p *Policy) parser() *sqlparse.Parser {
+	if p.Parser == nil {
+		p.Parser = sqlparse.NewParser(1024)
+	}
+	return p.Parser
+}
+
+// Source labels of the policy's own decisions.
+const (
+	SourceExempt    = "exempt"
+	SourceShuntRO   = "shunt-read-only"
+	SourceNotJudged = "not-analysed"
+)
+
+// Decide implements stmt.Policy.
+func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
+	if st.Protocol == stmt.FunctionCall || st.Facts == nil {
+		return stmt.Decision{}
+	}
+	if p.exempt(st.Facts) {
+		p.routed(st, stmt.LegFast)
+		return stmt.Decision{Source: SourceExempt}
+	}
+	if st.SQL == "" { // a Bind of a statement the proxy never saw prepared
+		p.routed(st, stmt.LegFast)
+		return stmt.Decision{}
+	}
+	parsed := st.Parsed()
+	if parsed.Err != nil || parsed.Tree == nil {
+		return stmt.Decision{}
+	}
+	stmts := parsed.Tree.Stmts
+	if p.Mode == Shunt {
+		for _, raw := range stmts {
+			if refusal := shuntRefusal(raw.Stmt); refusal != nil {
+				return stmt.Decision{Action: stmt.Refuse, Err: refusal, Source: SourceShuntRO}
+			}
+		}
+	}
+	if len(stmts) != 1 || !sqlparse.IsRead(stmts[0].Stmt) {
+		if len(stmts) > 1 {
+			return p.decideEach(ctx, st, stmts)
+		}
+		p.routed(st, stmt.LegFast)
+		return stmt.Decision{Source: SourceNotJudged}
+	}
+	d := p.Analyzer.Decide(ctx, analysis.Request{Backend: st.Facts.Backend, Database: st.Facts.Database, Parsed: parsed, ParamOIDs: st.ParamOIDs})
+	return p.act(st, d)
+}
+
+// decideEach judges every read statement of a Query of several: the first
+// inefficient one decides. In shunt mode such a Query is refused unless all
+// of it reads (it cannot be split between nodes).
+func (p *Policy) decideEach(ctx context.Context, st *stmt.Statement, stmts []*pg_query.RawStmt) stmt.Decision {
+	allRead := true
+	var worst *analysis.Decision
+	for _, raw := range stmts {
+		if !sqlparse.IsRead(raw.Stmt) {
+			allRead = false
+			continue
+		}
+		one, err := pg_query.Deparse(&pg_query.ParseResult{Version: st.Parsed().Tree.Version, Stmts: []*pg_query.RawStmt{{Stmt: raw.Stmt}}})
+		if err != nil {
+			continue
+		}
+		parsed := p.parser().Parse(one)
+		if parsed.Err != nil {
+			continue
+		}
+		d := p.Analyzer.Decide(ctx, analysis.Request{Backend: st.Facts.Backend, Database: st.Facts.Database, Parsed: parsed})
+		if d.Verdict == analysis.Inefficient {
+			worst = &d
+			break
+		}
+	}
+	if worst == nil {
+		p.routed(st, stmt.LegFast)
+		return stmt.Decision{Source: SourceNotJudged, Verdict: string(analysis.Efficient)}
+	}
+	if p.Mode == Shunt && !allRead {
+		p.issue(st, *worst, ActionBlocked)
+		return stmt.Decision{Action: stmt.Refuse, Source: string(worst.Source), Verdict: string(worst.Verdict),
+			Err: blockedError(*worst).WithHint("send the inefficient statement on its own: it then runs on the shunt node")}
+	}
+	return p.act(st, *worst)
+}
+
+// act turns a verdict into what the mode does with it.
+func (p *Policy) act(st *stmt.Statement, d analysis.Decision) stmt.Decision {
+	out := stmt.Decision{Source: string(d.Source), Verdict: string(d.Verdict)}
+	if d.Verdict != analysis.Inefficient {
+		p.routed(st, stmt.LegFast)
+		return out
+	}
+	switch p.Mode {
+	case NonBlocking:
+		if st.Protocol != stmt.Parse {
+			p.issue(st, d, ActionLogged)
+		}
+		p.routed(st, stmt.LegFast)
+		return out
+	case Shunt:
+		if st.Protocol != stmt.Parse {
+			p.issue(st, d, ActionShunted)
+		}
+		p.routed(st, "shunt")
+		out.Action, out.Leg = stmt.Route, "shunt"
+		return out
+	}
+	p.issue(st, d, ActionBlocked)
+	out.Action, out.Err = stmt.Refuse, blockedError(d)
+	return out
+}
+
+// blockedError is the ERROR a blocked statement gets: 54000, the reason,
+// DETAIL the evidence, HINT the suggestion.
+func blockedError(d analysis.Decision) *wire.Error {
+	e := wire.Refusal(wire.CodeProgramLimitExceeded, "pgproxy blocked this query: "+d.Reason)
+	e.Detail = d.Evidence
+	e.Hint = d.Suggestion
+	if e.Hint == "" {
+		e.Hint = "if this query is expected, an operator can allow its fingerprint in ANALYSIS_OVERRIDES_PATH"
+	}
+	return e
+}
+
+// exempt reports whether the session's statements are not analysed.
+func (p *Policy) exempt(f *stmt.Facts) bool {
+	if len(p.ExemptRoles) == 0 {
+		return false
+	}
+	for _, r := range f.Roles {
+		if p.ExemptRoles[r] {
+			return true
+		}
+	}
+	return f.Identity == "" && p.ExemptRoles[f.User]
+}
+
+// routed counts a statement run on a node, at the step that runs it.
+func (p *Policy) routed(st *stmt.Statement, node string) {
+	if p.Routed != nil && st.Protocol != stmt.Parse {
+		p.Routed(node)
+	}
+}
+
+func (p *Policy) issue(st *stmt.Statement, d analysis.Decision, action string) {
+	if p.Issues == nil {
+		return
+	}
+	who := st.Facts.Identity
+	if who == "" {
+		who = st.Facts.User
+	}
+	p.Issues(Issue{At: time.Now(), ConnID: st.Facts.ConnID, Identity: who, User: st.Facts.User, Database: st.Facts.Database,
+		Fingerprint: st.Fingerprint(), SQL: st.SQL, Decision: d, Action: action})
+}
+
+// shuntRefusal refuses, in shunt mode, what must not run on the shunt node
+// nor leave the fast node's session out of step with it: writes, DDL and
+// transaction blocks (the reference behaviour: 25006, as a read-only
+// transaction answers a write). Reads, SET/RESET/SHOW, prepared-statement
+// and cursor handling, EXPLAIN without ANALYZE of a write, LISTEN and
+// NOTIFY go through.
+func shuntRefusal(n *pg_query.Node) *wire.Error {
+	refuse := func(what string) *wire.Error {
+		return wire.Refusal(wire.CodeReadOnlyTransaction, "pgproxy is in shunt mode: "+what+" is not allowed").
+			WithHint("shunt mode serves reads only; writes and transaction blocks go to the primary another way")
+	}
+	switch {
+	case n.GetSelectStmt() != nil:
+		switch sqlparse.ClassifyRead(n) {
+		case sqlparse.PlainRead:
+			return nil
+		case sqlparse.LockingRead:
+			return refuse("SELECT ... FOR UPDATE/SHARE")
+		case sqlparse.SelectInto:
+			return refuse("SELECT INTO")
+		default:
+			return refuse("a data-modifying WITH")
+		}
+	case n.GetTransactionStmt() != nil:
+		switch n.GetTransactionStmt().Kind {
+		case pg_query.TransactionStmtKind_TRANS_STMT_BEGIN, pg_query.TransactionStmtKind_TRANS_STMT_START:
+			return refuse("BEGIN")
+		case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE, pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED,
+			pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
+			return refuse("a two-phase transaction")
+		}
+		return nil // COMMIT/ROLLBACK outside a block only warn
+	case n.GetVariableSetStmt() != nil, n.GetVariableShowStmt() != nil, n.GetDiscardStmt() != nil,
+		n.GetDeallocateStmt() != nil, n.GetListenStmt() != nil, n.GetUnlistenStmt() != nil, n.GetNotifyStmt() != nil,
+		n.GetClosePortalStmt() != nil, n.GetFetchStmt() != nil, n.GetExecuteStmt() != nil:
+		return nil
+	case n.GetPrepareStmt() != nil:
+		return shuntRefusal(n.GetPrepareStmt().Query)
+	case n.GetDeclareCursorStmt() != nil:
+		return shuntRefusal(n.GetDeclareCursorStmt().Query)
+	case n.GetExplainStmt() != nil:
+		e := n.GetExplainStmt()
+		for _, o := range e.Options {
+			if d := o.GetDefElem(); d != nil && strings.EqualFold(d.Defname, "analyze") {
+				return shuntRefusal(e.Query)
+			}
+		}
+		return nil
+	case n.GetCopyStmt() != nil:
+		c := n.GetCopyStmt()
+		if !c.IsFrom && c.Query != nil {
+			return shuntRefusal(c.Query)
+		}
+		if !c.IsFrom {
+			return nil
+		}
+		return refuse("COPY FROM")
+	case n.GetInsertStmt() != nil:
+		return refuse("INSERT")
+	case n.GetUpdateStmt() != nil:
+		return refuse("UPDATE")
+	case n.GetDeleteStmt() != nil:
+		return refuse("DELETE")
+	case n.GetMergeStmt() != nil:
+		return refuse("MERGE")
+	}
+	return refuse("this statement (DDL or another statement that writes)")
+}
