@@ -144,7 +144,7 @@ func (w *world) startProxy() error {
 		"MAX_CONNS_PER_IP_PER_MIN": "0",
 	}
 	for k, v := range w.env {
-		env[k] = v
+		env[k] = strings.ReplaceAll(v, "FAST", shared.fast.Addr())
 	}
 	if env["PROXY_MODE"] == "shunt" && env["SHUNT_NODE_URL"] == "" {
 		env["SHUNT_NODE_URL"] = fmt.Sprintf("postgres://%s/%s?sslmode=disable", shared.shunt.Addr(), harness.TestDB)
