@@ -110,17 +110,18 @@ func load(c *harness.Cluster, sql string) error {
 
 // world is one scenario's state.
 type world struct {
-	t       *testing.T
-	env     map[string]string
-	proxy   *harness.Proxy
-	conn    *pgx.Conn
-	mode    pgx.QueryExecMode
-	lastErr error
-	rows    [][]string
-	before  harness.Metrics
-	redis   *harness.Redis
-	dir     string
-	elapsed time.Duration
+	t        *testing.T
+	env      map[string]string
+	proxy    *harness.Proxy
+	conn     *pgx.Conn
+	mode     pgx.QueryExecMode
+	lastErr  error
+	rows     [][]string
+	before   harness.Metrics
+	redis    *harness.Redis
+	dir      string
+	elapsed  time.Duration
+	analyzed analyzeRun
 }
 
 func newWorld(t *testing.T) *world {
@@ -295,6 +296,7 @@ func initScenario(t *testing.T, sc *godog.ScenarioContext) {
 		return ctx, nil
 	})
 	registerSteps(sc, w)
+	registerAnalyzeSteps(sc, w)
 }
 
 func tail(s string, n int) string {
