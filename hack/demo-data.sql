@@ -1,6 +1,7 @@
 -- Sample shop data for hack/demo.sh: deterministic (no random()), generated in SQL.
 -- customers: 5,000 rows with personal data the masking features are meant for;
--- orders: 20,000 rows referencing them.
+-- orders: 20,000 rows referencing them; page_views: 2,000,000 rows, big enough for the
+-- guardrails to block a statement that reads all of it.
 BEGIN;
 
 CREATE TABLE customers (
@@ -49,6 +50,25 @@ CREATE INDEX orders_ordered_at_idx  ON orders (ordered_at);
 CREATE INDEX orders_status_idx      ON orders (status);
 CREATE INDEX customers_created_at_idx ON customers (created_at);
 
+CREATE TABLE page_views (
+    id          bigint      PRIMARY KEY,
+    customer_id bigint      NOT NULL,
+    path        text        NOT NULL,
+    viewed_at   timestamptz NOT NULL
+);
+
+INSERT INTO page_views (id, customer_id, path, viewed_at)
+SELECT i,
+       1 + (i::bigint * 7919) % 5000,
+       (ARRAY['/','/search','/cart','/checkout','/account','/help'])[1 + (i * 13) % 6]
+           || CASE WHEN i % 3 = 0 THEN '/' || (i % 997) ELSE '' END,
+       timestamptz '2024-01-01 00:00:00+00' + i * interval '15 seconds'
+FROM generate_series(1, 2000000) AS i;
+
+CREATE INDEX page_views_customer_id_idx ON page_views (customer_id);
+CREATE INDEX page_views_viewed_at_idx   ON page_views (viewed_at);
+
 COMMIT;
 ANALYZE customers;
 ANALYZE orders;
+ANALYZE page_views;

@@ -2,14 +2,20 @@
 # A throwaway PostgreSQL 15 with a sample `shop` database (hack/demo-data.sql), and pgproxy in
 # front of it. Prints how to connect; Ctrl-C stops both and removes the temporary folder.
 #
+# The guardrails are on (ANALYSIS_ENABLED=true, PROXY_MODE=blocking) with the reporter writing to
+# the database pgproxy_reports of the same cluster; the proxy's own account for catalogs and plans
+# is pgproxy_analysis (pg_read_all_data). With the hypopg extension installed, shop gets it, so
+# suggested indexes are checked as hypothetical indexes.
+#
 # Environment: LISTEN_ADDR (:6432), HEALTH_CHECK_ADDR (:8080), DEMO_PG_PORT (first port tried
 # for PostgreSQL, 5433), DEMO_PASSWORD (demo), PG_BIN_DIR (/usr/lib/postgresql/15/bin),
-# DEMO_NO_PROXY=1 (database only). Other proxy settings (LOG_LEVEL, ALLOW_MD5_AUTH, ...) pass
-# through to the proxy.
+# PG_SHARE_DIR (/usr/share/postgresql/15), DEMO_NO_PROXY=1 (database only). Other proxy settings
+# (PROXY_MODE, ANALYSIS_ENABLED, LOG_LEVEL, ALLOW_MD5_AUTH, ...) pass through to the proxy.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pg_bin="${PG_BIN_DIR:-/usr/lib/postgresql/15/bin}"
+pg_share="${PG_SHARE_DIR:-/usr/share/postgresql/15}"
 listen="${LISTEN_ADDR:-:6432}"
 health="${HEALTH_CHECK_ADDR:-:8080}"
 password="${DEMO_PASSWORD:-demo}"
@@ -84,8 +90,16 @@ as_pg "$pg_bin/pg_ctl" -D "$workdir/data" -w -l "$workdir/postgres.log" \
 log "PostgreSQL 15 on 127.0.0.1:$pg_port"
 
 psql_as() { local user="$1" db="$2"; shift 2; as_pg "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$workdir" -p "$pg_port" -U "$user" -d "$db" "$@"; }
-psql_as postgres postgres -c "CREATE ROLE demo LOGIN PASSWORD '${password//\'/\'\'}'" -c "CREATE DATABASE shop OWNER demo"
-log "loading sample data into shop (customers, orders)"
+sql_password="${password//\'/\'\'}"
+psql_as postgres postgres -c "CREATE ROLE demo LOGIN PASSWORD '$sql_password'" -c "CREATE DATABASE shop OWNER demo" \
+	-c "CREATE ROLE pgproxy_analysis LOGIN PASSWORD '$sql_password'" -c "GRANT pg_read_all_data TO pgproxy_analysis" \
+	-c "CREATE ROLE pgproxy_reporter LOGIN PASSWORD '$sql_password'" -c "CREATE DATABASE pgproxy_reports OWNER pgproxy_reporter"
+if [ -e "$pg_share/extension/hypopg.control" ]; then
+	psql_as postgres shop -c "CREATE EXTENSION hypopg"
+else
+	log "hypopg is not installed (apt-get install postgresql-15-hypopg): suggested indexes are not checked"
+fi
+log "loading sample data into shop (customers, orders, 2,000,000 page_views: a few seconds)"
 psql_as demo shop <"$root/hack/demo-data.sql"
 
 direct="postgres://demo:$password@127.0.0.1:$pg_port/shop?sslmode=disable"
@@ -101,8 +115,21 @@ log "building pgproxy"
 (cd "$root" && go build -o "$workdir/pgproxy" ./cmd/pgproxy) ||
 	die "cmd/pgproxy does not build; DEMO_NO_PROXY=1 runs the database alone"
 
+# Clients log in with their own user and password (passthrough); the user of PG_BACKEND_URL is
+# the proxy's own account for the analysis.
+urlencode() {
+	local s="$1" out="" c i
+	for ((i = 0; i < ${#s}; i++)); do
+		c="${s:i:1}"
+		case "$c" in [A-Za-z0-9._~-]) out+="$c" ;; *) out+="$(printf '%%%02X' "'$c")" ;; esac
+	done
+	printf '%s' "$out"
+}
+enc_password="$(urlencode "$password")"
 export LISTEN_ADDR="$listen" HEALTH_CHECK_ADDR="$health"
-export PG_BACKEND_URL="postgres://127.0.0.1:$pg_port/shop?sslmode=disable"
+export PG_BACKEND_URL="postgres://pgproxy_analysis:$enc_password@127.0.0.1:$pg_port/shop?sslmode=disable"
+export ANALYSIS_ENABLED="${ANALYSIS_ENABLED:-true}" PROXY_MODE="${PROXY_MODE:-blocking}"
+export REPORTER_DB_URL="${REPORTER_DB_URL:-postgres://pgproxy_reporter:$enc_password@127.0.0.1:$pg_port/pgproxy_reports?sslmode=disable}"
 "$workdir/pgproxy" &
 proxy_pid=$!
 hh="$(host_of "$health")" hp="$(port_of "$health")"
@@ -121,6 +148,14 @@ Through the proxy:
 Direct, bypassing the proxy:
   psql "$direct"
 Try: SELECT full_name, email, national_id FROM customers LIMIT 5;
+Guardrails (PROXY_MODE=$PROXY_MODE): this reads all 2,000,000 page_views and is blocked (54000):
+  SELECT count(*) FROM page_views WHERE path = '/checkout';
+this one uses an index and runs:
+  SELECT path, viewed_at FROM page_views WHERE customer_id = 42 ORDER BY viewed_at DESC LIMIT 5;
+Why, before running it: PG_BACKEND_URL='$PG_BACKEND_URL' $workdir/pgproxy analyze "SELECT ..."
+What the reporter wrote:
+  psql "postgres://pgproxy_reporter:$enc_password@127.0.0.1:$pg_port/pgproxy_reports?sslmode=disable" \\
+    -c 'TABLE pgproxy.query_issues' -c 'TABLE pgproxy.query_metrics'
 Health: http://$hh:$hp/health  /ready  /metrics
 
 Ctrl-C stops the proxy and the database and removes $workdir.
