@@ -613,6 +613,45 @@ func TestAnalyzerPerDatabase(t *testing.T) {
 	r.wantCalls(5)
 }
 
+// TestAnalyzerConstantsThatChangeTheVerdict: statements of one fingerprint
+// that differ in a constant the rules read get their own decisions, not
+// the cached one of the other (a LIMIT 10 judged efficient must not let
+// LIMIT ALL through, nor the reverse).
+func TestAnalyzerConstantsThatChangeTheVerdict(t *testing.T) {
+	db := harness.TestDB
+	for _, c := range []struct {
+		name      string
+		efficient string // judged efficient by the planner
+		blocked   []string
+		check     string
+	}{
+		{"limit", "SELECT * FROM pl_big ORDER BY id LIMIT 10",
+			[]string{"SELECT * FROM pl_big ORDER BY id LIMIT 5000000", "SELECT * FROM pl_big ORDER BY id LIMIT ALL",
+				"SELECT * FROM pl_big ORDER BY id LIMIT 5000000000", "SELECT * FROM pl_big ORDER BY id LIMIT 5000000::bigint"},
+			analysis.CheckUnfilteredRead},
+		{"offset", "SELECT * FROM pl_big ORDER BY id LIMIT 10 OFFSET 5",
+			[]string{"SELECT * FROM pl_big ORDER BY id LIMIT 10 OFFSET 200000", "SELECT * FROM pl_big ORDER BY id LIMIT 10 OFFSET 200000::int",
+				"SELECT * FROM pl_big ORDER BY id LIMIT 10 OFFSET 3000000000"},
+			analysis.CheckLargeOffset},
+		{"constant_join_condition", "SELECT a.id FROM pl_big a JOIN pl_big b ON false",
+			[]string{"SELECT a.id FROM pl_big a JOIN pl_big b ON true", "SELECT a.id FROM pl_big a JOIN pl_big b ON 1 = 1"},
+			analysis.CheckCartesianJoin},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t, rigOptions{})
+			want(t, r.decide(db, c.efficient), analysis.Efficient, analysis.SourcePlanner, analysis.SourcePlanner, "")
+			for _, sql := range c.blocked {
+				d := r.decide(db, sql)
+				if d.Verdict != analysis.Inefficient || d.Check != c.check || d.Origin != analysis.SourceRules {
+					t.Errorf("%s: %s from %s (origin %s, check %q), want inefficient by the rule %s",
+						sql, d.Verdict, d.Source, d.Origin, d.Check, c.check)
+				}
+			}
+			want(t, r.decide(db, c.efficient), analysis.Efficient, analysis.SourceMemory, analysis.SourcePlanner, "")
+		})
+	}
+}
+
 func TestShapeSuffix(t *testing.T) {
 	th := analysis.DefaultThresholds
 	for _, c := range []struct{ sql, want string }{
@@ -627,11 +666,17 @@ func TestShapeSuffix(t *testing.T) {
 		// OFFSET below and at or above MaxOffset.
 		{"SELECT * FROM t ORDER BY id OFFSET 99999", ""},
 		{"SELECT * FROM t ORDER BY id OFFSET 100000", ":o"},
+		{"SELECT * FROM t ORDER BY id LIMIT 10 OFFSET 200000::int", ":o"},
+		{"SELECT * FROM t ORDER BY id LIMIT 10 OFFSET 3000000000", ":o"},
+		{"SELECT * FROM t ORDER BY id LIMIT 10 OFFSET 2e5", ":o"},
 		{"SELECT * FROM (SELECT * FROM t OFFSET 500000) s WHERE s.id = 1", ":o"},
 		// LIMIT below and at or above MaxRows.
 		{"SELECT * FROM t LIMIT 999999", ""},
 		{"SELECT * FROM t LIMIT 1000000", ":l"},
 		{"SELECT * FROM t FETCH FIRST 2000000 ROWS ONLY", ":l"},
+		{"SELECT * FROM t LIMIT 5000000::bigint", ":l"},
+		{"SELECT * FROM t LIMIT 5000000000", ":l"},
+		{"SELECT * FROM t LIMIT ALL", ":l"},
 		// Patterns: leading wildcard or unanchored, and anchored.
 		{"SELECT * FROM t WHERE note LIKE '%x'", ":w"},
 		{"SELECT * FROM t WHERE note LIKE '_x'", ":w"},
@@ -645,11 +690,18 @@ func TestShapeSuffix(t *testing.T) {
 		{"SELECT * FROM t WHERE note SIMILAR TO 'x%'", ""},
 		{"SELECT * FROM t WHERE note ~ 'x'", ":w"},
 		{"SELECT * FROM t WHERE note ~ '^x'", ""},
+		{"SELECT * FROM t WHERE note ~ '^.x'", ":w"},
 		{"SELECT * FROM t WHERE note ~* 'x'", ":w"},
 		{"SELECT * FROM t WHERE note ~* '^x'", ""},
+		{"SELECT * FROM t WHERE note LIKE '%' || $1 || '%'", ":w"},
 		{"SELECT * FROM t WHERE note LIKE 'x' || $1 || '%'", ""},
 		{"SELECT * FROM t WHERE note LIKE concat('%', $1)", ":w"},
+		{"SELECT * FROM t WHERE note LIKE '%x'::text", ":w"},
 		{"SELECT * FROM t WHERE note LIKE $1", ""},
+		// Conditions of constants only.
+		{"SELECT * FROM a JOIN b ON false", ":f"},
+		{"SELECT * FROM a, b WHERE 1 = 0", ":f"},
+		{"SELECT * FROM a, b WHERE true AND 'f'", ":f"},
 		// Several at once.
 		{"SELECT * FROM t WHERE note LIKE '%x' LIMIT 2000000 OFFSET 200000", ":olw"},
 	} {
@@ -673,6 +725,68 @@ func TestShapeSuffix(t *testing.T) {
 	} {
 		if got := analysis.ShapeSuffix(testParser.Parse(sql).Tree, small); got != want {
 			t.Errorf("ShapeSuffix(%s) with %+v = %q, want %q", sql, small, got, want)
+		}
+	}
+}
+
+// TestShapeKeySeparatesRuleVerdicts: whenever two statements of one
+// fingerprint get different answers from the rules, their cache keys
+// (fingerprint and ShapeSuffix) differ: otherwise the first decision
+// cached would answer for the other.
+func TestShapeKeySeparatesRuleVerdicts(t *testing.T) {
+	orders := &metadata.Table{Schema: "public", Name: "orders", Kind: 'r', Rows: 2e6, Pages: 20000,
+		Indexes: []metadata.Index{{Name: "orders_pkey", Columns: []string{"id"}, Method: "btree", Unique: true, Primary: true}},
+		Columns: []metadata.Column{{Name: "id", Type: "int8"}, {Name: "note", Type: "text"}}}
+	customers := &metadata.Table{Schema: "public", Name: "customers", Kind: 'r', Rows: 1.5e6,
+		Indexes: []metadata.Index{{Name: "customers_pkey", Columns: []string{"id"}, Method: "btree"}},
+		Columns: []metadata.Column{{Name: "id", Type: "int8"}, {Name: "email", Type: "text"}}}
+	facts := func(schema, name string) *metadata.Table {
+		if schema != "" && schema != "public" {
+			return nil
+		}
+		return map[string]*metadata.Table{"orders": orders, "customers": customers}[name]
+	}
+	rules := analysis.Rules{}
+	judge := func(sql string) (key, check string) {
+		parsed := testParser.Parse(sql)
+		if parsed.Err != nil {
+			t.Fatalf("%s: %v", sql, parsed.Err)
+		}
+		if d, fired := rules.Check(parsed.Tree, facts); fired {
+			check = d.Check
+		}
+		return parsed.Fingerprint() + analysis.ShapeSuffix(parsed.Tree, analysis.DefaultThresholds), check
+	}
+	for _, p := range [][2]string{
+		{"SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 5", "SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 200000"},
+		{"SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 5", "SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 3000000000"},
+		{"SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 5::int", "SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 200000::int"},
+		{"SELECT * FROM orders ORDER BY id OFFSET 5", "SELECT * FROM orders ORDER BY id OFFSET 2e5"},
+		{"SELECT * FROM orders LIMIT 10", "SELECT * FROM orders LIMIT 5000000"},
+		{"SELECT * FROM orders LIMIT 10", "SELECT * FROM orders LIMIT 5000000000"},
+		{"SELECT * FROM orders LIMIT 10::bigint", "SELECT * FROM orders LIMIT 5000000::bigint"},
+		{"SELECT * FROM orders LIMIT 10", "SELECT * FROM orders LIMIT ALL"},
+		{"SELECT * FROM orders WHERE note LIKE 'a'", "SELECT * FROM orders WHERE note LIKE '%a'"},
+		{"SELECT * FROM orders WHERE note ILIKE 'a_'", "SELECT * FROM orders WHERE note ILIKE '_a'"},
+		{"SELECT * FROM orders WHERE note SIMILAR TO 'a%'", "SELECT * FROM orders WHERE note SIMILAR TO '%a'"},
+		{"SELECT * FROM orders WHERE note ~ '^a'", "SELECT * FROM orders WHERE note ~ 'a'"},
+		{"SELECT * FROM orders WHERE note ~* '^a'", "SELECT * FROM orders WHERE note ~* 'a'"},
+		{"SELECT * FROM orders WHERE note ~ '^a'", "SELECT * FROM orders WHERE note ~ '^.a'"},
+		{"SELECT * FROM orders WHERE note LIKE 'a' || $1", "SELECT * FROM orders WHERE note LIKE '%' || $1"},
+		{"SELECT * FROM orders WHERE note LIKE concat('a', $1)", "SELECT * FROM orders WHERE note LIKE concat('%', $1)"},
+		{"SELECT * FROM orders WHERE note LIKE 'a'::text", "SELECT * FROM orders WHERE note LIKE '%a'::text"},
+		{"SELECT * FROM orders, customers WHERE 1 = 0", "SELECT * FROM orders, customers WHERE 1 = 1"},
+		{"SELECT * FROM orders JOIN customers ON false", "SELECT * FROM orders JOIN customers ON true"},
+		{"SELECT * FROM orders JOIN customers ON 'f'", "SELECT * FROM orders JOIN customers ON 't'"},
+	} {
+		k0, c0 := judge(p[0])
+		k1, c1 := judge(p[1])
+		fp0, fp1 := testParser.Parse(p[0]).Fingerprint(), testParser.Parse(p[1]).Fingerprint()
+		if fp0 != fp1 || c0 == c1 {
+			t.Fatalf("bad case: %q and %q: fingerprints %s/%s, rules %q/%q (want one fingerprint, two answers)", p[0], p[1], fp0, fp1, c0, c1)
+		}
+		if k0 == k1 {
+			t.Errorf("one cache key %s for %q (rules: %q) and %q (rules: %q)", k0, p[0], c0, p[1], c1)
 		}
 	}
 }
