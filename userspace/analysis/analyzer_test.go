@@ -107,6 +107,7 @@ type rig struct {
 	cache   *countingCache
 	calls   atomic.Int64 // Backends calls: one per analysis
 	timeout time.Duration
+	parser  *sqlparse.Parser
 
 	mu       sync.Mutex
 	backends map[string]*analysis.Backend
@@ -136,6 +137,7 @@ type rigOptions struct {
 	fallbackTTL time.Duration
 	overrides   *analysis.Overrides
 	onDecision  func(analysis.Decision, time.Duration)
+	parser      *sqlparse.Parser // the planner's parse cache (default testParser)
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
@@ -149,8 +151,11 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if o.timeout == 0 {
 		o.timeout = 10 * time.Second // a loaded machine must not make these tests fall back
 	}
+	if o.parser == nil {
+		o.parser = testParser
+	}
 	r := &rig{t: t, pg: pg, tiered: tiered, cache: &countingCache{DecisionCache: tiered}, timeout: o.timeout,
-		backends: map[string]*analysis.Backend{}}
+		parser: o.parser, backends: map[string]*analysis.Backend{}}
 	r.a = &analysis.Analyzer{Rules: analysis.Rules{Thresholds: analysis.DefaultThresholds}, Overrides: o.overrides,
 		Cache: r.cache, Backends: r.backendsFunc, Timeout: o.timeout, FailClosed: o.failClosed,
 		FallbackTTL: o.fallbackTTL, OnDecision: o.onDecision}
@@ -190,7 +195,7 @@ func (r *rig) backend(database string) (*analysis.Backend, error) {
 	be := &analysis.Backend{
 		Facts: metadata.New(pool, metadata.Options{}),
 		Planner: analysis.NewPlanner(pool, analysis.PlannerOptions{Thresholds: analysis.DefaultThresholds,
-			StatementTimeout: r.timeout, Parser: testParser}),
+			StatementTimeout: r.timeout, Parser: r.parser}),
 	}
 	r.backends[database] = be
 	return be, nil
@@ -205,7 +210,7 @@ func (r *rig) setBefore(f func(ctx context.Context, database string) error) {
 
 func (r *rig) request(database, sql string) analysis.Request {
 	r.t.Helper()
-	parsed := testParser.Parse(sql)
+	parsed := r.parser.Parse(sql)
 	if parsed.Err != nil {
 		r.t.Fatalf("%s: %v", sql, parsed.Err)
 	}
