@@ -201,18 +201,28 @@ func errorKind(err error) string {
 
 // ShapeSuffix distinguishes statements with one fingerprint whose verdict
 // depends on a constant the fingerprint ignores: an OFFSET at or above the
-// threshold, a LIKE pattern that starts with a wildcard. It is appended to
-// the fingerprint in cache keys ("" for most statements).
+// threshold ("o"), a LIMIT at or above MaxRows or LIMIT ALL ("l"), a
+// pattern that starts with a wildcard or a regular expression not anchored
+// at the start ("w"), a condition of WHERE or ON made of constants only that
+// is not certainly true ("f": ON false, WHERE 1 = 0). It reads the constants
+// as the rules do (through casts, || and concat(), numbers too large for an
+// integer), so that two statements the rules judge differently never share
+// a cache key. It is appended to the fingerprint in cache keys ("" for most
+// statements).
 func ShapeSuffix(tree *pg_query.ParseResult, th Thresholds) string {
 	if tree == nil {
 		return ""
 	}
-	var offset, limit, wildcard bool
+	var offset, limit, wildcard, notTrue bool
 	for _, raw := range tree.Stmts {
 		sqlparse.InspectNode(raw.Stmt, func(n *pg_query.Node) bool {
 			if s := n.GetSelectStmt(); s != nil {
-				offset = offset || constAtLeast(s.LimitOffset, float64(th.MaxOffset))
-				limit = limit || constAtLeast(s.LimitCount, th.MaxRows)
+				offset = offset || numberAtLeast(s.LimitOffset, float64(th.MaxOffset))
+				limit = limit || isNullConst(s.LimitCount) || numberAtLeast(s.LimitCount, th.MaxRows)
+				notTrue = notTrue || constantNotTrue(s.WhereClause)
+			}
+			if j := n.GetJoinExpr(); j != nil {
+				notTrue = notTrue || constantNotTrue(j.Quals)
 			}
 			if e := n.GetAExpr(); e != nil && e.Rexpr != nil && len(e.Name) > 0 {
 				if op := e.Name[len(e.Name)-1].GetString_(); op != nil {
@@ -232,41 +242,74 @@ func ShapeSuffix(tree *pg_query.ParseResult, th Thresholds) string {
 	if wildcard {
 		suffix += "w"
 	}
+	if notTrue {
+		suffix += "f"
+	}
 	if suffix != "" {
 		suffix = ":" + suffix
 	}
 	return suffix
 }
 
-// constAtLeast reports whether n is an integer constant of at least v.
-func constAtLeast(n *pg_query.Node, v float64) bool {
+// numberAtLeast reports whether n is a numeric constant (through casts) of
+// at least v.
+func numberAtLeast(n *pg_query.Node, v float64) bool {
 	if n == nil {
 		return false
 	}
-	if c := n.GetAConst(); c != nil && c.GetIval() != nil {
-		return float64(c.GetIval().Ival) >= v
+	f, ok := constNumber(n)
+	return ok && f >= v
+}
+
+// constantNotTrue reports whether a conjunct of the condition n is decided
+// by constants alone (a constant, or = between two constants: the forms
+// alwaysTrue reads) and is not certainly true. The rules treat such a
+// conjunct as a restriction they cannot see through, and an always-true
+// one as no condition at all.
+func constantNotTrue(n *pg_query.Node) bool {
+	for _, c := range conjuncts(n, nil) {
+		if decidedByConstants(c) && !alwaysTrue(c) {
+			return true
+		}
 	}
 	return false
 }
 
-// unanchoredPattern reports whether a pattern-match operator's constant
-// pattern starts with a wildcard (LIKE, ILIKE, SIMILAR TO) or is not
-// anchored at the start (regular expressions).
-func unanchoredPattern(op string, rexpr *pg_query.Node) bool {
-	similar := false
-	if fc := rexpr.GetFuncCall(); fc != nil && len(fc.Args) > 0 { // SIMILAR TO: similar_to_escape(pattern)
-		rexpr, similar = fc.Args[0], true
+func decidedByConstants(n *pg_query.Node) bool {
+	for n.GetTypeCast() != nil {
+		n = n.GetTypeCast().Arg
 	}
-	c := rexpr.GetAConst()
-	if c == nil || c.GetSval() == nil {
+	if n.GetAConst() != nil {
+		return true
+	}
+	e := n.GetAExpr()
+	return e != nil && e.Kind == pg_query.A_Expr_Kind_AEXPR_OP && lastName(e.Name) == "=" &&
+		e.Lexpr.GetAConst() != nil && e.Rexpr.GetAConst() != nil
+}
+
+// unanchoredPattern reports whether a pattern-match operator's pattern
+// starts with a constant that starts with a wildcard (LIKE, ILIKE, SIMILAR
+// TO) or is not anchored at the start (regular expressions; "^." counts as
+// unanchored), read as the rules read it: through casts, || and concat().
+func unanchoredPattern(op string, rexpr *pg_query.Node) bool {
+	like := op == "~~" || op == "~~*"
+	if fc := rexpr.GetFuncCall(); fc != nil && len(fc.Args) > 0 {
+		switch {
+		case isBuiltinName(fc.Funcname, "similar_to_escape"): // SIMILAR TO pattern [ESCAPE e]
+			rexpr, like = fc.Args[0], true
+		case like && isBuiltinName(fc.Funcname, "like_escape"): // LIKE pattern ESCAPE e
+			rexpr = fc.Args[0]
+		}
+	}
+	v, ok := leadingConstString(rexpr)
+	if !ok || v == "" {
 		return false
 	}
-	v := c.GetSval().Sval
 	switch {
-	case op == "~~" || op == "~~*" || similar:
-		return strings.HasPrefix(v, "%") || strings.HasPrefix(v, "_")
+	case like:
+		return v[0] == '%' || v[0] == '_'
 	case op == "~" || op == "~*":
-		return !strings.HasPrefix(v, "^")
+		return v[0] != '^' || strings.HasPrefix(v, "^.")
 	}
 	return false
 }
