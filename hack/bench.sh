@@ -11,8 +11,10 @@
 #   BENCH_ROUNDS    runs per target and setting; the median is reported (3)
 #   BENCH_CLIENTS   client counts (1 8 32); pgbench -j is min(clients, 2)
 #   BENCH_PROTOCOLS pgbench -M values (simple prepared)
-#   BENCH_TARGETS   targets in the order they run within a round (direct proxy pgbouncer)
-#   BENCH_RATIOS    ratio columns, A/B target pairs (proxy/direct proxy/pgbouncer)
+#   BENCH_TARGETS   targets in the order they run within a round (direct proxy guard pgbouncer);
+#                   guard is the proxy with the guardrails on (ANALYSIS_ENABLED=true,
+#                   PROXY_MODE=blocking): after the warm-up every decision comes from the cache
+#   BENCH_RATIOS    ratio columns, A/B target pairs (proxy/direct guard/proxy proxy/pgbouncer)
 #   BENCH_SCALE     pgbench -i scale (10)
 #   BENCH_WARMUP    seconds of warm-up per target before measuring, 0 for none (3)
 #   BENCH_GO=0      skip the Go benchmark
@@ -36,8 +38,8 @@ seconds="${BENCH_SECONDS:-10}"
 rounds="${BENCH_ROUNDS:-3}"
 read -r -a clients_list <<<"${BENCH_CLIENTS:-1 8 32}"
 read -r -a protocols <<<"${BENCH_PROTOCOLS:-simple prepared}"
-read -r -a targets <<<"${BENCH_TARGETS:-direct proxy pgbouncer}"
-read -r -a ratios <<<"${BENCH_RATIOS:-proxy/direct proxy/pgbouncer}"
+read -r -a targets <<<"${BENCH_TARGETS:-direct proxy guard pgbouncer}"
+read -r -a ratios <<<"${BENCH_RATIOS:-proxy/direct guard/proxy proxy/pgbouncer}"
 scale="${BENCH_SCALE:-10}"
 warmup="${BENCH_WARMUP:-3}"
 
@@ -61,6 +63,17 @@ target_proxy_start() {
 	proxy_start "$bench_db"
 	target_host[proxy]=127.0.0.1
 	target_port[proxy]="$proxy_port"
+}
+
+# target_guard_start: the proxy target with the guardrails on, in blocking mode: every read is
+# judged (pgbench -S's one shape is efficient: an index lookup), the decision cached in process
+# after the first; the analysis logs in with the bench user (PG_BACKEND_URL with credentials).
+target_guard_start() {
+	proxy_build
+	proxy_start "$bench_db" ANALYSIS_ENABLED=true PROXY_MODE=blocking \
+		PG_BACKEND_URL="postgres://$bench_user:$bench_pass@127.0.0.1:$pg_port/$bench_db?sslmode=disable"
+	target_host[guard]=127.0.0.1
+	target_port[guard]="$proxy_port"
 }
 
 # target_baseline_start: pgproxy built from git revision $BENCH_BASELINE, as the proxy

@@ -60,7 +60,7 @@ func analyzeCommand(args []string) int {
 		fmt.Fprintln(os.Stderr, "pgproxy analyze: the statement does not parse:", parsed.Err)
 		return 2
 	}
-	if len(parsed.Tree.Stmts) != 1 || !sqlparse.IsRead(parsed.Tree.Stmts[0].Stmt) {
+	if len(parsed.Tree().Stmts) != 1 || !sqlparse.IsRead(parsed.Tree().Stmts[0].Stmt) {
 		fmt.Println("not analysed: the guardrails judge one read statement (SELECT, WITH … SELECT, TABLE, VALUES) at a time")
 		return 0
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgproxy/pgproxy/userspace/analysis"
 	"github.com/pgproxy/pgproxy/userspace/auth"
@@ -25,6 +26,7 @@ import (
 	"github.com/pgproxy/pgproxy/userspace/proxy"
 	"github.com/pgproxy/pgproxy/userspace/reporter"
 	"github.com/pgproxy/pgproxy/userspace/routing"
+	"github.com/pgproxy/pgproxy/userspace/session"
 	"github.com/pgproxy/pgproxy/userspace/sqlparse"
 	"github.com/pgproxy/pgproxy/userspace/stmt"
 	"github.com/pgproxy/pgproxy/userspace/telemetry"
@@ -56,7 +58,18 @@ func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tele
 	hooks := cache.Hooks{}
 	if m != nil {
 		mg := m.Guardrails
+		// The label sets of the statement path, resolved once (a lookup by
+		// label values costs more than the rest of a cached decision).
+		lookups := map[cacheLookup]prometheus.Counter{}
+		for _, tier := range []analysis.Source{analysis.SourceMemory, analysis.SourceValkey} {
+			lookups[cacheLookup{tier, true}] = mg.CacheLookups.WithLabelValues(string(tier), "hit")
+			lookups[cacheLookup{tier, false}] = mg.CacheLookups.WithLabelValues(string(tier), "miss")
+		}
 		hooks.OnLookup = func(tier analysis.Source, hit bool) {
+			if c, ok := lookups[cacheLookup{tier, hit}]; ok {
+				c.Inc()
+				return
+			}
 			result := "miss"
 			if hit {
 				result = "hit"
@@ -95,9 +108,27 @@ func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tele
 		Backends: g.pools.get, Timeout: gc.Timeout, FailClosed: gc.FailClosed}
 	if m != nil {
 		mg := m.Guardrails
+		sources := []analysis.Source{analysis.SourceRules, analysis.SourcePlanner, analysis.SourceMemory,
+			analysis.SourceValkey, analysis.SourceOverride, analysis.SourceFallback}
+		decisions := map[decisionLabels]prometheus.Counter{}
+		seconds := map[analysis.Source]prometheus.Observer{}
+		for _, src := range sources {
+			for _, v := range []analysis.Verdict{analysis.Efficient, analysis.Inefficient} {
+				decisions[decisionLabels{v, src}] = mg.Decisions.WithLabelValues(string(v), string(src))
+			}
+			seconds[src] = mg.AnalysisSeconds.WithLabelValues(string(src))
+		}
 		g.analyzer.OnDecision = func(d analysis.Decision, took time.Duration) {
-			mg.Decisions.WithLabelValues(string(d.Verdict), string(d.Source)).Inc()
-			mg.AnalysisSeconds.WithLabelValues(string(d.Source)).Observe(took.Seconds())
+			if c, ok := decisions[decisionLabels{d.Verdict, d.Source}]; ok {
+				c.Inc()
+			} else {
+				mg.Decisions.WithLabelValues(string(d.Verdict), string(d.Source)).Inc()
+			}
+			if o, ok := seconds[d.Source]; ok {
+				o.Observe(took.Seconds())
+			} else {
+				mg.AnalysisSeconds.WithLabelValues(string(d.Source)).Observe(took.Seconds())
+			}
 		}
 	}
 	g.analyzer.Init()
@@ -107,9 +138,29 @@ func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tele
 	}
 	g.policy = &routing.Policy{Mode: gc.Mode, Analyzer: g.analyzer, ExemptRoles: exempt, Parser: parser}
 	if m != nil {
-		g.policy.Routed = func(node string) { m.Guardrails.Routed.WithLabelValues(node).Inc() }
+		fast, shunt := m.Guardrails.Routed.WithLabelValues(stmt.LegFast), m.Guardrails.Routed.WithLabelValues(session.LegShunt)
+		g.policy.Routed = func(node string) {
+			switch node {
+			case stmt.LegFast:
+				fast.Inc()
+			case session.LegShunt:
+				shunt.Inc()
+			default:
+				m.Guardrails.Routed.WithLabelValues(node).Inc()
+			}
+		}
 	}
 	return g, nil
+}
+
+type cacheLookup struct {
+	tier analysis.Source
+	hit  bool
+}
+
+type decisionLabels struct {
+	verdict analysis.Verdict
+	source  analysis.Source
 }
 
 // wire plugs the guardrails into the proxy: the policy, the issue log and

@@ -102,7 +102,7 @@ func (a *Analyzer) decide(ctx context.Context, req Request) Decision {
 		d.Decided = time.Now()
 		return d
 	}
-	key := fp + ShapeSuffix(req.Parsed.Tree, a.Rules.thresholds())
+	key := fp + a.shapeSuffix(req.Parsed)
 	if a.Cache != nil {
 		if d, src, ok := a.Cache.Get(ctx, req.Database, key); ok {
 			if d.Origin == "" {
@@ -143,7 +143,7 @@ func (a *Analyzer) analyse(ctx context.Context, req Request) (Decision, error) {
 		return Decision{}, err
 	}
 	facts := map[sqlparse.TableRef]*metadata.Table{}
-	for _, ref := range sqlparse.Tables(req.Parsed.Tree) {
+	for _, ref := range sqlparse.Tables(req.Parsed.Tree()) {
 		if _, done := facts[ref]; done {
 			continue
 		}
@@ -157,7 +157,7 @@ func (a *Analyzer) analyse(ctx context.Context, req Request) (Decision, error) {
 			facts[ref] = t
 		}
 	}
-	if d, fired := a.Rules.Check(req.Parsed.Tree, func(schema, name string) *metadata.Table {
+	if d, fired := a.Rules.Check(req.Parsed.Tree(), func(schema, name string) *metadata.Table {
 		return facts[sqlparse.TableRef{Schema: schema, Name: name}]
 	}); fired {
 		d.Decided = time.Now()
@@ -249,6 +249,64 @@ func ShapeSuffix(tree *pg_query.ParseResult, th Thresholds) string {
 		suffix = ":" + suffix
 	}
 	return suffix
+}
+
+type suffixMemo struct{ th Thresholds }
+type sensitiveMemo struct{}
+
+// shapeSuffix is ShapeSuffix of a statement, computed once per text; for a
+// text answered from its shape (sqlparse.Parsed.Shaped) whose shape has no
+// constant ShapeSuffix reads, "" without parsing it.
+func (a *Analyzer) shapeSuffix(p *sqlparse.Parsed) string {
+	th := a.Rules.thresholds()
+	if p.Shaped() && !p.ShapeMemo(sensitiveMemo{}, func() any { return constantSensitive(p.ShapeTree()) }).(bool) {
+		return ""
+	}
+	return p.Memo(suffixMemo{th}, func() any { return ShapeSuffix(p.Tree(), th) }).(string)
+}
+
+// constantSensitive reports whether ShapeSuffix could read the value of a
+// constant of tree: a LIMIT or OFFSET, a conjunct of a WHERE or join
+// condition made of constants, a pattern-matching operator. When it cannot,
+// ShapeSuffix is "" for every statement of the tree's shape.
+func constantSensitive(tree *pg_query.ParseResult) bool {
+	if tree == nil {
+		return true
+	}
+	sensitive := false
+	for _, raw := range tree.Stmts {
+		sqlparse.InspectNode(raw.Stmt, func(n *pg_query.Node) bool {
+			if s := n.GetSelectStmt(); s != nil {
+				if s.LimitOffset != nil || s.LimitCount != nil || constantConjunct(s.WhereClause) {
+					sensitive = true
+				}
+			}
+			if j := n.GetJoinExpr(); j != nil && constantConjunct(j.Quals) {
+				sensitive = true
+			}
+			if e := n.GetAExpr(); e != nil && len(e.Name) > 0 {
+				if op := e.Name[len(e.Name)-1].GetString_(); op != nil {
+					switch strings.TrimPrefix(op.Sval, "!") {
+					case "~~", "~~*", "~", "~*":
+						sensitive = true
+					}
+				}
+			}
+			return !sensitive
+		})
+	}
+	return sensitive
+}
+
+// constantConjunct reports whether a conjunct of n is made of constants
+// alone (whether it is true then depends on their values).
+func constantConjunct(n *pg_query.Node) bool {
+	for _, c := range conjuncts(n, nil) {
+		if decidedByConstants(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // numberAtLeast reports whether n is a numeric constant (through casts) of

@@ -233,7 +233,7 @@ func (r *rig) decide(database, sql string) analysis.Decision {
 // cached looks the statement up in the decision cache directly.
 func (r *rig) cached(database, sql string) (analysis.Decision, bool) {
 	req := r.request(database, sql)
-	key := req.Parsed.Fingerprint() + analysis.ShapeSuffix(req.Parsed.Tree, analysis.DefaultThresholds)
+	key := req.Parsed.Fingerprint() + analysis.ShapeSuffix(req.Parsed.Tree(), analysis.DefaultThresholds)
 	d, _, ok := r.tiered.Get(context.Background(), database, key)
 	return d, ok
 }
@@ -714,7 +714,7 @@ func TestShapeSuffix(t *testing.T) {
 		if parsed.Err != nil {
 			t.Fatalf("%s: %v", c.sql, parsed.Err)
 		}
-		if got := analysis.ShapeSuffix(parsed.Tree, th); got != c.want {
+		if got := analysis.ShapeSuffix(parsed.Tree(), th); got != c.want {
 			t.Errorf("ShapeSuffix(%s) = %q, want %q", c.sql, got, c.want)
 		}
 	}
@@ -728,7 +728,7 @@ func TestShapeSuffix(t *testing.T) {
 		"SELECT * FROM t LIMIT 100":             ":l",
 		"SELECT * FROM t LIMIT 99 OFFSET 9":     "",
 	} {
-		if got := analysis.ShapeSuffix(testParser.Parse(sql).Tree, small); got != want {
+		if got := analysis.ShapeSuffix(testParser.Parse(sql).Tree(), small); got != want {
 			t.Errorf("ShapeSuffix(%s) with %+v = %q, want %q", sql, small, got, want)
 		}
 	}
@@ -757,10 +757,10 @@ func TestShapeKeySeparatesRuleVerdicts(t *testing.T) {
 		if parsed.Err != nil {
 			t.Fatalf("%s: %v", sql, parsed.Err)
 		}
-		if d, fired := rules.Check(parsed.Tree, facts); fired {
+		if d, fired := rules.Check(parsed.Tree(), facts); fired {
 			check = d.Check
 		}
-		return parsed.Fingerprint() + analysis.ShapeSuffix(parsed.Tree, analysis.DefaultThresholds), check
+		return parsed.Fingerprint() + analysis.ShapeSuffix(parsed.Tree(), analysis.DefaultThresholds), check
 	}
 	for _, p := range [][2]string{
 		{"SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 5", "SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 200000"},

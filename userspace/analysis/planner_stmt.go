@@ -27,7 +27,7 @@ func checkRead(parser *sqlparse.Parser, sql string) (readStatement, error) {
 	var err error
 	if parser != nil {
 		parsed := parser.Parse(sql)
-		tree, err = parsed.Tree, parsed.Err
+		tree, err = parsed.Tree(), parsed.Err
 	} else {
 		tree, err = pg_query.Parse(sql)
 	}

@@ -34,7 +34,7 @@ func (LockedSettings) Decide(_ context.Context, st *stmt.Statement) stmt.Decisio
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if sqlparse.ChangesSetting(parsed.Tree, name) {
+		if sqlparse.ChangesSetting(parsed.ShapeTree(), name) {
 			return stmt.Decision{Action: stmt.Refuse, Source: "guard",
 				Err: wire.Refusal(wire.CodeInsufficientPrivilege,
 					fmt.Sprintf("%s is set by pgproxy to the authenticated identity and cannot be changed", name))}

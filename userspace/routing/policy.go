@@ -92,10 +92,13 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 		return stmt.Decision{}
 	}
 	parsed := st.Parsed()
-	if parsed.Err != nil || parsed.Tree == nil {
+	// What is asked of the tree here (statement kinds, a write or a read)
+	// does not depend on constants: the shape's tree serves.
+	tree := parsed.ShapeTree()
+	if parsed.Err != nil || tree == nil {
 		return stmt.Decision{}
 	}
-	stmts := parsed.Tree.Stmts
+	stmts := tree.Stmts
 	if p.Mode == Shunt {
 		for _, raw := range stmts {
 			if refusal := shuntRefusal(raw.Stmt); refusal != nil {
@@ -125,7 +128,7 @@ func (p *Policy) decideEach(ctx context.Context, st *stmt.Statement, stmts []*pg
 			allRead = false
 			continue
 		}
-		one, err := pg_query.Deparse(&pg_query.ParseResult{Version: st.Parsed().Tree.Version, Stmts: []*pg_query.RawStmt{{Stmt: raw.Stmt}}})
+		one, err := pg_query.Deparse(&pg_query.ParseResult{Version: st.Parsed().Tree().Version, Stmts: []*pg_query.RawStmt{{Stmt: raw.Stmt}}})
 		if err != nil {
 			continue
 		}

@@ -189,6 +189,9 @@ func (s *Session) decide(proto stmt.Protocol, name, portal, sql string, paramOID
 	}
 	s.facts.TxStatus = s.tr.txStatus()
 	s.st.Reset(proto, name, portal, sql, paramOIDs, &s.facts, s.Parser)
+	if p := s.lastParsed; p != nil && p.SQL() == sql {
+		s.st.UseParsed(p)
+	}
 	return s.Policies.Decide(s.ctx, &s.st)
 }
 
@@ -234,7 +237,7 @@ func (s *Session) unreadable(sql string) *wire.Error {
 		return wire.Refusal("22021", fmt.Sprintf("pgproxy can check statements with non-ASCII text only in client_encoding UTF8 (this session uses %s)", enc)).
 			WithHint("SET client_encoding = 'UTF8'")
 	}
-	if p := s.Parser.Parse(sql); p.Err != nil {
+	if p := s.parse(sql); p.Err != nil {
 		return wire.Refusal("42601", p.Err.Error())
 	}
 	return nil
@@ -298,7 +301,7 @@ func (s *Session) fingerprint(sql string) string {
 	if s.Records == nil || s.Parser == nil {
 		return ""
 	}
-	return s.Parser.Parse(sql).Fingerprint()
+	return s.parse(sql).Fingerprint()
 }
 
 // newRecord starts the record of a statement when records are kept.
@@ -403,7 +406,7 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 		action: out.Action, source: out.Source, verdict: out.Verdict, leg: out.Leg, decide: out.Elapsed,
 		fingerprint: s.fingerprint(p.Query)}
 	if s.Parser != nil {
-		prep.parsed = s.Parser.Parse(out.SQL)
+		prep.parsed = s.parse(out.SQL)
 	}
 	s.tr.sent(prep)
 	// Statements live on the fast node; a Bind routed to the shunt
@@ -567,7 +570,18 @@ func (s *Session) parsedStatements(sql string) []sqlparse.Stmt {
 	if s.Parser == nil {
 		return nil
 	}
-	return s.Parser.Parse(sql).Statements()
+	return s.parse(sql).Statements()
+}
+
+// parse parses a text through the shared cache, remembering the last one
+// (client goroutine only).
+func (s *Session) parse(sql string) *sqlparse.Parsed {
+	if p := s.lastParsed; p != nil && p.SQL() == sql {
+		return p
+	}
+	p := s.Parser.Parse(sql)
+	s.lastParsed = p
+	return p
 }
 
 func rewriteFailed(err error) *wire.Error {

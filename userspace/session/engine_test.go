@@ -474,7 +474,7 @@ func TestEngineRefusalRecordLostInAbortedBlock(t *testing.T) {
 
 func relnames(p *sqlparse.Parsed) []string {
 	var out []string
-	for _, raw := range p.Tree.Stmts {
+	for _, raw := range p.Tree().Stmts {
 		sqlparse.Walk(raw, func(m proto.Message) bool {
 			if rv, ok := m.(*pg_query.RangeVar); ok {
 				out = append(out, rv.Relname)

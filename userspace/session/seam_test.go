@@ -183,7 +183,7 @@ func tables(p *sqlparse.Parsed, name string) bool {
 		return false
 	}
 	found := false
-	for _, raw := range p.Tree.Stmts {
+	for _, raw := range p.Tree().Stmts {
 		sqlparse.Walk(raw, func(m proto.Message) bool {
 			if rv, ok := m.(*pg_query.RangeVar); ok && rv.Relname == name {
 				found = true
@@ -225,7 +225,7 @@ func renameTable(from, to string) stmt.Policy {
 		if st.Protocol == stmt.Bind || !tables(st.Parsed(), from) {
 			return stmt.Decision{}
 		}
-		tree := proto.Clone(st.Parsed().Tree).(*pg_query.ParseResult)
+		tree := proto.Clone(st.Parsed().Tree()).(*pg_query.ParseResult)
 		for _, raw := range tree.Stmts {
 			sqlparse.Walk(raw, func(m proto.Message) bool {
 				if rv, ok := m.(*pg_query.RangeVar); ok && rv.Relname == from {

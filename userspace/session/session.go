@@ -104,6 +104,9 @@ type Session struct {
 	published atomic.Pointer[tracker] // tr, for State from other goroutines
 	facts     stmt.Facts
 	st        stmt.Statement
+	// lastParsed is the client goroutine's last parse: one text is asked
+	// about several times on its way (readable, policies, tracker).
+	lastParsed *sqlparse.Parsed
 	// skipToSync discards client messages until Sync after a refused
 	// extended-protocol message, as the server does after an error.
 	skipToSync bool

@@ -2,6 +2,7 @@ package sqlparse
 
 import (
 	"strings"
+	"sync"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
@@ -59,7 +60,16 @@ type Effect struct {
 // SessionEffect reports what one statement does to session state. SET
 // LOCAL and set_config(..., true) are transaction-scoped and have no effect
 // here.
+// The effect is computed once per statement of a cached text (or shape).
 func SessionEffect(st Stmt) Effect {
+	if st.effect == nil {
+		return sessionEffect(st)
+	}
+	st.effect.once.Do(func() { st.effect.e = sessionEffect(st) })
+	return st.effect.e
+}
+
+func sessionEffect(st Stmt) Effect {
 	n := st.Node
 	if n == nil {
 		return Effect{}
@@ -212,17 +222,28 @@ func constBool(n *pg_query.Node) *bool {
 
 // Statements returns the statements of the text, each with the slice of
 // the text it spans; computed once per cached text. Treat as read-only.
+// A text answered from its shape has the template's statement (its Node,
+// with the template's constants, and its effect: see shapeEligible) with
+// its own Text.
 func (p *Parsed) Statements() []Stmt {
-	p.stmtsOnce.Do(func() { p.stmts = splitStatements(p) })
+	p.stmtsOnce.Do(func() {
+		if p.tpl != nil {
+			st := p.tpl.Statements()[0]
+			st.Text = shapeText(p.sql)
+			p.stmts = []Stmt{st}
+			return
+		}
+		p.stmts = splitStatements(p)
+	})
 	return p.stmts
 }
 
 func splitStatements(p *Parsed) []Stmt {
-	if p.Err != nil || p.Tree == nil {
+	if p.Err != nil || p.tree == nil {
 		return nil
 	}
-	out := make([]Stmt, 0, len(p.Tree.Stmts))
-	for _, raw := range p.Tree.Stmts {
+	out := make([]Stmt, 0, len(p.tree.Stmts))
+	for _, raw := range p.tree.Stmts {
 		start := int(raw.StmtLocation)
 		end := len(p.sql)
 		if raw.StmtLen > 0 {
@@ -232,7 +253,7 @@ func splitStatements(p *Parsed) []Stmt {
 		if start >= 0 && start <= end && end <= len(p.sql) {
 			text = strings.TrimSpace(p.sql[start:end])
 		}
-		out = append(out, Stmt{Node: raw.Stmt, Text: text, version: p.Tree.Version})
+		out = append(out, Stmt{Node: raw.Stmt, Text: text, version: p.tree.Version, effect: &effectMemo{}})
 	}
 	return out
 }
@@ -242,4 +263,10 @@ type Stmt struct {
 	Node    *pg_query.Node
 	Text    string
 	version int32
+	effect  *effectMemo // shared by the copies of a cached statement
+}
+
+type effectMemo struct {
+	once sync.Once
+	e    Effect
 }

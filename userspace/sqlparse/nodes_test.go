@@ -62,7 +62,7 @@ func TestInspectNodeMatchesInspect(t *testing.T) {
 }
 
 func TestInspectNodeSkips(t *testing.T) {
-	tree := NewParser(0).Parse("SELECT a FROM t WHERE a IN (SELECT b FROM u) AND c = 1").Tree
+	tree := NewParser(0).Parse("SELECT a FROM t WHERE a IN (SELECT b FROM u) AND c = 1").Tree()
 	var cols []string
 	InspectNode(tree.Stmts[0].Stmt, func(n *pg_query.Node) bool {
 		if n.GetSubLink() != nil {
@@ -80,7 +80,7 @@ func TestInspectNodeSkips(t *testing.T) {
 }
 
 func BenchmarkInspectNode(b *testing.B) {
-	tree := NewParser(0).Parse(nodeStatements[1] + " WHERE " + "x = 1 AND y LIKE 'a%' AND z IN (1, 2, 3)").Tree
+	tree := NewParser(0).Parse(nodeStatements[1] + " WHERE " + "x = 1 AND y LIKE 'a%' AND z IN (1, 2, 3)").Tree()
 	b.Run("typed", func(b *testing.B) {
 		for b.Loop() {
 			InspectNode(tree.Stmts[0].Stmt, func(*pg_query.Node) bool { return true })

@@ -4,6 +4,7 @@
 package sqlparse
 
 import (
+	"fmt"
 	"sync"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -15,24 +16,92 @@ import (
 // Parsed is the parse tree of one query string (one or more statements).
 // It is shared between callers through the cache: treat it as read-only.
 type Parsed struct {
-	Tree *pg_query.ParseResult
-	Err  error
+	Err error
 
+	tree *pg_query.ParseResult
+	// tpl, when set, is a parsed text of the same shape (see shapeKey):
+	// this text is parsed only when Tree is called.
+	tpl       *Parsed
+	treeOnce  sync.Once
 	sql       string
 	fpOnce    sync.Once
 	fp        string
 	stmtsOnce sync.Once
 	stmts     []Stmt
 	cost      int64 // estimated bytes held in the cache
+	memoMu    sync.Mutex
+	memo      map[any]any
+}
+
+// Shaped reports whether the text was answered from a parsed text of its
+// shape (its tree is parsed only if Tree is called).
+func (p *Parsed) Shaped() bool { return p.tpl != nil }
+
+// Memo returns the value computed once for key about this text.
+func (p *Parsed) Memo(key any, compute func() any) any {
+	p.memoMu.Lock()
+	defer p.memoMu.Unlock()
+	if v, ok := p.memo[key]; ok {
+		return v
+	}
+	v := compute()
+	if p.memo == nil {
+		p.memo = map[any]any{}
+	}
+	p.memo[key] = v
+	return v
+}
+
+// ShapeMemo returns the value computed once for key about the text's shape:
+// for answers that depend on ShapeTree only (compute must not read Tree or
+// SQL), shared by every text of the shape.
+func (p *Parsed) ShapeMemo(key any, compute func() any) any {
+	if p.tpl != nil {
+		return p.tpl.Memo(key, compute)
+	}
+	return p.Memo(key, compute)
 }
 
 // SQL returns the text that was parsed.
 func (p *Parsed) SQL() string { return p.sql }
 
+// Tree returns the parse tree of the text (nil when it does not parse).
+func (p *Parsed) Tree() *pg_query.ParseResult {
+	if p.tpl == nil {
+		return p.tree
+	}
+	p.treeOnce.Do(func() {
+		tree, err := pg_query.Parse(p.sql)
+		if err != nil {
+			// The shape scanner promised a text that parses like its
+			// template: a broken promise is a bug, and guessing at the
+			// statement would be worse than ending the session.
+			panic(fmt.Sprintf("sqlparse: a text of a parsed shape does not parse: %v", err))
+		}
+		p.tree = tree
+	})
+	return p.tree
+}
+
+// ShapeTree returns a tree of the text's shape: the statement kinds, names,
+// tables, columns and operators of the text, with constants that may be
+// other values (for a text answered from a template of its shape). For the
+// questions whose answers do not depend on constants; it never parses.
+func (p *Parsed) ShapeTree() *pg_query.ParseResult {
+	if p.tpl != nil {
+		return p.tpl.tree
+	}
+	return p.tree
+}
+
 // Fingerprint returns pg_query's fingerprint of the text: the same for
 // statements that differ only in constants, whitespace and comments. It is
-// computed once per cached text; a text that does not parse has none ("").
+// computed once per cached text (or shape); a text that does not parse has
+// none ("").
 func (p *Parsed) Fingerprint() string {
+	if p.tpl != nil {
+		return p.tpl.Fingerprint()
+	}
 	p.fpOnce.Do(func() {
 		if p.Err == nil {
 			p.fp, _ = pg_query.Fingerprint(p.sql)
@@ -44,15 +113,18 @@ func (p *Parsed) Fingerprint() string {
 // Parser parses query text through an LRU cache. It is safe for concurrent
 // use. The cache is bounded twice: by entries, and by the memory the parse
 // trees take (a short text can parse into a large tree), so no stream of
-// distinct statements can grow it past maxCacheBytes.
+// distinct statements can grow it past maxCacheBytes. A second cache keeps
+// parsed texts by shape, so that a text differing from one seen only in
+// its literals is not parsed (see shapeKey).
 type Parser struct {
-	cache *lru.Cache[string, *Parsed]
-	mu    sync.Mutex
-	bytes int64
+	cache  *lru.Cache[string, *Parsed]
+	shapes *lru.Cache[string, *Parsed]
+	mu     sync.Mutex
+	bytes  int64
 }
 
 // NewParser returns a parser caching up to size query strings (no cache
-// when size <= 0).
+// when size <= 0), and as many shapes.
 func NewParser(size int) *Parser {
 	p := &Parser{}
 	if size > 0 {
@@ -61,6 +133,7 @@ func NewParser(size int) *Parser {
 			p.bytes -= v.cost
 			p.mu.Unlock()
 		})
+		p.shapes, _ = lru.New[string, *Parsed](size)
 	}
 	return p
 }
@@ -77,14 +150,25 @@ var maxCacheBytes int64 = 64 << 20
 
 // Parse returns the parse tree of sql; a syntax error is reported in Err.
 func (p *Parser) Parse(sql string) *Parsed {
-	if p.cache != nil {
-		if parsed, ok := p.cache.Get(sql); ok {
-			return parsed
+	if p.cache == nil {
+		tree, err := pg_query.Parse(sql)
+		return &Parsed{tree: tree, Err: err, sql: sql}
+	}
+	if parsed, ok := p.cache.Get(sql); ok {
+		return parsed
+	}
+	key, shaped := "", false
+	if len(sql) <= maxCachedLen {
+		key, shaped = shapeKey(sql)
+	}
+	if shaped {
+		if tpl, ok := p.shapes.Get(key); ok {
+			return &Parsed{tpl: tpl, sql: sql}
 		}
 	}
 	tree, err := pg_query.Parse(sql)
-	parsed := &Parsed{Tree: tree, Err: err, sql: sql}
-	if p.cache == nil || len(sql) > maxCachedLen {
+	parsed := &Parsed{tree: tree, Err: err, sql: sql}
+	if len(sql) > maxCachedLen {
 		return parsed
 	}
 	// The wire size of the tree is a fair proxy for its memory (the Go
@@ -98,6 +182,13 @@ func (p *Parser) Parse(sql string) *Parsed {
 	over := p.bytes > maxCacheBytes
 	p.mu.Unlock()
 	p.cache.Add(sql, parsed)
+	if shaped && shapeEligible(parsed) {
+		// The template stays alive while its shape is cached, whether or
+		// not the text cache still holds it: its memory is counted as long
+		// as the text cache does, and the shape cache is bounded by
+		// entries of at most maxCachedTree.
+		p.shapes.Add(key, parsed)
+	}
 	for over {
 		if _, _, ok := p.cache.RemoveOldest(); !ok {
 			break

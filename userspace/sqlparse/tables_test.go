@@ -51,7 +51,7 @@ func TestTables(t *testing.T) {
 		if parsed.Err != nil {
 			t.Fatalf("%s: %v", c.sql, parsed.Err)
 		}
-		if got := Tables(parsed.Tree); !reflect.DeepEqual(got, c.want) {
+		if got := Tables(parsed.Tree()); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s:\n got %v\nwant %v", c.sql, got, c.want)
 		}
 	}
@@ -104,7 +104,7 @@ func TestClassifyRead(t *testing.T) {
 }
 
 func TestInspectSkipsChildren(t *testing.T) {
-	tree := NewParser(0).Parse("SELECT * FROM a WHERE x IN (SELECT y FROM b) AND z = (SELECT 1 FROM c)").Tree
+	tree := NewParser(0).Parse("SELECT * FROM a WHERE x IN (SELECT y FROM b) AND z = (SELECT 1 FROM c)").Tree()
 	var names []string
 	Inspect(tree, func(m proto.Message) bool {
 		switch n := m.(type) {
@@ -128,7 +128,7 @@ const benchStatement = `WITH recent AS (SELECT customer_id, max(created_at) AS l
 	ORDER BY r.last DESC LIMIT 50`
 
 func BenchmarkTables(b *testing.B) {
-	tree := NewParser(0).Parse(benchStatement).Tree
+	tree := NewParser(0).Parse(benchStatement).Tree()
 	b.ReportAllocs()
 	for b.Loop() {
 		Tables(tree)
@@ -136,7 +136,7 @@ func BenchmarkTables(b *testing.B) {
 }
 
 func BenchmarkClassifyRead(b *testing.B) {
-	tree := NewParser(0).Parse(benchStatement).Tree
+	tree := NewParser(0).Parse(benchStatement).Tree()
 	b.ReportAllocs()
 	for b.Loop() {
 		ClassifyRead(tree.Stmts[0].Stmt)

@@ -99,6 +99,14 @@ func (s *Statement) Reset(proto Protocol, name, portal, sql string, paramOIDs []
 	*s = Statement{Protocol: proto, Name: name, Portal: portal, SQL: sql, ParamOIDs: paramOIDs, Facts: facts, parser: parser}
 }
 
+// UseParsed gives the statement the parse of its text, when the caller has
+// it already (ignored for another text).
+func (s *Statement) UseParsed(p *sqlparse.Parsed) {
+	if p != nil && p.SQL() == s.SQL {
+		s.parsed = p
+	}
+}
+
 // SetSQL replaces the text (after a policy rewrote it); the next Parsed call
 // parses the new text.
 func (s *Statement) SetSQL(sql string) {

@@ -1,0 +1,361 @@
+package sqlparse
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+)
+
+// Statement shapes.
+//
+// Applications send the same statement over and over with other constants
+// (`... WHERE id = 42`, then `... WHERE id = 43`): in the simple protocol
+// every text is new to the parse cache, and parsing it (PostgreSQL's parser
+// through cgo, then decoding the tree) costs tens of microseconds. A shape
+// key is the text with its plain literals (numbers, standard '...' strings)
+// replaced by markers, found by a small scanner that follows PostgreSQL's
+// lexical rules for what it accepts and gives up on anything it is not sure
+// of (dollar quotes, E'' and other prefixed strings, numbers glued to other
+// characters, NUL bytes). Two texts with one key differ only in the values
+// of plain literals, so they parse to trees of the same structure: the same
+// statement kinds, names, tables and operators, constants aside.
+//
+// A text whose key matches a parsed template is answered without parsing
+// when every question the proxy asks of it without constants has the same
+// answer for every text of the shape: one statement, a SELECT, INSERT,
+// UPDATE or DELETE, no set_config (its setting name is a constant), every
+// literal a constant of the tree (A_Const: the fingerprint ignores its
+// value). Its tree is parsed on first use of Tree; Fingerprint, Statements
+// (the template's node, the text's own text), session effects and
+// ShapeTree come from the template. Whoever reads constants' values from
+// ShapeTree must know the shape does not depend on them (the analysis
+// checks: analysis.constantSensitive).
+
+// The markers of literals in a shape key (NUL never occurs in a text that
+// gets a key). Integers that fit in 32 bits are told from other numbers:
+// the grammar takes only those where it wants an integer (a FETCH count,
+// an array bound).
+const (
+	intMark = "\x00i"
+	numMark = "\x00n"
+	strMark = "\x00s"
+)
+
+// shapeKey returns the shape key of sql, or false when the scanner cannot
+// be sure of the text's literals (then the text is parsed as usual).
+func shapeKey(sql string) (string, bool) {
+	key, _, ok := scanShape(sql, false)
+	return key, ok
+}
+
+// scanShape is shapeKey; with offsets, it also returns where each literal
+// starts.
+func scanShape(sql string, offsets bool) (string, []int, bool) {
+	if !utf8.ValidString(sql) {
+		return "", nil, false // the parser rejects it, whatever the literals
+	}
+	var b strings.Builder
+	b.Grow(len(sql))
+	lits := 0
+	var at []int
+	i := 0
+	n := len(sql)
+	for i < n {
+		c := sql[i]
+		switch {
+		case c == 0:
+			return "", nil, false
+		case c == '-' && i+1 < n && sql[i+1] == '-': // comment to end of line, kept
+			j := i + 2
+			for j < n && sql[j] != '\n' && sql[j] != '\r' {
+				if sql[j] == 0 {
+					return "", nil, false
+				}
+				j++
+			}
+			b.WriteString(sql[i:j])
+			i = j
+		case c == '/' && i+1 < n && sql[i+1] == '*': // nested block comment, kept
+			depth, j := 1, i+2
+			for j < n && depth > 0 {
+				switch {
+				case sql[j] == 0:
+					return "", nil, false
+				case sql[j] == '/' && j+1 < n && sql[j+1] == '*':
+					depth++
+					j += 2
+				case sql[j] == '*' && j+1 < n && sql[j+1] == '/':
+					depth--
+					j += 2
+				default:
+					j++
+				}
+			}
+			if depth > 0 {
+				return "", nil, false
+			}
+			b.WriteString(sql[i:j])
+			i = j
+		case c == '"': // quoted identifier, kept
+			j := i + 1
+			for {
+				if j >= n || sql[j] == 0 {
+					return "", nil, false
+				}
+				if sql[j] == '"' {
+					if j+1 < n && sql[j+1] == '"' {
+						j += 2
+						continue
+					}
+					break
+				}
+				j++
+			}
+			b.WriteString(sql[i : j+1])
+			i = j + 1
+		case c == '\'':
+			if i > 0 && isIdentByte(sql[i-1]) {
+				return "", nil, false // E'', B'', X'', N'', U&'' ...: other lexical rules
+			}
+			if i > 0 && sql[i-1] == '&' {
+				return "", nil, false // U&'...' written with the & glued on
+			}
+			j := i + 1
+			for {
+				if j >= n || sql[j] == 0 {
+					return "", nil, false
+				}
+				if sql[j] == '\'' {
+					if j+1 < n && sql[j+1] == '\'' {
+						j += 2
+						continue
+					}
+					break
+				}
+				j++
+			}
+			b.WriteString(strMark)
+			lits++
+			if offsets {
+				at = append(at, i)
+			}
+			i = j + 1
+			if i < n && gluedByte(sql[i]) {
+				return "", nil, false
+			}
+		case c == '$':
+			if i+1 < n && isDigit(sql[i+1]) && (i == 0 || !isIdentByte(sql[i-1])) { // $n parameter, kept
+				j := i + 1
+				for j < n && isDigit(sql[j]) {
+					j++
+				}
+				if j < n && isIdentByte(sql[j]) {
+					return "", nil, false
+				}
+				b.WriteString(sql[i:j])
+				i = j
+				continue
+			}
+			if i == 0 || !isIdentByte(sql[i-1]) {
+				return "", nil, false // a dollar quote, or something else the scanner does not know
+			}
+			b.WriteByte(c)
+			i++
+		case isDigit(c) || (c == '.' && i+1 < n && isDigit(sql[i+1])):
+			if i > 0 && gluedByte(sql[i-1]) {
+				return "", nil, false
+			}
+			j := i
+			for j < n && isDigit(sql[j]) {
+				j++
+			}
+			integer := j > i
+			if j < n && sql[j] == '.' {
+				integer = false
+				j++
+				for j < n && isDigit(sql[j]) {
+					j++
+				}
+			}
+			if j < n && (sql[j] == 'e' || sql[j] == 'E') {
+				j++
+				if j < n && (sql[j] == '+' || sql[j] == '-') {
+					j++
+				}
+				if j >= n || !isDigit(sql[j]) {
+					return "", nil, false
+				}
+				integer = false
+				for j < n && isDigit(sql[j]) {
+					j++
+				}
+			}
+			if j < n && gluedByte(sql[j]) {
+				return "", nil, false
+			}
+			if integer && fitsInt32(sql[i:j]) {
+				b.WriteString(intMark)
+			} else {
+				b.WriteString(numMark)
+			}
+			lits++
+			if offsets {
+				at = append(at, i)
+			}
+			i = j
+		case isIdentStart(c):
+			j := i + 1
+			for j < n && isIdentByte(sql[j]) {
+				j++
+			}
+			b.WriteString(sql[i:j])
+			i = j
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	if lits == 0 {
+		return "", nil, false // nothing to share: the text is its own shape
+	}
+	return b.String(), at, true
+}
+
+// fitsInt32 reports whether a string of digits is at most 2147483647.
+func fitsInt32(d string) bool {
+	d = strings.TrimLeft(d, "0")
+	return len(d) < 10 || len(d) == 10 && d <= "2147483647"
+}
+
+// gluedByte: a literal next to one of these is refused (the lexer's reading
+// of such a text can depend on the literal's value).
+func gluedByte(c byte) bool { return isIdentByte(c) || c == '.' || c == '\'' || c == '"' }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isIdentStart(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80
+}
+
+func isIdentByte(c byte) bool { return isIdentStart(c) || isDigit(c) || c == '$' }
+
+// shapeEligible reports whether texts of p's shape can be answered from p
+// (see the package comment on shapes): one statement of a plain DML kind,
+// no set_config, no constant the analysis reads, and a statement text the
+// shape can reproduce.
+func shapeEligible(p *Parsed) bool {
+	if p.Err != nil || p.tree == nil || len(p.tree.Stmts) != 1 {
+		return false
+	}
+	node := p.tree.Stmts[0].Stmt
+	switch node.Node.(type) {
+	case *pg_query.Node_SelectStmt, *pg_query.Node_InsertStmt, *pg_query.Node_UpdateStmt, *pg_query.Node_DeleteStmt:
+	default:
+		return false
+	}
+	_, lits, shaped := scanShape(p.sql, true)
+	if !shaped {
+		return false
+	}
+	consts := map[int32]bool{}
+	ok := true
+	Inspect(node, func(m proto.Message) bool {
+		switch x := m.(type) {
+		case *pg_query.A_Const:
+			consts[x.Location] = true
+		case *pg_query.FuncCall:
+			if isFunc(x, "set_config") {
+				ok = false
+			}
+		}
+		return ok
+	})
+	if !ok {
+		return false
+	}
+	// Every literal must be a constant of the tree (A_Const), whose value
+	// the fingerprint ignores and nothing else of the tree depends on; not
+	// a number the grammar keeps in a field (a FETCH count, an array
+	// bound), nor one folded into another node (a negated number).
+	for _, at := range lits {
+		if !consts[int32(at)] {
+			return false
+		}
+	}
+	st := splitStatements(p)
+	return len(st) == 1 && st[0].Text == shapeText(p.sql)
+}
+
+func isConst(n *pg_query.Node) bool {
+	if n == nil {
+		return false
+	}
+	if tc := n.GetTypeCast(); tc != nil {
+		n = tc.Arg
+	}
+	return n.GetAConst() != nil
+}
+
+// shapeText is the statement text of a one-statement text of an eligible
+// shape: the text without a final semicolon and what follows it (space and
+// comments), trimmed, as splitStatements cuts it.
+func shapeText(sql string) string {
+	end := len(sql)
+	if i := lastSemicolon(sql); i >= 0 {
+		end = i
+	}
+	return strings.TrimSpace(sql[:end])
+}
+
+// lastSemicolon is the offset of the last semicolon outside comments,
+// quotes and identifiers (-1 when there is none). Only called for texts the
+// shape scanner accepted.
+func lastSemicolon(sql string) int {
+	last := -1
+	n := len(sql)
+	for i := 0; i < n; {
+		c := sql[i]
+		switch {
+		case c == '-' && i+1 < n && sql[i+1] == '-':
+			for i < n && sql[i] != '\n' && sql[i] != '\r' {
+				i++
+			}
+		case c == '/' && i+1 < n && sql[i+1] == '*':
+			depth := 1
+			i += 2
+			for i < n && depth > 0 {
+				switch {
+				case sql[i] == '/' && i+1 < n && sql[i+1] == '*':
+					depth++
+					i += 2
+				case sql[i] == '*' && i+1 < n && sql[i+1] == '/':
+					depth--
+					i += 2
+				default:
+					i++
+				}
+			}
+		case c == '"' || c == '\'':
+			i++
+			for i < n {
+				if sql[i] == c {
+					if i+1 < n && sql[i+1] == c {
+						i += 2
+						continue
+					}
+					break
+				}
+				i++
+			}
+			i++
+		case c == ';':
+			last = i
+			i++
+		default:
+			i++
+		}
+	}
+	return last
+}
