@@ -216,7 +216,13 @@ func (w *walker) visit(n *planNode, c execCtx) {
 func (w *walker) childCtx(n, child *planNode, c execCtx) execCtx {
 	switch child.ParentRelationship {
 	case "InitPlan": // run once (CTEs are InitPlans too)
-		return execCtx{loops: 1, frac: 1, par: 1}
+		frac := 1.0
+		if child.existsSubplan() {
+			// EXISTS stops at its subquery's first row: the planner's
+			// estimate of how much that reads is what a LIMIT 1 gets.
+			frac = 1 / max(child.PlanRows, 1)
+		}
+		return execCtx{loops: 1, frac: frac, par: 1}
 	case "SubPlan": // run per row the parent evaluates it for, unless hashed
 		if n.mentionsHashed(child.SubplanName) {
 			return execCtx{loops: c.loops, frac: 1, par: c.par}

@@ -124,6 +124,16 @@ func (n *planNode) child(rel string) *planNode {
 	return nil
 }
 
+// existsSubplan reports an uncorrelated EXISTS (subquery) run as an
+// InitPlan: PostgreSQL drops the target list of an EXISTS subquery, so the
+// top node of its plan outputs nothing (EXPLAIN VERBOSE shows no Output),
+// while every other sublink (a scalar, ARRAY, IN or ALL subquery) and every
+// CTE returns at least one column. Such a subplan runs only up to its first
+// row.
+func (n *planNode) existsSubplan() bool {
+	return n.ParentRelationship == "InitPlan" && strings.HasPrefix(n.SubplanName, "InitPlan ") && len(n.Output) == 0
+}
+
 // mentionsHashed reports whether one of the node's expressions evaluates
 // the named subplan as a hashed subplan (executed once, not per row).
 func (n *planNode) mentionsHashed(subplan string) bool {

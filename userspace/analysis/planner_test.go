@@ -168,6 +168,16 @@ func TestPlannerSubplansAndCTEs(t *testing.T) {
 	wantInefficient(t, d, PlanCheckSeqScan, "sequential scan of public.pl_mid, about 10,000 rows, repeated about 500 times")
 	// ... which is fine when the subquery reads an index.
 	wantEfficient(t, judge(t, p, "SELECT s.id, (SELECT note FROM pl_big b WHERE b.id = s.id) FROM pl_small s"))
+	// An uncorrelated EXISTS stops at the first row, as LIMIT 1 does: about
+	// 2,000 rows match, so about 1,000 are read before one does ...
+	wantEfficient(t, judge(t, p, "SELECT EXISTS (SELECT 1 FROM pl_big WHERE note = 'n1')"))
+	wantEfficient(t, judge(t, p, "SELECT * FROM pl_small WHERE id < 5 AND EXISTS (SELECT 1 FROM pl_big WHERE grp > 7)"))
+	// ... but when the planner expects no match, the whole table is read.
+	wantInefficient(t, judge(t, p, "SELECT EXISTS (SELECT 1 FROM pl_big WHERE payload = 'none')"),
+		PlanCheckSeqScan, "sequential scan of public.pl_big, about 2,000,000 rows")
+	// A scalar subquery in an InitPlan still reads what it aggregates.
+	wantInefficient(t, judge(t, p, "SELECT (SELECT count(*) FROM pl_big WHERE note = 'n1') > 0"),
+		PlanCheckSeqScan, "sequential scan of public.pl_big, about 2,000,000 rows")
 }
 
 func TestPlannerRefusesWhatIsNotOneRead(t *testing.T) {

@@ -212,6 +212,23 @@ func TestJudgeSyntheticPlans(t *testing.T) {
 		{"scan of a big table and a sort: the scan decides",
 			`{"Node Type": "Sort", "Startup Cost": 90, "Total Cost": 200, "Plan Rows": 2000000, "Plans": [` + seq("big", `, "Parent Relationship": "Outer"`, 2e6) + `]}`,
 			PlanCheckSeqScan, "sequential scan of public.big"},
+		{"an EXISTS initplan reads up to its first row",
+			`{"Node Type": "Result", "Startup Cost": 0.09, "Total Cost": 0.1, "Plan Rows": 1, "Output": ["$0"], "Plans": [` +
+				`{"Node Type": "Seq Scan", "Parent Relationship": "InitPlan", "Subplan Name": "InitPlan 1 (returns $0)", "Relation Name": "big", "Schema": "public", "Alias": "big", "Total Cost": 44600, "Plan Rows": 500000, "Filter": "(big.a = 1)"}]}`,
+			"", ""},
+		{"an EXISTS initplan that may find no row reads the table",
+			`{"Node Type": "Result", "Startup Cost": 0.09, "Total Cost": 0.1, "Plan Rows": 1, "Output": ["$0"], "Plans": [` +
+				`{"Node Type": "Seq Scan", "Parent Relationship": "InitPlan", "Subplan Name": "InitPlan 1 (returns $0)", "Relation Name": "big", "Schema": "public", "Alias": "big", "Total Cost": 44600, "Plan Rows": 1, "Filter": "(big.a = 1)"}]}`,
+			PlanCheckSeqScan, "sequential scan of public.big, about 2,000,000 rows, filter on (a = $1)"},
+		{"a scalar initplan reads in full",
+			`{"Node Type": "Result", "Startup Cost": 44600, "Total Cost": 44600, "Plan Rows": 1, "Output": ["$0"], "Plans": [` +
+				`{"Node Type": "Aggregate", "Strategy": "Plain", "Parent Relationship": "InitPlan", "Subplan Name": "InitPlan 1 (returns $0)", "Total Cost": 44600, "Plan Rows": 1, "Output": ["count(*)"], "Plans": [` +
+				seq("big", `, "Parent Relationship": "Outer"`, 2e6) + `]}]}`,
+			PlanCheckSeqScan, "sequential scan of public.big, about 2,000,000 rows, no filter"},
+		{"a CTE without output columns reads in full",
+			`{"Node Type": "CTE Scan", "CTE Name": "x", "Total Cost": 100, "Plan Rows": 2000000, "Plans": [` +
+				seq("big", `, "Parent Relationship": "InitPlan", "Subplan Name": "CTE x"`, 2e6) + `]}`,
+			PlanCheckSeqScan, "sequential scan of public.big, about 2,000,000 rows, no filter"},
 		{"big index scan",
 			`{"Node Type": "Index Only Scan", "Relation Name": "big", "Schema": "public", "Alias": "big", "Index Name": "big_pkey", "Total Cost": 100, "Plan Rows": 2000000}`,
 			PlanCheckIndexScan, "index only scan of public.big using big_pkey returns about 2,000,000 rows"},
