@@ -635,7 +635,7 @@ func TestAnalyzerConstantsThatChangeTheVerdict(t *testing.T) {
 				"SELECT * FROM pl_big ORDER BY id LIMIT 5000000000", "SELECT * FROM pl_big ORDER BY id LIMIT 5000000::bigint"},
 			analysis.CheckUnfilteredRead},
 		{"offset", "SELECT * FROM pl_big ORDER BY id LIMIT 10 OFFSET 5",
-			[]string{"SELECT * FROM pl_big ORDER BY id LIMIT 10 OFFSET 200000", "SELECT * FROM pl_big ORDER BY id LIMIT 10 OFFSET 200000::int",
+			[]string{"SELECT * FROM pl_big ORDER BY id LIMIT 10 OFFSET 1500000", "SELECT * FROM pl_big ORDER BY id LIMIT 10 OFFSET 1500000::int",
 				"SELECT * FROM pl_big ORDER BY id LIMIT 10 OFFSET 3000000000"},
 			analysis.CheckLargeOffset},
 		{"constant_join_condition", "SELECT a.id FROM pl_big a JOIN pl_big b ON false",
@@ -669,12 +669,12 @@ func TestShapeSuffix(t *testing.T) {
 		{"SELECT * FROM a JOIN b ON true", ""},
 		{"SELECT * FROM t LIMIT $1 OFFSET $2", ""},
 		// OFFSET below and at or above MaxOffset.
-		{"SELECT * FROM t ORDER BY id OFFSET 99999", ""},
-		{"SELECT * FROM t ORDER BY id OFFSET 100000", ":o"},
-		{"SELECT * FROM t ORDER BY id LIMIT 10 OFFSET 200000::int", ":o"},
+		{"SELECT * FROM t ORDER BY id OFFSET 999999", ""},
+		{"SELECT * FROM t ORDER BY id OFFSET 1000000", ":o"},
+		{"SELECT * FROM t ORDER BY id LIMIT 10 OFFSET 2000000::int", ":o"},
 		{"SELECT * FROM t ORDER BY id LIMIT 10 OFFSET 3000000000", ":o"},
-		{"SELECT * FROM t ORDER BY id LIMIT 10 OFFSET 2e5", ":o"},
-		{"SELECT * FROM (SELECT * FROM t OFFSET 500000) s WHERE s.id = 1", ":o"},
+		{"SELECT * FROM t ORDER BY id LIMIT 10 OFFSET 2e6", ":o"},
+		{"SELECT * FROM (SELECT * FROM t OFFSET 5000000) s WHERE s.id = 1", ":o"},
 		// LIMIT below and at or above MaxRows.
 		{"SELECT * FROM t LIMIT 999999", ""},
 		{"SELECT * FROM t LIMIT 1000000", ":l"},
@@ -708,7 +708,7 @@ func TestShapeSuffix(t *testing.T) {
 		{"SELECT * FROM a, b WHERE 1 = 0", ":f"},
 		{"SELECT * FROM a, b WHERE true AND 'f'", ":f"},
 		// Several at once.
-		{"SELECT * FROM t WHERE note LIKE '%x' LIMIT 2000000 OFFSET 200000", ":olw"},
+		{"SELECT * FROM t WHERE note LIKE '%x' LIMIT 2000000 OFFSET 2000000", ":olw"},
 	} {
 		parsed := testParser.Parse(c.sql)
 		if parsed.Err != nil {
@@ -763,10 +763,10 @@ func TestShapeKeySeparatesRuleVerdicts(t *testing.T) {
 		return parsed.Fingerprint() + analysis.ShapeSuffix(parsed.Tree(), analysis.DefaultThresholds), check
 	}
 	for _, p := range [][2]string{
-		{"SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 5", "SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 200000"},
+		{"SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 5", "SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 1500000"},
 		{"SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 5", "SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 3000000000"},
-		{"SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 5::int", "SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 200000::int"},
-		{"SELECT * FROM orders ORDER BY id OFFSET 5", "SELECT * FROM orders ORDER BY id OFFSET 2e5"},
+		{"SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 5::int", "SELECT * FROM orders ORDER BY id LIMIT 10 OFFSET 1500000::int"},
+		{"SELECT * FROM orders ORDER BY id OFFSET 5", "SELECT * FROM orders ORDER BY id OFFSET 2e6"},
 		{"SELECT * FROM orders LIMIT 10", "SELECT * FROM orders LIMIT 5000000"},
 		{"SELECT * FROM orders LIMIT 10", "SELECT * FROM orders LIMIT 5000000000"},
 		{"SELECT * FROM orders LIMIT 10::bigint", "SELECT * FROM orders LIMIT 5000000::bigint"},

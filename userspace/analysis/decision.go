@@ -66,9 +66,9 @@ type Thresholds struct {
 	// not checked). Default 1,000,000 (PostgreSQL cost units).
 	MaxCost float64
 	// MaxOffset: an OFFSET of at least this many rows is inefficient.
-	// Default 100,000.
+	// Default 1,000,000 (an OFFSET reads and throws away that many rows).
 	MaxOffset int64
 }
 
 // DefaultThresholds are the defaults a DBA would accept.
-var DefaultThresholds = Thresholds{MaxRows: 1_000_000, MaxCost: 1_000_000, MaxOffset: 100_000}
+var DefaultThresholds = Thresholds{MaxRows: 1_000_000, MaxCost: 1_000_000, MaxOffset: 1_000_000}

@@ -284,16 +284,16 @@ var ruleCases = []ruleCase{
 	{"SELECT * FROM customers WHERE ST_DWithin(email, $1, 10) AND name LIKE '%x'", ""},
 
 	// large_offset
-	{"SELECT * FROM orders ORDER BY id LIMIT 20 OFFSET 200000", CheckLargeOffset},
-	{"SELECT * FROM orders WHERE status = 'open' ORDER BY id LIMIT 20 OFFSET 100000", CheckLargeOffset},
-	{"SELECT * FROM (SELECT * FROM orders WHERE customer_id = 1) s LIMIT 1 OFFSET 150000", CheckLargeOffset},
-	{"(SELECT id FROM orders) UNION ALL (SELECT id FROM customers) LIMIT 10 OFFSET 500000", CheckLargeOffset},
-	{"SELECT * FROM orders ORDER BY id OFFSET 1e6 LIMIT 1", CheckLargeOffset},
-	{"SELECT * FROM orders ORDER BY id LIMIT 20 OFFSET 99999", ""},
+	{"SELECT * FROM orders ORDER BY id LIMIT 20 OFFSET 2000000", CheckLargeOffset},
+	{"SELECT * FROM orders WHERE status = 'open' ORDER BY id LIMIT 20 OFFSET 1000000", CheckLargeOffset},
+	{"SELECT * FROM (SELECT * FROM orders WHERE customer_id = 1) s LIMIT 1 OFFSET 1500000", CheckLargeOffset},
+	{"(SELECT id FROM orders) UNION ALL (SELECT id FROM customers) LIMIT 10 OFFSET 5000000", CheckLargeOffset},
+	{"SELECT * FROM orders ORDER BY id OFFSET 1e7 LIMIT 1", CheckLargeOffset},
+	{"SELECT * FROM orders ORDER BY id LIMIT 20 OFFSET 999999", ""},
 	{"SELECT * FROM orders ORDER BY id LIMIT 20 OFFSET $1", ""},
-	{"SELECT * FROM countries LIMIT 20 OFFSET 200000", ""},
-	{"SELECT * FROM nostats LIMIT 20 OFFSET 200000", ""},
-	{"SELECT * FROM unknown_t LIMIT 20 OFFSET 200000", ""},
+	{"SELECT * FROM countries LIMIT 20 OFFSET 2000000", ""},
+	{"SELECT * FROM nostats LIMIT 20 OFFSET 2000000", ""},
+	{"SELECT * FROM unknown_t LIMIT 20 OFFSET 2000000", ""},
 }
 
 func TestRules(t *testing.T) {
@@ -337,8 +337,8 @@ func TestRulesDecisionText(t *testing.T) {
 		{"SELECT * FROM customers WHERE name ILIKE '%zq'",
 			"name ILIKE '%…', a pattern that starts with a wildcard, cannot use an index: every row of public.customers " +
 				"(about 1,500,000 rows) is read", ""},
-		{"SELECT * FROM orders LIMIT 20 OFFSET 250000",
-			"OFFSET 250,000 makes PostgreSQL read and discard 250,000 rows before it returns the page; the query reads " +
+		{"SELECT * FROM orders LIMIT 20 OFFSET 2500000",
+			"OFFSET 2,500,000 makes PostgreSQL read and discard 2,500,000 rows before it returns the page; the query reads " +
 				"public.orders (about 2,000,000 rows)", ""},
 		{`SELECT * FROM sales."Big Orders"`, `query reads sales."Big Orders" (about 2,000,000 rows) without a WHERE or LIMIT`, ""},
 		{"SELECT * FROM customers WHERE name SIMILAR TO '_zq'",

@@ -85,7 +85,7 @@ var Vars = []Var{
 	{SectionGuard, "ANALYSIS_FAIL_MODE", "open", "answer when the analysis cannot finish: open (run the statement) or closed (treat as inefficient)"},
 	{SectionGuard, "ANALYSIS_MAX_ROWS", "1000000", "rows read, joined, sorted or hashed from which a statement is inefficient; tables this big are big"},
 	{SectionGuard, "ANALYSIS_MAX_COST", "1000000", "planner total cost from which a statement is inefficient; 0 disables the check"},
-	{SectionGuard, "ANALYSIS_MAX_OFFSET", "100000", "OFFSET from which a statement is inefficient"},
+	{SectionGuard, "ANALYSIS_MAX_OFFSET", "1000000", "OFFSET from which a statement is inefficient (it reads and discards that many rows)"},
 	{SectionGuard, "ANALYSIS_EXEMPT_ROLES", "", "comma list of token roles whose statements are not analysed"},
 	{SectionGuard, "ANALYSIS_OVERRIDES_PATH", "", "YAML file of per-fingerprint overrides (allow or block), re-read on change and on SIGHUP"},
 	{SectionAgent, "INTERCEPT_MODE", "connect", "connect (cgroup connect hooks on this node) or tproxy (traffic from other hosts)"},

@@ -50,7 +50,7 @@ func TestFactsForRules(t *testing.T) {
 		{"SELECT * FROM users u, logins l", analysis.CheckCartesianJoin},
 		{"SELECT * FROM users WHERE id NOT IN (SELECT user_id FROM logins)", analysis.CheckNotInSubquery},
 		{"SELECT * FROM users ORDER BY random() LIMIT 3", analysis.CheckOrderByRandom},
-		{"SELECT * FROM users ORDER BY id LIMIT 50 OFFSET 500000", analysis.CheckLargeOffset},
+		{"SELECT * FROM users ORDER BY id LIMIT 50 OFFSET 5000000", analysis.CheckLargeOffset},
 		{"SELECT * FROM users WHERE email = $1", ""},
 		{"SELECT * FROM users WHERE created_at > $1 ORDER BY created_at LIMIT 20", ""},
 		{`SELECT * FROM "Settings"`, ""},

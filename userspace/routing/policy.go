@@ -99,14 +99,11 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 		return stmt.Decision{}
 	}
 	stmts := tree.Stmts
-	if p.Mode == Shunt {
-		for _, raw := range stmts {
-			if refusal := shuntRefusal(raw.Stmt); refusal != nil {
-				return stmt.Decision{Action: stmt.Refuse, Err: refusal, Source: SourceShuntRO}
-			}
-		}
+	c := parsed.ShapeMemo(classMemo{}, func() any { return classify(tree) }).(class)
+	if p.Mode == Shunt && c.refuse >= 0 {
+		return stmt.Decision{Action: stmt.Refuse, Err: shuntRefusal(stmts[c.refuse].Stmt), Source: SourceShuntRO}
 	}
-	if len(stmts) != 1 || !sqlparse.IsRead(stmts[0].Stmt) {
+	if !c.oneRead {
 		if len(stmts) > 1 {
 			return p.decideEach(ctx, st, stmts)
 		}
@@ -115,6 +112,25 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 	}
 	d := p.Analyzer.Decide(ctx, analysis.Request{Backend: st.Facts.Backend, Database: st.Facts.Database, Parsed: parsed, ParamOIDs: st.ParamOIDs})
 	return p.act(st, d)
+}
+
+type classMemo struct{}
+
+// class is what the policy asks of a text's statements, kept with its shape.
+type class struct {
+	refuse  int  // the first statement shunt mode refuses (-1: none)
+	oneRead bool // one statement, a read
+}
+
+func classify(tree *pg_query.ParseResult) class {
+	c := class{refuse: -1, oneRead: len(tree.Stmts) == 1 && sqlparse.IsRead(tree.Stmts[0].Stmt)}
+	for i, raw := range tree.Stmts {
+		if shuntRefusal(raw.Stmt) != nil {
+			c.refuse = i
+			break
+		}
+	}
+	return c
 }
 
 // decideEach judges every read statement of a Query of several: the first
