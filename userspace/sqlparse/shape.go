@@ -288,16 +288,6 @@ func shapeEligible(p *Parsed) bool {
 	return len(st) == 1 && st[0].Text == shapeText(p.sql)
 }
 
-func isConst(n *pg_query.Node) bool {
-	if n == nil {
-		return false
-	}
-	if tc := n.GetTypeCast(); tc != nil {
-		n = tc.Arg
-	}
-	return n.GetAConst() != nil
-}
-
 // shapeText is the statement text of a one-statement text of an eligible
 // shape: the text without a final semicolon and what follows it (space and
 // comments), trimmed, as splitStatements cuts it.
