@@ -94,7 +94,19 @@ func (s *Session) trackedMessage(typ byte) error {
 	if err != nil {
 		return err
 	}
-	arrived := time.Now()
+	// The arrival time starts a statement's record and times a sync point
+	// (Query, FunctionCall; a Sync the proxy adds when a statement changes
+	// legs reads the clock itself): other messages need none, and reading
+	// the clock costs more than the rest of relaying a Describe.
+	var arrived time.Time
+	switch typ {
+	case 'Q', 'P', 'F':
+		arrived = time.Now()
+	case 'B', 'E':
+		if s.Records != nil {
+			arrived = time.Now()
+		}
+	}
 	switch typ {
 	case 'Q':
 		var q pgproto3.Query

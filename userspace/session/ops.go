@@ -59,7 +59,8 @@ type op struct {
 	copying bool
 	// arrived is when the client message arrived (statement timing).
 	arrived time.Time
-	// sent is when it was handed to the backend writer.
+	// sent is when it was handed to the backend writer (set for ops with a
+	// record: its time on the backend).
 	sent time.Time
 
 	// Tracked sessions only (a policy chain is configured).

@@ -189,7 +189,7 @@ func (s *Session) newOp(k opKind, arrived time.Time) *op {
 
 // pushOp queues o just before its message is written to the backend.
 func (s *Session) pushOp(o *op) error {
-	if s.tr != nil {
+	if o.rec != nil { // the record's time on the backend starts here
 		o.sent = time.Now()
 	}
 	return s.ops.push(o, s.flushLegs)

@@ -117,6 +117,9 @@ func (s *Session) switchTo(l *leg, arrived time.Time) error {
 		return nil
 	}
 	s.openLeg = nil
+	if arrived.IsZero() {
+		arrived = time.Now()
+	}
 	o := s.newOp(opSync, arrived)
 	o.leg, o.injected = prev, true
 	buf, err := wire.Encode(s.scratch[:0], &pgproto3.Sync{})

@@ -51,13 +51,14 @@ func shapeKey(sql string) (string, bool) {
 }
 
 // scanShape is shapeKey; with offsets, it also returns where each literal
-// starts.
+// starts. The key is the text with each literal replaced by its marker:
+// what lies between literals is copied in one piece.
 func scanShape(sql string, offsets bool) (string, []int, bool) {
 	if !utf8.ValidString(sql) {
 		return "", nil, false // the parser rejects it, whatever the literals
 	}
 	var b strings.Builder
-	b.Grow(len(sql))
+	kept := 0 // sql[kept:i] is still to be copied to the key
 	lits := 0
 	var at []int
 	i := 0
@@ -75,7 +76,6 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 				}
 				j++
 			}
-			b.WriteString(sql[i:j])
 			i = j
 		case c == '/' && i+1 < n && sql[i+1] == '*': // nested block comment, kept
 			depth, j := 1, i+2
@@ -96,7 +96,6 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 			if depth > 0 {
 				return "", nil, false
 			}
-			b.WriteString(sql[i:j])
 			i = j
 		case c == '"': // quoted identifier, kept
 			j := i + 1
@@ -113,7 +112,6 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 				}
 				j++
 			}
-			b.WriteString(sql[i : j+1])
 			i = j + 1
 		case c == '\'':
 			if i > 0 && isIdentByte(sql[i-1]) {
@@ -136,7 +134,7 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 				}
 				j++
 			}
-			b.WriteString(strMark)
+			kept = markLiteral(&b, sql, kept, i, j+1, strMark)
 			lits++
 			if offsets {
 				at = append(at, i)
@@ -154,14 +152,12 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 				if j < n && isIdentByte(sql[j]) {
 					return "", nil, false
 				}
-				b.WriteString(sql[i:j])
 				i = j
 				continue
 			}
 			if i == 0 || !isIdentByte(sql[i-1]) {
 				return "", nil, false // a dollar quote, or something else the scanner does not know
 			}
-			b.WriteByte(c)
 			i++
 		case isDigit(c) || (c == '.' && i+1 < n && isDigit(sql[i+1])):
 			if i > 0 && gluedByte(sql[i-1]) {
@@ -196,9 +192,9 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 				return "", nil, false
 			}
 			if integer && fitsInt32(sql[i:j]) {
-				b.WriteString(intMark)
+				kept = markLiteral(&b, sql, kept, i, j, intMark)
 			} else {
-				b.WriteString(numMark)
+				kept = markLiteral(&b, sql, kept, i, j, numMark)
 			}
 			lits++
 			if offsets {
@@ -210,17 +206,27 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 			for j < n && isIdentByte(sql[j]) {
 				j++
 			}
-			b.WriteString(sql[i:j])
 			i = j
 		default:
-			b.WriteByte(c)
 			i++
 		}
 	}
 	if lits == 0 {
 		return "", nil, false // nothing to share: the text is its own shape
 	}
+	b.WriteString(sql[kept:])
 	return b.String(), at, true
+}
+
+// markLiteral copies sql[kept:i] to the key, then the marker of the literal
+// sql[i:j]; it returns where the text still to be copied starts.
+func markLiteral(b *strings.Builder, sql string, kept, i, j int, m string) int {
+	if b.Cap() == 0 {
+		b.Grow(len(sql))
+	}
+	b.WriteString(sql[kept:i])
+	b.WriteString(m)
+	return j
 }
 
 // fitsInt32 reports whether a string of digits is at most 2147483647.
