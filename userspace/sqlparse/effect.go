@@ -229,7 +229,7 @@ func (p *Parsed) Statements() []Stmt {
 	p.stmtsOnce.Do(func() {
 		if p.tpl != nil {
 			st := p.tpl.Statements()[0]
-			st.Text = shapeText(p.sql)
+			st.Text = p.text
 			p.stmts = []Stmt{st}
 			return
 		}

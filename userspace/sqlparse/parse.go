@@ -20,8 +20,10 @@ type Parsed struct {
 
 	tree *pg_query.ParseResult
 	// tpl, when set, is a parsed text of the same shape (see shapeKey):
-	// this text is parsed only when Tree is called.
+	// this text is parsed only when Tree is called; text is its
+	// statement's text.
 	tpl       *Parsed
+	text      string
 	treeOnce  sync.Once
 	sql       string
 	fpOnce    sync.Once
@@ -157,13 +159,14 @@ func (p *Parser) Parse(sql string) *Parsed {
 	if parsed, ok := p.cache.Get(sql); ok {
 		return parsed
 	}
-	key, shaped := "", false
+	var sh shape
+	shaped := false
 	if len(sql) <= maxCachedLen {
-		key, shaped = shapeKey(sql)
+		sh, shaped = scanShape(sql, false)
 	}
 	if shaped {
-		if tpl, ok := p.shapes.Get(key); ok {
-			return &Parsed{tpl: tpl, sql: sql}
+		if tpl, ok := p.shapes.Get(sh.key); ok {
+			return &Parsed{tpl: tpl, sql: sql, text: sh.stmtText(sql)}
 		}
 	}
 	tree, err := pg_query.Parse(sql)
@@ -187,7 +190,7 @@ func (p *Parser) Parse(sql string) *Parsed {
 		// not the text cache still holds it: its memory is counted as long
 		// as the text cache does, and the shape cache is bounded by
 		// entries of at most maxCachedTree.
-		p.shapes.Add(key, parsed)
+		p.shapes.Add(sh.key, parsed)
 	}
 	for over {
 		if _, _, ok := p.cache.RemoveOldest(); !ok {

@@ -43,36 +43,54 @@ const (
 	strMark = "\x00s"
 )
 
+// shape is what the scanner reads of a text.
+type shape struct {
+	key  string // the text with each literal replaced by its marker
+	lits []int  // where each literal starts (when asked for)
+	semi int    // the last semicolon outside comments, quotes and identifiers (-1: none)
+}
+
+// stmtText is the statement text of a one-statement text of an eligible
+// shape: the text without a final semicolon and what follows it (space and
+// comments), trimmed, as splitStatements cuts it.
+func (sh shape) stmtText(sql string) string {
+	end := len(sql)
+	if sh.semi >= 0 {
+		end = sh.semi
+	}
+	return strings.TrimSpace(sql[:end])
+}
+
 // shapeKey returns the shape key of sql, or false when the scanner cannot
 // be sure of the text's literals (then the text is parsed as usual).
 func shapeKey(sql string) (string, bool) {
-	key, _, ok := scanShape(sql, false)
-	return key, ok
+	sh, ok := scanShape(sql, false)
+	return sh.key, ok
 }
 
-// scanShape is shapeKey; with offsets, it also returns where each literal
-// starts. The key is the text with each literal replaced by its marker:
-// what lies between literals is copied in one piece.
-func scanShape(sql string, offsets bool) (string, []int, bool) {
+// scanShape reads the shape of sql, or returns false (see shapeKey); with
+// offsets, it also notes where each literal starts. What lies between
+// literals is copied to the key in one piece.
+func scanShape(sql string, offsets bool) (shape, bool) {
 	if !utf8.ValidString(sql) {
-		return "", nil, false // the parser rejects it, whatever the literals
+		return shape{}, false // the parser rejects it, whatever the literals
 	}
 	var b strings.Builder
 	kept := 0 // sql[kept:i] is still to be copied to the key
 	lits := 0
-	var at []int
+	sh := shape{semi: -1}
 	i := 0
 	n := len(sql)
 	for i < n {
 		c := sql[i]
 		switch {
 		case c == 0:
-			return "", nil, false
+			return shape{}, false
 		case c == '-' && i+1 < n && sql[i+1] == '-': // comment to end of line, kept
 			j := i + 2
 			for j < n && sql[j] != '\n' && sql[j] != '\r' {
 				if sql[j] == 0 {
-					return "", nil, false
+					return shape{}, false
 				}
 				j++
 			}
@@ -82,7 +100,7 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 			for j < n && depth > 0 {
 				switch {
 				case sql[j] == 0:
-					return "", nil, false
+					return shape{}, false
 				case sql[j] == '/' && j+1 < n && sql[j+1] == '*':
 					depth++
 					j += 2
@@ -94,14 +112,14 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 				}
 			}
 			if depth > 0 {
-				return "", nil, false
+				return shape{}, false
 			}
 			i = j
 		case c == '"': // quoted identifier, kept
 			j := i + 1
 			for {
 				if j >= n || sql[j] == 0 {
-					return "", nil, false
+					return shape{}, false
 				}
 				if sql[j] == '"' {
 					if j+1 < n && sql[j+1] == '"' {
@@ -115,15 +133,15 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 			i = j + 1
 		case c == '\'':
 			if i > 0 && isIdentByte(sql[i-1]) {
-				return "", nil, false // E'', B'', X'', N'', U&'' ...: other lexical rules
+				return shape{}, false // E'', B'', X'', N'', U&'' ...: other lexical rules
 			}
 			if i > 0 && sql[i-1] == '&' {
-				return "", nil, false // U&'...' written with the & glued on
+				return shape{}, false // U&'...' written with the & glued on
 			}
 			j := i + 1
 			for {
 				if j >= n || sql[j] == 0 {
-					return "", nil, false
+					return shape{}, false
 				}
 				if sql[j] == '\'' {
 					if j+1 < n && sql[j+1] == '\'' {
@@ -137,11 +155,11 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 			kept = markLiteral(&b, sql, kept, i, j+1, strMark)
 			lits++
 			if offsets {
-				at = append(at, i)
+				sh.lits = append(sh.lits, i)
 			}
 			i = j + 1
 			if i < n && gluedByte(sql[i]) {
-				return "", nil, false
+				return shape{}, false
 			}
 		case c == '$':
 			if i+1 < n && isDigit(sql[i+1]) && (i == 0 || !isIdentByte(sql[i-1])) { // $n parameter, kept
@@ -150,18 +168,18 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 					j++
 				}
 				if j < n && isIdentByte(sql[j]) {
-					return "", nil, false
+					return shape{}, false
 				}
 				i = j
 				continue
 			}
 			if i == 0 || !isIdentByte(sql[i-1]) {
-				return "", nil, false // a dollar quote, or something else the scanner does not know
+				return shape{}, false // a dollar quote, or something else the scanner does not know
 			}
 			i++
 		case isDigit(c) || (c == '.' && i+1 < n && isDigit(sql[i+1])):
 			if i > 0 && gluedByte(sql[i-1]) {
-				return "", nil, false
+				return shape{}, false
 			}
 			j := i
 			for j < n && isDigit(sql[j]) {
@@ -181,7 +199,7 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 					j++
 				}
 				if j >= n || !isDigit(sql[j]) {
-					return "", nil, false
+					return shape{}, false
 				}
 				integer = false
 				for j < n && isDigit(sql[j]) {
@@ -189,7 +207,7 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 				}
 			}
 			if j < n && gluedByte(sql[j]) {
-				return "", nil, false
+				return shape{}, false
 			}
 			if integer && fitsInt32(sql[i:j]) {
 				kept = markLiteral(&b, sql, kept, i, j, intMark)
@@ -198,7 +216,7 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 			}
 			lits++
 			if offsets {
-				at = append(at, i)
+				sh.lits = append(sh.lits, i)
 			}
 			i = j
 		case isIdentStart(c):
@@ -208,14 +226,18 @@ func scanShape(sql string, offsets bool) (string, []int, bool) {
 			}
 			i = j
 		default:
+			if c == ';' {
+				sh.semi = i
+			}
 			i++
 		}
 	}
 	if lits == 0 {
-		return "", nil, false // nothing to share: the text is its own shape
+		return shape{}, false // nothing to share: the text is its own shape
 	}
 	b.WriteString(sql[kept:])
-	return b.String(), at, true
+	sh.key = b.String()
+	return sh, true
 }
 
 // markLiteral copies sql[kept:i] to the key, then the marker of the literal
@@ -261,7 +283,7 @@ func shapeEligible(p *Parsed) bool {
 	default:
 		return false
 	}
-	_, lits, shaped := scanShape(p.sql, true)
+	sh, shaped := scanShape(p.sql, true)
 	if !shaped {
 		return false
 	}
@@ -285,73 +307,11 @@ func shapeEligible(p *Parsed) bool {
 	// the fingerprint ignores and nothing else of the tree depends on; not
 	// a number the grammar keeps in a field (a FETCH count, an array
 	// bound), nor one folded into another node (a negated number).
-	for _, at := range lits {
+	for _, at := range sh.lits {
 		if !consts[int32(at)] {
 			return false
 		}
 	}
 	st := splitStatements(p)
-	return len(st) == 1 && st[0].Text == shapeText(p.sql)
-}
-
-// shapeText is the statement text of a one-statement text of an eligible
-// shape: the text without a final semicolon and what follows it (space and
-// comments), trimmed, as splitStatements cuts it.
-func shapeText(sql string) string {
-	end := len(sql)
-	if i := lastSemicolon(sql); i >= 0 {
-		end = i
-	}
-	return strings.TrimSpace(sql[:end])
-}
-
-// lastSemicolon is the offset of the last semicolon outside comments,
-// quotes and identifiers (-1 when there is none). Only called for texts the
-// shape scanner accepted.
-func lastSemicolon(sql string) int {
-	last := -1
-	n := len(sql)
-	for i := 0; i < n; {
-		c := sql[i]
-		switch {
-		case c == '-' && i+1 < n && sql[i+1] == '-':
-			for i < n && sql[i] != '\n' && sql[i] != '\r' {
-				i++
-			}
-		case c == '/' && i+1 < n && sql[i+1] == '*':
-			depth := 1
-			i += 2
-			for i < n && depth > 0 {
-				switch {
-				case sql[i] == '/' && i+1 < n && sql[i+1] == '*':
-					depth++
-					i += 2
-				case sql[i] == '*' && i+1 < n && sql[i+1] == '/':
-					depth--
-					i += 2
-				default:
-					i++
-				}
-			}
-		case c == '"' || c == '\'':
-			i++
-			for i < n {
-				if sql[i] == c {
-					if i+1 < n && sql[i+1] == c {
-						i += 2
-						continue
-					}
-					break
-				}
-				i++
-			}
-			i++
-		case c == ';':
-			last = i
-			i++
-		default:
-			i++
-		}
-	}
-	return last
+	return len(st) == 1 && st[0].Text == sh.stmtText(p.sql)
 }
