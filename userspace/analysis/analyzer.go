@@ -210,28 +210,20 @@ func errorKind(err error) string {
 // a cache key. It is appended to the fingerprint in cache keys ("" for most
 // statements).
 func ShapeSuffix(tree *pg_query.ParseResult, th Thresholds) string {
-	if tree == nil {
-		return ""
-	}
 	var offset, limit, wildcard, notTrue bool
-	for _, raw := range tree.Stmts {
-		sqlparse.InspectNode(raw.Stmt, func(n *pg_query.Node) bool {
-			if s := n.GetSelectStmt(); s != nil {
-				offset = offset || numberAtLeast(s.LimitOffset, float64(th.MaxOffset))
-				limit = limit || isNullConst(s.LimitCount) || numberAtLeast(s.LimitCount, th.MaxRows)
-				notTrue = notTrue || constantNotTrue(s.WhereClause)
-			}
-			if j := n.GetJoinExpr(); j != nil {
-				notTrue = notTrue || constantNotTrue(j.Quals)
-			}
-			if e := n.GetAExpr(); e != nil && e.Rexpr != nil && len(e.Name) > 0 {
-				if op := e.Name[len(e.Name)-1].GetString_(); op != nil {
-					wildcard = wildcard || unanchoredPattern(strings.TrimPrefix(op.Sval, "!"), e.Rexpr)
-				}
-			}
-			return true
-		})
-	}
+	constantSites(tree, func(kind byte, n *pg_query.Node, op string) bool {
+		switch kind {
+		case 'o':
+			offset = offset || numberAtLeast(n, float64(th.MaxOffset))
+		case 'l':
+			limit = limit || isNullConst(n) || numberAtLeast(n, th.MaxRows)
+		case 'f':
+			notTrue = notTrue || !alwaysTrue(n)
+		case 'w':
+			wildcard = wildcard || unanchoredPattern(op, n)
+		}
+		return true
+	})
 	suffix := ""
 	if offset {
 		suffix += "o"
@@ -251,6 +243,53 @@ func ShapeSuffix(tree *pg_query.ParseResult, th Thresholds) string {
 	return suffix
 }
 
+// constantSites calls visit for every place of tree whose constants
+// ShapeSuffix reads, with the letter of its check: an OFFSET ('o') or
+// LIMIT ('l') expression, a conjunct of a WHERE or join condition made of
+// constants alone ('f'), the pattern of a pattern-matching operator ('w',
+// with the operator, without its "!"). visit returns false to stop.
+func constantSites(tree *pg_query.ParseResult, visit func(kind byte, n *pg_query.Node, op string) bool) {
+	if tree == nil {
+		return
+	}
+	more := true
+	conditions := func(cond *pg_query.Node) {
+		for _, c := range conjuncts(cond, nil) {
+			if more && decidedByConstants(c) {
+				more = visit('f', c, "")
+			}
+		}
+	}
+	for _, raw := range tree.Stmts {
+		sqlparse.InspectNode(raw.Stmt, func(n *pg_query.Node) bool {
+			if s := n.GetSelectStmt(); s != nil {
+				if more && s.LimitOffset != nil {
+					more = visit('o', s.LimitOffset, "")
+				}
+				if more && s.LimitCount != nil {
+					more = visit('l', s.LimitCount, "")
+				}
+				conditions(s.WhereClause)
+			}
+			if j := n.GetJoinExpr(); j != nil {
+				conditions(j.Quals)
+			}
+			if e := n.GetAExpr(); more && e != nil && e.Rexpr != nil && len(e.Name) > 0 {
+				if op := e.Name[len(e.Name)-1].GetString_(); op != nil {
+					switch o := strings.TrimPrefix(op.Sval, "!"); o {
+					case "~~", "~~*", "~", "~*":
+						more = visit('w', e.Rexpr, o)
+					}
+				}
+			}
+			return more
+		})
+		if !more {
+			return
+		}
+	}
+}
+
 type suffixMemo struct{ th Thresholds }
 type sensitiveMemo struct{}
 
@@ -266,47 +305,18 @@ func (a *Analyzer) shapeSuffix(p *sqlparse.Parsed) string {
 }
 
 // constantSensitive reports whether ShapeSuffix could read the value of a
-// constant of tree: a LIMIT or OFFSET, a conjunct of a WHERE or join
-// condition made of constants, a pattern-matching operator. When it cannot,
-// ShapeSuffix is "" for every statement of the tree's shape.
+// constant of tree (it has a constant site). When it cannot, ShapeSuffix is
+// "" for every statement of the tree's shape.
 func constantSensitive(tree *pg_query.ParseResult) bool {
 	if tree == nil {
 		return true
 	}
 	sensitive := false
-	for _, raw := range tree.Stmts {
-		sqlparse.InspectNode(raw.Stmt, func(n *pg_query.Node) bool {
-			if s := n.GetSelectStmt(); s != nil {
-				if s.LimitOffset != nil || s.LimitCount != nil || constantConjunct(s.WhereClause) {
-					sensitive = true
-				}
-			}
-			if j := n.GetJoinExpr(); j != nil && constantConjunct(j.Quals) {
-				sensitive = true
-			}
-			if e := n.GetAExpr(); e != nil && len(e.Name) > 0 {
-				if op := e.Name[len(e.Name)-1].GetString_(); op != nil {
-					switch strings.TrimPrefix(op.Sval, "!") {
-					case "~~", "~~*", "~", "~*":
-						sensitive = true
-					}
-				}
-			}
-			return !sensitive
-		})
-	}
+	constantSites(tree, func(byte, *pg_query.Node, string) bool {
+		sensitive = true
+		return false
+	})
 	return sensitive
-}
-
-// constantConjunct reports whether a conjunct of n is made of constants
-// alone (whether it is true then depends on their values).
-func constantConjunct(n *pg_query.Node) bool {
-	for _, c := range conjuncts(n, nil) {
-		if decidedByConstants(c) {
-			return true
-		}
-	}
-	return false
 }
 
 // numberAtLeast reports whether n is a numeric constant (through casts) of
@@ -317,20 +327,6 @@ func numberAtLeast(n *pg_query.Node, v float64) bool {
 	}
 	f, ok := constNumber(n)
 	return ok && f >= v
-}
-
-// constantNotTrue reports whether a conjunct of the condition n is decided
-// by constants alone (a constant, or = between two constants: the forms
-// alwaysTrue reads) and is not certainly true. The rules treat such a
-// conjunct as a restriction they cannot see through, and an always-true
-// one as no condition at all.
-func constantNotTrue(n *pg_query.Node) bool {
-	for _, c := range conjuncts(n, nil) {
-		if decidedByConstants(c) && !alwaysTrue(c) {
-			return true
-		}
-	}
-	return false
 }
 
 func decidedByConstants(n *pg_query.Node) bool {
