@@ -46,7 +46,7 @@ type Issue struct {
 }
 
 // Policy applies the guardrails to statements. The zero value is not
-// usable: set Mode and Analyzer.
+// usable: set Mode, Analyzer and Parser.
 type Policy struct {
 	Mode     string
 	Analyzer *analysis.Analyzer
@@ -60,15 +60,9 @@ type Policy struct {
 	// Routed, when set, counts statements run on each node ("fast",
 	// "shunt"), at the step that runs them (Query, Bind).
 	Routed func(node string)
-	// Parser parses the statements of a Query of several (shared cache).
+	// Parser parses the statements of a Query of several (the sessions'
+	// shared cache).
 	Parser *sqlparse.Parser
-}
-
-func (p *Policy) parser() *sqlparse.Parser {
-	if p.Parser == nil {
-		p.Parser = sqlparse.NewParser(1024)
-	}
-	return p.Parser
 }
 
 // Source labels of the policy's own decisions.
@@ -105,7 +99,7 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 	}
 	if !c.oneRead {
 		if len(stmts) > 1 {
-			return p.decideEach(ctx, st, stmts)
+			return p.decideEach(ctx, st, parsed.Statements())
 		}
 		p.routed(st, stmt.LegFast)
 		return stmt.Decision{Source: SourceNotJudged}
@@ -133,22 +127,19 @@ func classify(tree *pg_query.ParseResult) class {
 	return c
 }
 
-// decideEach judges every read statement of a Query of several: the first
-// inefficient one decides. In shunt mode such a Query is refused unless all
-// of it reads (it cannot be split between nodes).
-func (p *Policy) decideEach(ctx context.Context, st *stmt.Statement, stmts []*pg_query.RawStmt) stmt.Decision {
+// decideEach judges every read statement of a Query of several (each its
+// own text, as PostgreSQL runs it): the first inefficient one decides. In
+// shunt mode such a Query is refused unless all of it reads (it cannot be
+// split between nodes).
+func (p *Policy) decideEach(ctx context.Context, st *stmt.Statement, stmts []sqlparse.Stmt) stmt.Decision {
 	allRead := true
 	var worst *analysis.Decision
-	for _, raw := range stmts {
-		if !sqlparse.IsRead(raw.Stmt) {
+	for _, one := range stmts {
+		if !sqlparse.IsRead(one.Node) {
 			allRead = false
 			continue
 		}
-		one, err := pg_query.Deparse(&pg_query.ParseResult{Version: st.Parsed().Tree().Version, Stmts: []*pg_query.RawStmt{{Stmt: raw.Stmt}}})
-		if err != nil {
-			continue
-		}
-		parsed := p.parser().Parse(one)
+		parsed := p.Parser.Parse(one.Text)
 		if parsed.Err != nil {
 			continue
 		}
