@@ -94,18 +94,13 @@ func (s *Session) trackedMessage(typ byte) error {
 	if err != nil {
 		return err
 	}
-	// The arrival time starts a statement's record and times a sync point
-	// (Query, FunctionCall; a Sync the proxy adds when a statement changes
-	// legs reads the clock itself): other messages need none, and reading
-	// the clock costs more than the rest of relaying a Describe.
+	// The arrival time times a sync point (Query, FunctionCall) and starts
+	// a statement's record; without records the extended messages need
+	// none (a Sync the proxy adds when a statement changes legs reads the
+	// clock itself), and reading it costs more than relaying a Describe.
 	var arrived time.Time
-	switch typ {
-	case 'Q', 'P', 'F':
+	if typ == 'Q' || typ == 'F' || s.Records != nil {
 		arrived = time.Now()
-	case 'B', 'E':
-		if s.Records != nil {
-			arrived = time.Now()
-		}
 	}
 	switch typ {
 	case 'Q':
@@ -201,9 +196,7 @@ func (s *Session) decide(proto stmt.Protocol, name, portal, sql string, paramOID
 	}
 	s.facts.TxStatus = s.tr.txStatus()
 	s.st.Reset(proto, name, portal, sql, paramOIDs, &s.facts, s.Parser)
-	if p := s.lastParsed; p != nil && p.SQL() == sql {
-		s.st.UseParsed(p)
-	}
+	s.st.UseParsed(s.lastParsed)
 	return s.Policies.Decide(s.ctx, &s.st)
 }
 
