@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -347,7 +344,7 @@ func (b *backendPools) get(ctx context.Context, addr, database string) (*analysi
 		return p.be, nil
 	}
 	if len(b.pools) >= maxPools {
-		return nil, errors.New("too many databases analysed at once (64)")
+		return nil, fmt.Errorf("too many databases analysed at once (%d)", maxPools)
 	}
 	pcfg, err := b.poolConfig(addr, database)
 	if err != nil {
@@ -365,34 +362,17 @@ func (b *backendPools) get(ctx context.Context, addr, database string) (*analysi
 	return be, nil
 }
 
-// poolConfig is the proxy's own login to a database: PG_BACKEND_URL's user
-// and password, through the proxy's dialer (sslmode, CA, socket marks).
+// poolConfig is the proxy's own login to a database: PG_BACKEND_URL's
+// account through the proxy's dialer, at most 4 connections.
 func (b *backendPools) poolConfig(addr, database string) (*pgxpool.Config, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	u := b.cfg.Backend
-	conn := fmt.Sprintf("host=%s port=%s dbname=%s user=%s password=%s sslmode=disable application_name=pgproxy-analysis connect_timeout=5",
-		quote(host), quote(port), quote(database), quote(u.User), quote(u.Password))
-	pcfg, err := pgxpool.ParseConfig(conn)
+	pcfg, err := backend.PoolConfig(b.cfg.Backend, b.dialer, addr, database, "pgproxy-analysis")
 	if err != nil {
 		return nil, err
 	}
 	pcfg.MaxConns, pcfg.MinConns = 4, 0
 	pcfg.MaxConnIdleTime = 5 * time.Minute
-	cc := pcfg.ConnConfig
-	cc.TLSConfig, cc.Fallbacks = nil, nil
-	cc.DialFunc = func(ctx context.Context, _, a string) (net.Conn, error) {
-		c, _, err := b.dialer.Dial(ctx, a)
-		return c, err
-	}
-	cc.DefaultQueryExecMode = pgx.QueryExecModeExec
+	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
 	return pcfg, nil
-}
-
-func quote(v string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
 
 func (b *backendPools) close() {

@@ -135,13 +135,7 @@ func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger
 // analysisDialer is the dialer of the proxy's own analysis connections: the
 // backend's sslmode and CA, and the agent's socket marks.
 func analysisDialer(cfg *config.Config, opts *proxy.Options) (*backend.Dialer, error) {
-	ka := net.KeepAliveConfig{Enable: cfg.KeepAliveIdle > 0, Idle: cfg.KeepAliveIdle, Interval: cfg.KeepAliveInterval, Count: cfg.KeepAliveCount}
-	d, err := backend.NewDialer(cfg.Backend.SSLMode, cfg.BackendCAPath, cfg.BackendConnectTimeout, ka)
-	if err != nil {
-		return nil, err
-	}
-	d.Control = opts.DialControl
-	return d, nil
+	return backend.DialerFor(cfg, opts.DialControl)
 }
 
 func usage() string {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgproxy/pgproxy/userspace/config"
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
 
@@ -32,6 +33,19 @@ type Dialer struct {
 	KeepAlive net.KeepAliveConfig
 	// Control, when set, runs on each socket before connect (socket marks).
 	Control func(network, address string, c syscall.RawConn) error
+}
+
+// DialerFor is the Dialer of PG_BACKEND_URL's server as the configuration
+// sets it up (sslmode, PG_BACKEND_CA_PATH, BACKEND_CONNECT_TIMEOUT, the
+// keepalives), with control run on each socket (nil for none).
+func DialerFor(cfg *config.Config, control func(network, address string, c syscall.RawConn) error) (*Dialer, error) {
+	ka := net.KeepAliveConfig{Enable: cfg.KeepAliveIdle > 0, Idle: cfg.KeepAliveIdle, Interval: cfg.KeepAliveInterval, Count: cfg.KeepAliveCount}
+	d, err := NewDialer(cfg.Backend.SSLMode, cfg.BackendCAPath, cfg.BackendConnectTimeout, ka)
+	if err != nil {
+		return nil, err
+	}
+	d.Control = control
+	return d, nil
 }
 
 // NewDialer builds a Dialer for sslmode with an optional CA bundle file.

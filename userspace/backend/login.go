@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgproxy/pgproxy/userspace/config"
 	"github.com/pgproxy/pgproxy/userspace/session"
@@ -55,30 +56,77 @@ func NewLogin(b config.BackendURL, d *Dialer) (*Login, error) {
 	if err != nil {
 		return nil, fmt.Errorf("PG_BACKEND_URL: bad port %q", b.Port)
 	}
-	conn := neutralLogin
-	for _, k := range loginParams {
-		if v, ok := b.Params[k]; ok {
-			conn += " " + k + "=" + quoteConnValue(v)
-		}
-	}
 	// pgconn.ConnectConfig accepts only a Config made by ParseConfig.
-	cfg, err := pgconn.ParseConfig(conn)
+	cfg, err := pgconn.ParseConfig(loginConnString(b))
 	if err != nil {
-		if svc := os.Getenv("PGSERVICE"); svc != "" {
-			return nil, fmt.Errorf("PG_BACKEND_URL login: %w (PGSERVICE=%q is set in pgproxy's environment; unset it)", err, svc)
-		}
-		return nil, fmt.Errorf("PG_BACKEND_URL: %w", err)
+		return nil, loginConfigError(err)
 	}
 	cfg.Host, cfg.Port, cfg.Database = b.Host, uint16(port), b.Database
 	cfg.User, cfg.Password = b.User, b.Password
 	if cfg.User == "" {
 		cfg.User = "pgproxy-no-service-account"
 	}
-	// What a service file could still have added, and what Dial sets itself.
+	neutralise(cfg)
+	return &Login{base: cfg, dialer: d, noUser: b.User == ""}, nil
+}
+
+// loginConnString is neutralLogin with b's loginParams.
+func loginConnString(b config.BackendURL) string {
+	conn := neutralLogin
+	for _, k := range loginParams {
+		if v, ok := b.Params[k]; ok {
+			conn += " " + k + "=" + quoteConnValue(v)
+		}
+	}
+	return conn
+}
+
+// loginConfigError explains a connection string pgconn refused.
+func loginConfigError(err error) error {
+	if svc := os.Getenv("PGSERVICE"); svc != "" {
+		return fmt.Errorf("PG_BACKEND_URL login: %w (PGSERVICE=%q is set in pgproxy's environment; unset it)", err, svc)
+	}
+	return fmt.Errorf("PG_BACKEND_URL: %w", err)
+}
+
+// neutralise clears what a service file could still have added to a parsed
+// login, and what the dialer sets itself.
+func neutralise(cfg *pgconn.Config) {
 	cfg.TLSConfig, cfg.Fallbacks = nil, nil
 	cfg.RuntimeParams = map[string]string{}
 	cfg.KerberosSrvName, cfg.KerberosSpn, cfg.SSLNegotiation = "", "", ""
-	return &Login{base: cfg, dialer: d, noUser: b.User == ""}, nil
+}
+
+// PoolConfig is the configuration of a pool of the proxy's own connections
+// (the analysis's) to database at addr (host:port), logged in as b's user
+// and password with b's loginParams through d (its sslmode, CA, timeout,
+// keepalives and socket marks), with application_name set to app. As with
+// NewLogin, nothing comes from the libpq environment variables or files of
+// the proxy's process.
+func PoolConfig(b config.BackendURL, d *Dialer, addr, database, app string) (*pgxpool.Config, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("backend address %q: bad port", addr)
+	}
+	pcfg, err := pgxpool.ParseConfig(loginConnString(b))
+	if err != nil {
+		return nil, loginConfigError(err)
+	}
+	cc := &pcfg.ConnConfig.Config
+	cc.Host, cc.Port, cc.Database = host, uint16(p), database
+	cc.User, cc.Password = b.User, b.Password
+	neutralise(cc)
+	cc.RuntimeParams["application_name"] = app
+	cc.ConnectTimeout = d.Timeout
+	cc.DialFunc = func(ctx context.Context, _, a string) (net.Conn, error) {
+		c, _, err := d.Dial(ctx, a)
+		return c, err
+	}
+	return pcfg, nil
 }
 
 // serverRefusal turns an error the server sent into a *wire.Error (FATAL,

@@ -221,3 +221,33 @@ func mapPairs(m map[string]string) []string {
 	}
 	return out
 }
+
+// TestPoolConfigIgnoresLibpqEnvironment: the analysis's own pools log in as
+// NewLogin does — the URL's account and login parameters, the dialer's
+// timeout, nothing from libpq's environment — with their application_name.
+func TestPoolConfigIgnoresLibpqEnvironment(t *testing.T) {
+	libpqEnvironment(t)
+	d := &Dialer{Timeout: 7 * time.Second}
+	pc, err := PoolConfig(parseBackend(t, "postgres://svc:s3cret@db.internal:6432/app?channel_binding=require"), d,
+		"10.0.0.5:5433", "shop", "pgproxy-analysis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pc.ConnConfig.Config
+	if c.Host != "10.0.0.5" || c.Port != 5433 || c.Database != "shop" || c.User != "svc" || c.Password != "s3cret" {
+		t.Errorf("pool login: %s@%s:%d/%s password %q", c.User, c.Host, c.Port, c.Database, c.Password)
+	}
+	if len(c.RuntimeParams) != 1 || c.RuntimeParams["application_name"] != "pgproxy-analysis" {
+		t.Errorf("runtime params %v, want only application_name", c.RuntimeParams)
+	}
+	if c.ValidateConnect != nil || len(c.Fallbacks) != 0 || c.TLSConfig != nil || c.ChannelBinding != "require" ||
+		c.RequireAuth != "" || c.MaxProtocolVersion != "3.0" || c.ConnectTimeout != 7*time.Second || c.DialFunc == nil {
+		t.Errorf("the environment reached the pool: validate %v, fallbacks %d, TLS %v, channel_binding %q, "+
+			"require_auth %q, max protocol %q, connect timeout %s, dial func %v", c.ValidateConnect != nil,
+			len(c.Fallbacks), c.TLSConfig != nil, c.ChannelBinding, c.RequireAuth, c.MaxProtocolVersion,
+			c.ConnectTimeout, c.DialFunc != nil)
+	}
+	if _, err := PoolConfig(parseBackend(t, "postgres://svc@h/app"), d, "h", "app", "x"); err == nil {
+		t.Error("an address without a port was accepted")
+	}
+}

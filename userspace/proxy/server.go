@@ -77,12 +77,10 @@ type Server struct {
 // New builds a server from the configuration.
 func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, opts Options) (*Server, error) {
 	resolve := opts.Resolve
-	ka := net.KeepAliveConfig{Enable: cfg.KeepAliveIdle > 0, Idle: cfg.KeepAliveIdle, Interval: cfg.KeepAliveInterval, Count: cfg.KeepAliveCount}
-	d, err := backend.NewDialer(cfg.Backend.SSLMode, cfg.BackendCAPath, cfg.BackendConnectTimeout, ka)
+	d, err := backend.DialerFor(cfg, opts.DialControl)
 	if err != nil {
 		return nil, err
 	}
-	d.Control = opts.DialControl
 	sc := &session.Config{
 		RequireTLS: cfg.RequireClientTLS, AllowMD5: cfg.AllowMD5Auth, StartupTimeout: cfg.StartupTimeout,
 		MaxMessageSize: cfg.MaxMessageSize, DefaultDatabase: cfg.Backend.Database,
@@ -111,7 +109,7 @@ func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, opts Option
 		s.auth = opts.Authenticator
 	}
 	if sh := opts.Shunt; sh != nil {
-		sd, err := backend.NewDialer(sh.SSLMode, cfg.BackendCAPath, cfg.BackendConnectTimeout, ka)
+		sd, err := backend.NewDialer(sh.SSLMode, cfg.BackendCAPath, cfg.BackendConnectTimeout, d.KeepAlive)
 		if err != nil {
 			return nil, fmt.Errorf("SHUNT_NODE_URL: %w", err)
 		}
