@@ -111,8 +111,9 @@ func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger
 		opts.Parser = sqlparse.NewParser(4096)
 	}
 	if !cfg.Guardrails.Enabled {
-		if cfg.Guardrails.Mode != config.ModeBlocking || cfg.Guardrails.ReporterURL != "" {
-			log.Warn("PROXY_MODE and REPORTER_DB_URL have no effect without ANALYSIS_ENABLED=true")
+		gc := cfg.Guardrails
+		if gc.Mode != config.ModeBlocking || gc.ReporterURL != "" || gc.ShuntURL != "" || gc.ValkeyURL != "" || gc.OverridesPath != "" {
+			log.Warn("PROXY_MODE, SHUNT_NODE_URL, REPORTER_DB_URL, VALKEY_URL and ANALYSIS_OVERRIDES_PATH have no effect without ANALYSIS_ENABLED=true")
 		}
 		return nil, nil
 	}
@@ -198,7 +199,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, srv *proxy
 	if g != nil {
 		g.start(srv.Metrics())
 		defer func() {
-			// What the reporter holds is written within the drain time.
+			// After the sessions' drain, what the reporter holds gets the
+			// drain time again (at least 2 s) to be written.
 			ctx, cancel := context.WithTimeout(context.Background(), max(cfg.ShutdownDrainTimeout, 2*time.Second))
 			defer cancel()
 			g.close(ctx)

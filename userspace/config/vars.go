@@ -86,7 +86,7 @@ var Vars = []Var{
 	{SectionGuard, "ANALYSIS_MAX_ROWS", "1000000", "rows read, joined, sorted or hashed from which a statement is inefficient; tables this big are big"},
 	{SectionGuard, "ANALYSIS_MAX_COST", "1000000", "planner total cost from which a statement is inefficient; 0 disables the check"},
 	{SectionGuard, "ANALYSIS_MAX_OFFSET", "1000000", "OFFSET from which a statement is inefficient (it reads and discards that many rows)"},
-	{SectionGuard, "ANALYSIS_EXEMPT_ROLES", "", "comma list of token roles whose statements are not analysed"},
+	{SectionGuard, "ANALYSIS_EXEMPT_ROLES", "", "comma list of token roles (in passthrough sessions: database users) whose statements are not analysed"},
 	{SectionGuard, "ANALYSIS_OVERRIDES_PATH", "", "YAML file of per-fingerprint overrides (allow or block), re-read on change and on SIGHUP"},
 	{SectionAgent, "INTERCEPT_MODE", "connect", "connect (cgroup connect hooks on this node) or tproxy (traffic from other hosts)"},
 	{SectionAgent, "INTERCEPT_TARGETS", "", "comma list of intercepted destinations, address:port or CIDR:port, IPv4 or [IPv6]"},
