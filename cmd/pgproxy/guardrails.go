@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgproxy/pgproxy/userspace/analysis"
 	"github.com/pgproxy/pgproxy/userspace/auth"
@@ -23,7 +22,6 @@ import (
 	"github.com/pgproxy/pgproxy/userspace/proxy"
 	"github.com/pgproxy/pgproxy/userspace/reporter"
 	"github.com/pgproxy/pgproxy/userspace/routing"
-	"github.com/pgproxy/pgproxy/userspace/session"
 	"github.com/pgproxy/pgproxy/userspace/sqlparse"
 	"github.com/pgproxy/pgproxy/userspace/stmt"
 	"github.com/pgproxy/pgproxy/userspace/telemetry"
@@ -34,6 +32,7 @@ import (
 type guard struct {
 	cfg       *config.Config
 	log       *slog.Logger
+	m         *telemetry.Metrics // nil in pgproxy analyze
 	analyzer  *analysis.Analyzer
 	policy    *routing.Policy
 	cache     *cache.Tiered
@@ -47,7 +46,7 @@ type guard struct {
 // newGuard builds the guardrails from the configuration; m may be nil
 // (pgproxy analyze).
 func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, parser *sqlparse.Parser, dialer *backend.Dialer) (*guard, error) {
-	g := &guard{cfg: cfg, log: log, stop: make(chan struct{})}
+	g := &guard{cfg: cfg, log: log, m: m, stop: make(chan struct{})}
 	gc := cfg.Guardrails
 	th := analysis.Thresholds{MaxRows: float64(gc.MaxRows), MaxCost: float64(gc.MaxCost), MaxOffset: gc.MaxOffset}
 	g.pools = &backendPools{cfg: cfg, dialer: dialer, thresholds: th, parser: parser, pools: map[string]*backendPool{}}
@@ -55,24 +54,7 @@ func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tele
 	hooks := cache.Hooks{}
 	if m != nil {
 		mg := m.Guardrails
-		// The label sets of the statement path, resolved once (a lookup by
-		// label values costs more than the rest of a cached decision).
-		lookups := map[cacheLookup]prometheus.Counter{}
-		for _, tier := range []analysis.Source{analysis.SourceMemory, analysis.SourceValkey} {
-			lookups[cacheLookup{tier, true}] = mg.CacheLookups.WithLabelValues(string(tier), "hit")
-			lookups[cacheLookup{tier, false}] = mg.CacheLookups.WithLabelValues(string(tier), "miss")
-		}
-		hooks.OnLookup = func(tier analysis.Source, hit bool) {
-			if c, ok := lookups[cacheLookup{tier, hit}]; ok {
-				c.Inc()
-				return
-			}
-			result := "miss"
-			if hit {
-				result = "hit"
-			}
-			mg.CacheLookups.WithLabelValues(string(tier), result).Inc()
-		}
+		hooks.OnLookup = func(tier analysis.Source, hit bool) { mg.CacheLookup(string(tier), hit) }
 		hooks.OnError = func(op string, err error) { mg.CacheErrors.WithLabelValues(op, cache.ErrorKind(err)).Inc() }
 		hooks.OnAvailable = func(up bool) {
 			if up {
@@ -105,27 +87,8 @@ func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tele
 		Backends: g.pools.get, Timeout: gc.Timeout, FailClosed: gc.FailClosed}
 	if m != nil {
 		mg := m.Guardrails
-		sources := []analysis.Source{analysis.SourceRules, analysis.SourcePlanner, analysis.SourceMemory,
-			analysis.SourceValkey, analysis.SourceOverride, analysis.SourceFallback}
-		decisions := map[decisionLabels]prometheus.Counter{}
-		seconds := map[analysis.Source]prometheus.Observer{}
-		for _, src := range sources {
-			for _, v := range []analysis.Verdict{analysis.Efficient, analysis.Inefficient} {
-				decisions[decisionLabels{v, src}] = mg.Decisions.WithLabelValues(string(v), string(src))
-			}
-			seconds[src] = mg.AnalysisSeconds.WithLabelValues(string(src))
-		}
 		g.analyzer.OnDecision = func(d analysis.Decision, took time.Duration) {
-			if c, ok := decisions[decisionLabels{d.Verdict, d.Source}]; ok {
-				c.Inc()
-			} else {
-				mg.Decisions.WithLabelValues(string(d.Verdict), string(d.Source)).Inc()
-			}
-			if o, ok := seconds[d.Source]; ok {
-				o.Observe(took.Seconds())
-			} else {
-				mg.AnalysisSeconds.WithLabelValues(string(d.Source)).Observe(took.Seconds())
-			}
+			mg.Decided(string(d.Verdict), string(d.Source), took.Seconds())
 		}
 	}
 	g.analyzer.Init()
@@ -135,51 +98,30 @@ func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tele
 	}
 	g.policy = &routing.Policy{Mode: gc.Mode, Analyzer: g.analyzer, ExemptRoles: exempt, Parser: parser}
 	if m != nil {
-		fast, shunt := m.Guardrails.Routed.WithLabelValues(stmt.LegFast), m.Guardrails.Routed.WithLabelValues(session.LegShunt)
-		g.policy.Routed = func(node string) {
-			switch node {
-			case stmt.LegFast:
-				fast.Inc()
-			case session.LegShunt:
-				shunt.Inc()
-			default:
-				m.Guardrails.Routed.WithLabelValues(node).Inc()
-			}
-		}
+		g.policy.Routed = m.Guardrails.RoutedTo
 	}
 	return g, nil
-}
-
-type cacheLookup struct {
-	tier analysis.Source
-	hit  bool
-}
-
-type decisionLabels struct {
-	verdict analysis.Verdict
-	source  analysis.Source
 }
 
 // wire plugs the guardrails into the proxy: the policy, the issue log and
 // reporter, the shunt node (and for passthrough sessions in shunt mode,
 // password authentication by the proxy).
-func (g *guard) wire(ctx context.Context, m *telemetry.Metrics, opts *proxy.Options) error {
+func (g *guard) wire(ctx context.Context, opts *proxy.Options) error {
 	gc := g.cfg.Guardrails
 	if gc.ReporterURL != "" {
-		rep, err := reporter.New(ctx, reporter.Options{URL: gc.ReporterURL, KeepQueryConstants: false, Hooks: reporterHooks(m, g.log)})
+		rep, err := reporter.New(ctx, reporter.Options{URL: gc.ReporterURL, Hooks: reporterHooks(g.m, g.log)})
 		if err != nil {
 			return fmt.Errorf("REPORTER_DB_URL: %w", err)
 		}
 		g.reporter = rep
 		mode := gc.Mode
-		store := gc.StoreRawQuery
 		opts.Records = func(r *stmt.Record) {
 			who := r.Identity
 			if who == "" {
 				who = r.User
 			}
 			text := ""
-			if store {
+			if gc.StoreRawQuery {
 				text = r.SQL
 			}
 			rep.Metric(reporter.Metric{RecordedAt: r.Start.Add(r.Total), Fingerprint: r.Fingerprint, QueryText: text,
@@ -225,19 +167,20 @@ func (g *guard) wire(ctx context.Context, m *telemetry.Metrics, opts *proxy.Opti
 }
 
 // start runs the overrides watcher (a change of the file, or SIGHUP).
-func (g *guard) start(m *telemetry.Metrics) {
+func (g *guard) start() {
 	if g.overrides == nil {
 		return
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	g.wg.Add(1)
-	go g.watchOverrides(hup, m)
+	go g.watchOverrides(hup)
 }
 
 // watchOverrides reloads the overrides when the file changes (checked every
 // second) or on SIGHUP; a broken file keeps the previous overrides.
-func (g *guard) watchOverrides(hup chan os.Signal, m *telemetry.Metrics) {
+func (g *guard) watchOverrides(hup chan os.Signal) {
+	m := g.m
 	defer g.wg.Done()
 	defer signal.Stop(hup)
 	tick := time.NewTicker(time.Second)

@@ -117,7 +117,7 @@ func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger
 		}
 		return nil, nil
 	}
-	dialer, err := analysisDialer(cfg, opts)
+	dialer, err := backend.DialerFor(cfg, opts.DialControl)
 	if err != nil {
 		return nil, err
 	}
@@ -125,18 +125,12 @@ func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	if err := g.wire(ctx, m, opts); err != nil {
+	if err := g.wire(ctx, opts); err != nil {
 		return nil, err
 	}
 	log.Info("guardrails on", "mode", cfg.Guardrails.Mode, "reporter", cfg.Guardrails.ReporterURL != "",
 		"valkey", cfg.Guardrails.ValkeyURL != "", "overrides", cfg.Guardrails.OverridesPath)
 	return g, nil
-}
-
-// analysisDialer is the dialer of the proxy's own analysis connections: the
-// backend's sslmode and CA, and the agent's socket marks.
-func analysisDialer(cfg *config.Config, opts *proxy.Options) (*backend.Dialer, error) {
-	return backend.DialerFor(cfg, opts.DialControl)
 }
 
 func usage() string {
@@ -191,13 +185,14 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	return serve(ctx, cfg, log, srv, health, ln, nil, g)
 }
 
-// serve runs the health server and the proxy on ln until ctx ends, then
-// drains: beforeDrain (if any) runs first, the listener closes, /ready turns
-// 503 and sessions get SHUTDOWN_DRAIN_TIMEOUT to finish.
+// serve runs the health server and the proxy on ln (and the guardrails' g,
+// when set) until ctx ends, then drains: beforeDrain (if any) runs first,
+// the listener closes, /ready turns 503 and sessions get
+// SHUTDOWN_DRAIN_TIMEOUT to finish; then g's reporter writes its queue.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, srv *proxy.Server, health *telemetry.Health,
 	ln net.Listener, beforeDrain func(), g *guard) error {
 	if g != nil {
-		g.start(srv.Metrics())
+		g.start()
 		defer func() {
 			// After the sessions' drain, what the reporter holds gets the
 			// drain time again (at least 2 s) to be written.

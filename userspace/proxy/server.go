@@ -122,9 +122,6 @@ func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, opts Option
 	return s, nil
 }
 
-// Metrics returns the server's collectors.
-func (s *Server) Metrics() *telemetry.Metrics { return s.metrics }
-
 // Dialer returns the backend dialer (readiness probes use it).
 func (s *Server) Dialer() *backend.Dialer { return s.dialer }
 

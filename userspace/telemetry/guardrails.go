@@ -18,6 +18,49 @@ type Guardrails struct {
 	ReporterErrors  prometheus.Counter
 	OverrideReloads *prometheus.CounterVec // result
 	Overrides       prometheus.Gauge
+
+	// The statement path's label sets, resolved once (a lookup by label
+	// values costs more than the rest of a cached decision); read-only.
+	decided map[[2]string]prometheus.Counter // verdict, source
+	took    map[string]prometheus.Observer   // source
+	routed  map[string]prometheus.Counter    // node
+	lookups map[[2]string]prometheus.Counter // tier, result
+}
+
+// Decided counts a decision and observes the time it took.
+func (g *Guardrails) Decided(verdict, source string, seconds float64) {
+	if c, ok := g.decided[[2]string{verdict, source}]; ok {
+		c.Inc()
+	} else {
+		g.Decisions.WithLabelValues(verdict, source).Inc()
+	}
+	if o, ok := g.took[source]; ok {
+		o.Observe(seconds)
+	} else {
+		g.AnalysisSeconds.WithLabelValues(source).Observe(seconds)
+	}
+}
+
+// RoutedTo counts a statement run on a node.
+func (g *Guardrails) RoutedTo(node string) {
+	if c, ok := g.routed[node]; ok {
+		c.Inc()
+	} else {
+		g.Routed.WithLabelValues(node).Inc()
+	}
+}
+
+// CacheLookup counts a lookup of a decision cache tier.
+func (g *Guardrails) CacheLookup(tier string, hit bool) {
+	result := "miss"
+	if hit {
+		result = "hit"
+	}
+	if c, ok := g.lookups[[2]string{tier, result}]; ok {
+		c.Inc()
+	} else {
+		g.CacheLookups.WithLabelValues(tier, result).Inc()
+	}
 }
 
 // newGuardrails creates the collectors and the label sets known in advance
@@ -54,20 +97,20 @@ func newGuardrails(reg *prometheus.Registry) *Guardrails {
 	}
 	reg.MustRegister(g.Decisions, g.AnalysisSeconds, g.Routed, g.CacheLookups, g.CacheErrors, g.ValkeyUp,
 		g.ReporterQueue, g.ReporterWritten, g.ReporterDropped, g.ReporterErrors, g.OverrideReloads, g.Overrides)
-	for _, v := range []string{"efficient", "inefficient"} {
-		for _, s := range []string{"rules", "planner", "memory", "valkey", "override", "fallback"} {
-			g.Decisions.WithLabelValues(v, s)
-		}
-	}
+	g.decided, g.took = map[[2]string]prometheus.Counter{}, map[string]prometheus.Observer{}
+	g.routed, g.lookups = map[string]prometheus.Counter{}, map[[2]string]prometheus.Counter{}
 	for _, s := range []string{"rules", "planner", "memory", "valkey", "override", "fallback"} {
-		g.AnalysisSeconds.WithLabelValues(s)
+		for _, v := range []string{"efficient", "inefficient"} {
+			g.decided[[2]string{v, s}] = g.Decisions.WithLabelValues(v, s)
+		}
+		g.took[s] = g.AnalysisSeconds.WithLabelValues(s)
 	}
 	for _, n := range []string{"fast", "shunt"} {
-		g.Routed.WithLabelValues(n)
+		g.routed[n] = g.Routed.WithLabelValues(n)
 	}
 	for _, tier := range []string{"memory", "valkey"} {
 		for _, r := range []string{"hit", "miss"} {
-			g.CacheLookups.WithLabelValues(tier, r)
+			g.lookups[[2]string{tier, r}] = g.CacheLookups.WithLabelValues(tier, r)
 		}
 	}
 	for _, t := range []string{"query_metrics", "query_issues"} {
