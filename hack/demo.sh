@@ -118,6 +118,7 @@ log "building pgproxy"
 # Clients log in with their own user and password (passthrough); the user of PG_BACKEND_URL is
 # the proxy's own account for the analysis.
 urlencode() {
+	local LC_ALL=C # byte by byte: a non-ASCII character is its UTF-8 bytes
 	local s="$1" out="" c i
 	for ((i = 0; i < ${#s}; i++)); do
 		c="${s:i:1}"

@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/pgproxy/pgproxy/userspace/analysis"
-	"github.com/pgproxy/pgproxy/userspace/proxy"
+	"github.com/pgproxy/pgproxy/userspace/backend"
+	"github.com/pgproxy/pgproxy/userspace/config"
 	"github.com/pgproxy/pgproxy/userspace/sqlparse"
 )
 
@@ -65,9 +66,8 @@ func analyzeCommand(args []string) int {
 		return 0
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg.Guardrails.ValkeyURL = "" // analysed afresh
-	var opts proxy.Options
-	dialer, err := analysisDialer(cfg, &opts)
+	cfg.Guardrails.ValkeyURL = "" // analysed afresh: the in-process cache of this run starts empty
+	dialer, err := backend.DialerFor(cfg, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgproxy analyze:", err)
 		return 2
@@ -80,7 +80,6 @@ func analyzeCommand(args []string) int {
 		return 2
 	}
 	defer g.close(ctx)
-	g.analyzer.Cache = nil
 	database := *db
 	if database == "" {
 		database = cfg.Backend.Database
@@ -100,12 +99,12 @@ func analyzeCommand(args []string) int {
 // modeAction says what the mode does with a decision.
 func modeAction(mode string, d analysis.Decision) string {
 	if d.Verdict != analysis.Inefficient {
-		return "runs on the primary"
+		return "runs on the fast node"
 	}
 	switch mode {
-	case "non-blocking":
+	case config.ModeNonBlocking:
 		return "runs, and is recorded in query_issues"
-	case "shunt":
+	case config.ModeShunt:
 		return "runs on the shunt node"
 	}
 	return "refused with SQLSTATE 54000"

@@ -18,7 +18,7 @@ Feature: pgproxy analyze: the decision for one statement, before it is deployed
     When a developer runs pgproxy analyze "SELECT status FROM gr_orders WHERE id = 42"
     Then it exits with status 0
     And its output has a line "verdict: efficient (planner)"
-    And its output has a line "in PROXY_MODE=blocking: runs on the primary"
+    And its output has a line "in PROXY_MODE=blocking: runs on the fast node"
 
   Scenario: a rule decides before the planner
     When a developer runs pgproxy analyze "SELECT * FROM gr_orders ORDER BY random() LIMIT 5"
