@@ -116,16 +116,12 @@ func (g *guard) wire(ctx context.Context, opts *proxy.Options) error {
 		g.reporter = rep
 		mode := gc.Mode
 		opts.Records = func(r *stmt.Record) {
-			who := r.Identity
-			if who == "" {
-				who = r.User
-			}
 			text := ""
 			if gc.StoreRawQuery {
 				text = r.SQL
 			}
 			rep.Metric(reporter.Metric{RecordedAt: r.Start.Add(r.Total), Fingerprint: r.Fingerprint, QueryText: text,
-				Identity: who, User: r.User, Database: r.Database, Mode: mode, Action: r.Action.String(),
+				Identity: r.Identity, User: r.User, Database: r.Database, Mode: mode, Action: r.Action.String(),
 				Verdict: r.Verdict, DecisionSource: r.Source, Analysis: r.Decide, Backend: r.Backend, Total: r.Total,
 				Rows: r.Rows, SQLState: r.SQLState, Node: r.Leg, ConnID: r.ConnID})
 		}

@@ -20,7 +20,8 @@ type Metric struct {
 	// with $n and removes comments (NormalizeQuery) before writing; a text
 	// that does not parse is written as NULL.
 	QueryText string
-	// Identity (identity) is the token identity (OIDC), "" in passthrough.
+	// Identity (identity) is the token identity (OIDC), "" in passthrough
+	// (the identity column then gets User).
 	Identity string
 	// User (db_user) is the database role of the backend session.
 	User string
@@ -68,7 +69,8 @@ type Issue struct {
 	Fingerprint string
 	// QueryText (query_text): as Metric.QueryText.
 	QueryText string
-	// Identity (identity) is the token identity (OIDC), "" in passthrough.
+	// Identity (identity) is the token identity (OIDC), "" in passthrough
+	// (the identity column then gets User).
 	Identity string
 	// User (db_user) is the database role of the backend session.
 	User string

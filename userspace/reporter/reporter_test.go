@@ -93,7 +93,7 @@ func TestWritesEveryColumn(t *testing.T) {
 		Backend: 0, Total: 2250 * time.Microsecond, Rows: 0, SQLState: "42501", Node: "", ConnID: 1,
 	})
 	before := time.Now()
-	r.Metric(Metric{Database: "shop", Backend: 3 * time.Millisecond, Total: 4 * time.Millisecond, Rows: 17, Node: "primary", ConnID: 2})
+	r.Metric(Metric{User: "bob", Database: "shop", Backend: 3 * time.Millisecond, Total: 4 * time.Millisecond, Rows: 17, Node: "primary", ConnID: 2})
 	r.Metric(Metric{QueryText: "SELEC broken 'secret'", ConnID: 3})
 	r.Issue(Issue{
 		DetectedAt: at, Fingerprint: "a1b2c3d4", QueryText: "SELECT * FROM orders WHERE note = 'secret'",
@@ -102,7 +102,7 @@ func TestWritesEveryColumn(t *testing.T) {
 		Suggestion: "an index on orders(note) would serve this filter", Check: "seq_scan",
 		Evidence: "Seq Scan on orders (rows=2000000)", Source: "memory", Origin: "planner", Action: "block", ConnID: 1,
 	})
-	r.Issue(Issue{Fingerprint: "e5", ConnID: 2})
+	r.Issue(Issue{Fingerprint: "e5", User: "bob", ConnID: 2})
 	if _, err := closeWithin(r, 10*time.Second); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -116,7 +116,7 @@ func TestWritesEveryColumn(t *testing.T) {
 	want := [][]any{
 		{at, "a1b2c3d4", "SELECT * FROM orders WHERE note = $1", "alice@example.com", "svc_app", "shop", "block", "refuse",
 			"inefficient", "planner", 1.5, 0.0, 2.25, int64(0), "42501", "", int64(1), "test-proxy"},
-		{nil, "", nil, "", "", "shop", "", "", "", "", 0.0, 3.0, 4.0, int64(17), "", "primary", int64(2), "test-proxy"},
+		{nil, "", nil, "bob", "bob", "shop", "", "", "", "", 0.0, 3.0, 4.0, int64(17), "", "primary", int64(2), "test-proxy"}, // passthrough: identity is the user
 		{nil, "", nil, "", "", "", "", "", "", "", 0.0, 0.0, 0.0, int64(0), "", "", int64(3), "test-proxy"},
 	}
 	compareRows(t, "query_metrics", got, want, before, after)
@@ -127,7 +127,7 @@ func TestWritesEveryColumn(t *testing.T) {
 			"sequential scan of public.orders, about 2,000,000 rows, filter on note",
 			"an index on orders(note) would serve this filter", "seq_scan", "Seq Scan on orders (rows=2000000)",
 			"memory", "planner", "block", int64(1), "test-proxy"},
-		{nil, "e5", nil, "", "", "", "", "", "", "", "", "", "", "", int64(2), "test-proxy"},
+		{nil, "e5", nil, "bob", "bob", "", "", "", "", "", "", "", "", "", int64(2), "test-proxy"},
 	}
 	compareRows(t, "query_issues", got, want, before, after)
 	if s := r.Stats(); s.Metrics.Written != 3 || s.Issues.Written != 2 || s.Metrics.Dropped()+s.Issues.Dropped() != 0 {

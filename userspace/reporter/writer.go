@@ -360,7 +360,7 @@ func (w *writer) metricValues(m *Metric, v []any) {
 	v[0] = m.RecordedAt
 	v[1] = m.Fingerprint
 	v[2] = w.queryText(m.QueryText, m.Fingerprint)
-	v[3] = m.Identity
+	v[3] = identity(m.Identity, m.User)
 	v[4] = m.User
 	v[5] = m.Database
 	v[6] = m.Mode
@@ -381,7 +381,7 @@ func (w *writer) issueValues(i *Issue, v []any) {
 	v[0] = i.DetectedAt
 	v[1] = i.Fingerprint
 	v[2] = w.queryText(i.QueryText, i.Fingerprint)
-	v[3] = i.Identity
+	v[3] = identity(i.Identity, i.User)
 	v[4] = i.User
 	v[5] = i.Database
 	v[6] = i.Verdict
@@ -394,6 +394,15 @@ func (w *writer) issueValues(i *Issue, v []any) {
 	v[13] = i.Action
 	v[14] = int64(i.ConnID)
 	v[15] = w.r.opts.Instance
+}
+
+// identity is the identity column: the token identity, or in passthrough
+// (no token) the database user.
+func identity(token, user string) string {
+	if token == "" {
+		return user
+	}
+	return token
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -36,7 +36,7 @@ const (
 type Issue struct {
 	At          time.Time
 	ConnID      uint64
-	Identity    string // token identity, else the database user
+	Identity    string // token identity ("" in passthrough)
 	User        string
 	Database    string
 	Fingerprint string
@@ -224,11 +224,7 @@ func (p *Policy) issue(st *stmt.Statement, d analysis.Decision, action string) {
 	if p.Issues == nil {
 		return
 	}
-	who := st.Facts.Identity
-	if who == "" {
-		who = st.Facts.User
-	}
-	p.Issues(Issue{At: time.Now(), ConnID: st.Facts.ConnID, Identity: who, User: st.Facts.User, Database: st.Facts.Database,
+	p.Issues(Issue{At: time.Now(), ConnID: st.Facts.ConnID, Identity: st.Facts.Identity, User: st.Facts.User, Database: st.Facts.Database,
 		Fingerprint: st.Fingerprint(), SQL: st.SQL, Decision: d, Action: action})
 }
 

@@ -61,7 +61,7 @@ func TestModes(t *testing.T) {
 		if c.mode == Shunt && d.Leg != "shunt" {
 			t.Fatalf("shunt leg %q", d.Leg)
 		}
-		if len(*issues) != 1 || (*issues)[0].Action != c.issue || (*issues)[0].Identity != "alice" {
+		if len(*issues) != 1 || (*issues)[0].Action != c.issue || (*issues)[0].User != "alice" || (*issues)[0].Identity != "" {
 			t.Fatalf("%s: issues %+v", c.mode, *issues)
 		}
 		// A Parse is decided too, but recorded only when it runs (Bind).
