@@ -126,8 +126,7 @@ func unused(m harness.Metrics, used map[string]bool, want func(string) bool) []s
 func proxyMetricsAfterTraffic(t *testing.T, done func(harness.Metrics) []string) harness.Metrics {
 	pg := harness.SharedPostgres(t)
 	p := harness.StartProxy(t, map[string]string{
-		"PG_BACKEND_URL": fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable",
-			harness.ScramUser, harness.ScramPass, pg.Addr(), harness.TestDB),
+		"PG_BACKEND_URL":           pg.DSN(harness.ScramUser, harness.ScramPass, harness.TestDB),
 		"ANALYSIS_ENABLED":         "true",
 		"ANALYSIS_MAX_ROWS":        "10",
 		"VALKEY_URL":               "redis://127.0.0.1:1", // refused: Valkey is down

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cucumber/godog"
+
+	"github.com/pgproxy/pgproxy/tests/harness"
 )
 
 // registerMetricSteps defines the steps that read the proxy's Prometheus /metrics page.
@@ -73,35 +75,11 @@ type selector struct {
 }
 
 func parseSelector(s string) (selector, error) {
-	name, rest, hasLabels := strings.Cut(s, "{")
-	sel := selector{name: name}
-	if !hasLabels {
-		return sel, nil
-	}
-	labels, err := parseLabels(strings.TrimSuffix(rest, "}"))
+	name, labels, err := harness.ParseSeries(s)
 	if err != nil {
-		return sel, fmt.Errorf("metric selector %s: %w", s, err)
+		return selector{}, fmt.Errorf("metric selector: %w", err)
 	}
-	sel.labels = labels
-	return sel, nil
-}
-
-// parseLabels reads k="v" pairs separated by commas (values without escaped quotes).
-func parseLabels(s string) (map[string]string, error) {
-	out := map[string]string{}
-	for s = strings.TrimSpace(s); s != ""; s = strings.TrimPrefix(strings.TrimSpace(s), ",") {
-		k, rest, ok := strings.Cut(s, "=")
-		if !ok || !strings.HasPrefix(rest, `"`) {
-			return nil, fmt.Errorf("bad label list %q", s)
-		}
-		end := strings.Index(rest[1:], `"`)
-		if end < 0 {
-			return nil, fmt.Errorf("unterminated label value in %q", s)
-		}
-		out[strings.TrimSpace(k)] = rest[1 : 1+end]
-		s = rest[2+end:]
-	}
-	return out, nil
+	return selector{name: name, labels: labels}, nil
 }
 
 // sum adds the values of the samples of page that match the selector.
@@ -127,7 +105,7 @@ func (sel selector) sum(page string) (float64, bool) {
 		labels := map[string]string{}
 		if hasLabels {
 			var err error
-			if labels, err = parseLabels(strings.TrimSuffix(rest, "}")); err != nil {
+			if labels, err = harness.ParseLabels(strings.TrimSuffix(rest, "}")); err != nil {
 				continue
 			}
 		}

@@ -130,7 +130,7 @@ func newWorld(t *testing.T) *world {
 
 // backendURL is a URL of the fast node with the proxy's own account.
 func backendURL(c *harness.Cluster) string {
-	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", harness.ScramUser, harness.ScramPass, c.Addr(), harness.TestDB)
+	return c.DSN(harness.ScramUser, harness.ScramPass, harness.TestDB)
 }
 
 func (w *world) startProxy() error {
@@ -241,8 +241,8 @@ func (w *world) reporterDB() error {
 	return nil
 }
 
-// reporterRows polls the reporter database until query returns at least
-// one row matching, or the deadline passes.
+// reporterRows runs query on the reporter database and returns its rows as
+// text (callers poll it until the rows they expect are there).
 func (w *world) reporterRows(ctx context.Context, query string, args ...any) ([][]string, error) {
 	conn, err := pgx.Connect(ctx, shared.reporter.SuperuserDSN(harness.TestDB))
 	if err != nil {

@@ -35,7 +35,7 @@ func ReadMetrics(url string) (Metrics, error) {
 }
 
 // Sum returns the sum of the series of a metric whose labels include
-// labels (a histogram counts its observations), and whether the metric
+// labels (a histogram or summary counts its observations), and whether the metric
 // exists at all.
 func (m Metrics) Sum(name string, labels map[string]string) (float64, bool) {
 	fam, ok := m[name]
@@ -54,6 +54,8 @@ func (m Metrics) Sum(name string, labels map[string]string) (float64, bool) {
 			sum += mt.Gauge.GetValue()
 		case mt.Histogram != nil:
 			sum += float64(mt.Histogram.GetSampleCount())
+		case mt.Summary != nil:
+			sum += float64(mt.Summary.GetSampleCount())
 		case mt.Untyped != nil:
 			sum += mt.Untyped.GetValue()
 		}
@@ -67,6 +69,7 @@ func hasLabels(mt *dto.Metric, want map[string]string) bool {
 		for _, lp := range mt.GetLabel() {
 			if lp.GetName() == k && lp.GetValue() == v {
 				found = true
+				break
 			}
 		}
 		if !found {
@@ -80,25 +83,38 @@ func hasLabels(mt *dto.Metric, want map[string]string) bool {
 // pgproxy_errors_total{class="42",x="y"} into a name and labels.
 func ParseSeries(s string) (string, map[string]string, error) {
 	name, rest, ok := strings.Cut(s, "{")
-	labels := map[string]string{}
 	if !ok {
-		return s, labels, nil
+		return s, map[string]string{}, nil
 	}
 	rest, ok = strings.CutSuffix(rest, "}")
 	if !ok {
 		return "", nil, fmt.Errorf("selector %q: missing }", s)
 	}
-	for _, part := range strings.Split(rest, ",") {
-		if part = strings.TrimSpace(part); part == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(part, "=")
-		if !ok {
-			return "", nil, fmt.Errorf("selector %q: %q is not name=\"value\"", s, part)
-		}
-		labels[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"`)
+	labels, err := ParseLabels(rest)
+	if err != nil {
+		return "", nil, fmt.Errorf("selector %q: %w", s, err)
 	}
 	return name, labels, nil
+}
+
+// ParseLabels reads k="v" pairs separated by commas, as the text format
+// writes them (values without escaped quotes; a value may hold a comma).
+func ParseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for s = strings.TrimSpace(s); s != ""; s = strings.TrimPrefix(strings.TrimSpace(s), ",") {
+		k, rest, ok := strings.Cut(s, "=")
+		rest = strings.TrimLeft(rest, " ")
+		if !ok || !strings.HasPrefix(rest, `"`) {
+			return nil, fmt.Errorf("bad label list %q", s)
+		}
+		end := strings.Index(rest[1:], `"`)
+		if end < 0 {
+			return nil, fmt.Errorf("unterminated label value in %q", s)
+		}
+		out[strings.TrimSpace(k)] = rest[1 : 1+end]
+		s = rest[2+end:]
+	}
+	return out, nil
 }
 
 // Names returns the metric names of the scrape, sorted.

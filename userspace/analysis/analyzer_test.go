@@ -399,7 +399,7 @@ func TestAnalyzerSingleflight(t *testing.T) {
 	for _, c := range []struct {
 		name, sql string
 		source    analysis.Source
-	}{{"rules", rulesSQL, analysis.SourceRules}, {"planner", seqScanSQL, analysis.SourcePlanner}} {
+	}{{"rules", "SELECT payload, 'n1' AS tag FROM pl_big", analysis.SourceRules}, {"planner", seqScanSQL, analysis.SourcePlanner}} {
 		t.Run(c.name, func(t *testing.T) {
 			const n = 8
 			r := newRig(t, rigOptions{})
@@ -556,19 +556,7 @@ func TestAnalyzerPlannerTimeout(t *testing.T) {
 	if _, err := be.Facts.Lookup(context.Background(), "", "an_locked"); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, r.pg.SuperuserDSN(harness.TestDB))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Rollback(ctx); _ = conn.Close(ctx) })
-	if _, err := tx.Exec(ctx, "LOCK TABLE an_locked IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	analysis.LockTable(t, "an_locked")
 
 	start := time.Now()
 	d := r.decide(harness.TestDB, "SELECT * FROM an_locked WHERE v = 'x'")

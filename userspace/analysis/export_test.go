@@ -10,3 +10,7 @@ import (
 // which may import package cache) the shared cluster with the planner
 // schema loaded.
 func PlannerDB(t testing.TB) *harness.Cluster { return plannerDB(t) }
+
+// LockTable holds an ACCESS EXCLUSIVE lock on a table of the planner
+// schema's database until the test ends.
+func LockTable(t *testing.T, table string) { lockTable(t, table) }

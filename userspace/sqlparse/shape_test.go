@@ -192,8 +192,8 @@ func TestShapedFactsMatchParse(t *testing.T) {
 	for _, sql := range []string{shapeCorpus[0], shapeCorpus[2], shapeCorpus[4], shapeCorpus[24], "SELECT * FROM t LIMIT 10"} {
 		p := NewParser(10)
 		p.Parse(sql)
-		if p.Parse(strings.Replace(sql, "1", "9", 1)).Shaped() == false && strings.Contains(sql, "1") {
-			t.Errorf("%q: a variant was parsed again", sql)
+		if v := vary(t, sql, r); !p.Parse(v).Shaped() {
+			t.Errorf("%q: its variant %q was parsed again", sql, v)
 		}
 	}
 }
