@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -607,14 +606,12 @@ func wlCheck(p *harness.Proxy, offset int, fingerprint string) string {
 // wlAnalyze is `pgproxy analyze` of sql against the fast node, with the
 // proxy's analysis settings.
 func wlAnalyze(t *testing.T, sql string) string {
-	cmd := exec.Command(harness.BuildProxy(t), "analyze", sql)
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"PG_BACKEND_URL=" + backendURL(shared.fast), "ANALYSIS_ENABLED=true", "PROXY_MODE=blocking",
-		"ANALYSIS_TIMEOUT=10s", "LOG_LEVEL=error",
+	w := newWorld(t)
+	w.env = map[string]string{"ANALYSIS_ENABLED": "true", "PROXY_MODE": "blocking", "ANALYSIS_TIMEOUT": "10s", "LOG_LEVEL": "error"}
+	if err := w.analyze(sql); err != nil {
+		return err.Error()
 	}
-	out, _ := cmd.CombinedOutput() // exit code 1 means inefficient
-	return string(out)
+	return w.analyzed.output // exit status 1 means inefficient
 }
 
 func wlServerVersion(ctx context.Context, conn *pgx.Conn) string {

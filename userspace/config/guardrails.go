@@ -16,8 +16,8 @@ type Guardrails struct {
 	// Shunt is SHUNT_NODE_URL, parsed (Host empty when unset).
 	Shunt    BackendURL
 	ShuntURL string
-	// Reporter is REPORTER_DB_URL ("" for no reporter).
-	Reporter      BackendURL
+	// ReporterURL is REPORTER_DB_URL ("" for no reporter), checked to be a
+	// PostgreSQL URL with a user.
 	ReporterURL   string
 	StoreRawQuery bool
 	// ValkeyURL is VALKEY_URL ("" for the in-process cache only).
@@ -78,8 +78,6 @@ func loadGuardrails(p *parser, backend BackendURL) Guardrails {
 			p.fail("REPORTER_DB_URL", err.Error())
 		} else if b.User == "" {
 			p.fail("REPORTER_DB_URL", "needs a user (the reporter logs in itself), e.g. postgres://reporter:secret@host/db")
-		} else {
-			g.Reporter = b
 		}
 	}
 	if g.ValkeyURL != "" {
