@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // DefaultPGBinDir is where Debian installs the PostgreSQL 15 server programs. The environment
@@ -65,4 +66,17 @@ func LookBin(name string) (string, error) {
 		return p, nil
 	}
 	return exec.LookPath(name)
+}
+
+// Eventually polls cond every 5 ms until it holds, or fails the test after
+// timeout, naming what it waited for.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not true after %s: %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

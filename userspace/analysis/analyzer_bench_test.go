@@ -66,7 +66,7 @@ func BenchmarkDecide(b *testing.B) {
 			// read would be a miss, and this measures how long reads take.
 			r := newRig(b, rigOptions{parser: parser, timeout: 500 * time.Millisecond,
 				cache: cache.Options{ValkeyURL: "redis://" + addr, OpTimeout: time.Second, MemorySize: 1}})
-			eventually(b, 10*time.Second, "valkey available", r.tiered.Available)
+			harness.Eventually(b, 10*time.Second, "valkey available", r.tiered.Available)
 			benchHits(b, r, 8, analysis.SourceValkey)
 		})
 	})

@@ -256,17 +256,6 @@ func (r *rig) wantCalls(n int64) {
 	}
 }
 
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %s: %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestAnalyzerTiersThenMemory: a first decision comes from the tier that
 // made it (a rule fires; the rules pass and the planner judges, efficient
 // or not); the same shape again, other constants too, comes from the
@@ -324,7 +313,7 @@ func TestAnalyzerValkeyKeepsOrigin(t *testing.T) {
 	opts := cache.Options{ValkeyURL: "redis://" + addr, OpTimeout: time.Second}
 	one, two := newRig(t, rigOptions{cache: opts}), newRig(t, rigOptions{cache: opts})
 	for _, r := range []*rig{one, two} {
-		eventually(t, 10*time.Second, "valkey available", r.tiered.Available)
+		harness.Eventually(t, 10*time.Second, "valkey available", r.tiered.Available)
 	}
 	want(t, one.decide(harness.TestDB, rulesSQL), analysis.Inefficient, analysis.SourceRules, analysis.SourceRules, analysis.CheckUnfilteredRead)
 	want(t, one.decide(harness.TestDB, plannerSQL), analysis.Efficient, analysis.SourcePlanner, analysis.SourcePlanner, "")
@@ -420,8 +409,8 @@ func TestAnalyzerSingleflight(t *testing.T) {
 			}
 			// All have missed the cache and are on their way to the
 			// analysis, which waits in Backends until released.
-			eventually(t, 10*time.Second, "all lookups missed", func() bool { return r.cache.misses.Load() == n })
-			eventually(t, 10*time.Second, "the analysis started", func() bool { return r.calls.Load() >= 1 })
+			harness.Eventually(t, 10*time.Second, "all lookups missed", func() bool { return r.cache.misses.Load() == n })
+			harness.Eventually(t, 10*time.Second, "the analysis started", func() bool { return r.calls.Load() >= 1 })
 			time.Sleep(100 * time.Millisecond)
 			close(release)
 			var first analysis.Decision
@@ -457,13 +446,13 @@ func TestAnalyzerCallerCancelDoesNotPoison(t *testing.T) {
 	leaderCtx, cancelLeader := context.WithCancel(context.Background())
 	leader := make(chan analysis.Decision, 1)
 	go func() { leader <- r.decideCtx(leaderCtx, harness.TestDB, seqScanSQL) }()
-	eventually(t, 10*time.Second, "the analysis started", func() bool { return r.calls.Load() == 1 })
+	harness.Eventually(t, 10*time.Second, "the analysis started", func() bool { return r.calls.Load() == 1 })
 	cancelLeader()
 	follower := make(chan analysis.Decision, 1)
 	go func() {
 		follower <- r.decideCtx(context.Background(), harness.TestDB, "SELECT * FROM pl_big WHERE note = 'n7'")
 	}()
-	eventually(t, 10*time.Second, "the follower missed", func() bool { return r.cache.misses.Load() == 2 })
+	harness.Eventually(t, 10*time.Second, "the follower missed", func() bool { return r.cache.misses.Load() == 2 })
 	time.Sleep(100 * time.Millisecond)
 	close(release)
 

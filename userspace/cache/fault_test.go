@@ -47,7 +47,7 @@ func TestValkeyDownAtStart(t *testing.T) {
 	tm := newTiming(t)
 	var c *Tiered
 	tm.call("New with Valkey down", skipBound, func() { c = open(t, faultOptions(r.Addr), rec) })
-	eventually(t, 5*time.Second, "a connect error reported", func() bool { return rec.errors("connect error") > 0 })
+	harness.Eventually(t, 5*time.Second, "a connect error reported", func() bool { return rec.errors("connect error") > 0 })
 	for i := range 20 {
 		fp := fmt.Sprint("fp", i)
 		tm.call("Set with Valkey down", skipBound, func() { c.Set(ctx, "shop", fp, decision(fp)) })
@@ -123,7 +123,7 @@ func TestValkeyKilledAndRestarted(t *testing.T) {
 	if err := r.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the breaker opens", func() bool { return !c.Available() })
+	harness.Eventually(t, 5*time.Second, "the breaker opens", func() bool { return !c.Available() })
 	time.Sleep(500 * time.Millisecond) // calls while Valkey is down and probed
 	close(stop)
 	wg.Wait()
@@ -137,14 +137,14 @@ func TestValkeyKilledAndRestarted(t *testing.T) {
 	if err := r.Start(); err != nil { // empty: persistence is off
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "Valkey used again after the restart", func() bool { return c.Available() && c.vk.subscribed.Load() })
-	eventually(t, 2*time.Second, "memory emptied after the subscription came back", func() bool { return rec.invalidations("resubscribe") > 0 })
+	harness.Eventually(t, 10*time.Second, "Valkey used again after the restart", func() bool { return c.Available() && c.vk.subscribed.Load() })
+	harness.Eventually(t, 2*time.Second, "memory emptied after the subscription came back", func() bool { return rec.invalidations("resubscribe") > 0 })
 	if _, _, ok := c.Get(ctx, "shop", "warm1"); ok {
 		t.Fatal("warm1 survived the resubscription (memory) and the restart (Valkey)")
 	}
 	c.Set(ctx, "shop", "after", decision("after"))
 	flush(t, c)
-	eventually(t, 5*time.Second, "a valkey hit after the restart", func() bool {
+	harness.Eventually(t, 5*time.Second, "a valkey hit after the restart", func() bool {
 		c.mem.purge()
 		_, src, ok := c.Get(ctx, "shop", "after")
 		return ok && src == analysis.SourceValkey
@@ -209,8 +209,8 @@ func TestValkeySlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed = true
-	eventually(t, 10*time.Second, "Valkey used again after it continued", c.Available)
-	eventually(t, 5*time.Second, "a valkey hit after it continued", func() bool {
+	harness.Eventually(t, 10*time.Second, "Valkey used again after it continued", c.Available)
+	harness.Eventually(t, 5*time.Second, "a valkey hit after it continued", func() bool {
 		_, src, ok := c.Get(ctx, "shop", "v")
 		c.mem.purge()
 		return ok && src == analysis.SourceValkey
@@ -366,7 +366,7 @@ func TestValkeyTooSlow(t *testing.T) {
 	}
 
 	setDelay(0)
-	eventually(t, 5*time.Second, "a valkey hit once Valkey is fast", func() bool {
+	harness.Eventually(t, 5*time.Second, "a valkey hit once Valkey is fast", func() bool {
 		c.mem.purge()
 		_, src, ok := c.Get(ctx, "shop", "v")
 		return ok && src == analysis.SourceValkey
@@ -393,5 +393,5 @@ func TestCloseStopsGoroutines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "goroutines back to the count before", func() bool { return runtime.NumGoroutine() <= before })
+	harness.Eventually(t, 5*time.Second, "goroutines back to the count before", func() bool { return runtime.NumGoroutine() <= before })
 }

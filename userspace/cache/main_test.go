@@ -106,21 +106,9 @@ func faultOptions(addr string) Options {
 // waitReady waits until c uses Valkey and is subscribed to invalidations.
 func waitReady(t testing.TB, c *Tiered) {
 	t.Helper()
-	eventually(t, 10*time.Second, "valkey available and subscribed", func() bool {
+	harness.Eventually(t, 10*time.Second, "valkey available and subscribed", func() bool {
 		return c.Available() && c.vk.subscribed.Load()
 	})
-}
-
-// eventually polls cond every 10 ms until it holds, or fails the test after timeout.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %s: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // rawClient is a plain valkey-go client on addr, to look at and tamper with the keys.

@@ -35,7 +35,7 @@ func roundTrip(t *testing.T, c *Tiered, o Options) {
 // reports connect errors; it returns the last one.
 func neverAvailable(t *testing.T, c *Tiered, rec *recorder) error {
 	t.Helper()
-	eventually(t, 5*time.Second, "a connect error reported", func() bool { return rec.errors("connect error") > 0 })
+	harness.Eventually(t, 5*time.Second, "a connect error reported", func() bool { return rec.errors("connect error") > 0 })
 	ctx := context.Background()
 	tm := newTiming(t)
 	tm.call("Set", skipBound, func() { c.Set(ctx, "shop", "fp", decision("x")) })

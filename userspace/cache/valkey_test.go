@@ -142,7 +142,7 @@ func TestInvalidationAcrossInstances(t *testing.T) {
 	if err := a.Delete(ctx, "shop", "fp1"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "b forgets a deleted decision", forgotten(b, k1))
+	harness.Eventually(t, 2*time.Second, "b forgets a deleted decision", forgotten(b, k1))
 	t.Logf("b forgot the deleted decision %s after Delete was called", time.Since(start).Round(time.Millisecond))
 	if _, _, ok := b.Get(ctx, "shop", "fp1"); ok {
 		t.Fatal("b still finds the deleted decision")
@@ -164,8 +164,8 @@ func TestInvalidationAcrossInstances(t *testing.T) {
 	if err := raw.Do(ctx, raw.B().Publish().Channel(InvalidationChannel).Message(key).Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*time.Second, "b forgets a decision the operator deleted", forgotten(b, k2))
-	eventually(t, 2*time.Second, "a forgets a decision the operator deleted", forgotten(a, k2))
+	harness.Eventually(t, 2*time.Second, "b forgets a decision the operator deleted", forgotten(b, k2))
+	harness.Eventually(t, 2*time.Second, "a forgets a decision the operator deleted", forgotten(a, k2))
 
 	// PurgeDatabase: one database, everywhere; the other stays.
 	kA1, kA2, kOther := [2]string{"a", "1"}, [2]string{"a", "2"}, [2]string{"a:b", "1"}
@@ -174,7 +174,7 @@ func TestInvalidationAcrossInstances(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("PurgeDatabase = %d, %v; want 2 keys", n, err)
 	}
-	eventually(t, 2*time.Second, "b forgets database a", func() bool { return forgotten(b, kA1)() && forgotten(b, kA2)() })
+	harness.Eventually(t, 2*time.Second, "b forgets database a", func() bool { return forgotten(b, kA1)() && forgotten(b, kA2)() })
 	if !inMemory(b, kOther[0], kOther[1]) {
 		t.Fatal(`PurgeDatabase("a") dropped a decision of database "a:b" from b's memory`)
 	}
@@ -188,7 +188,7 @@ func TestInvalidationAcrossInstances(t *testing.T) {
 	if err != nil || n != 2 { // shop/fp1 and a:b/1
 		t.Fatalf("Purge = %d, %v; want 2 keys", n, err)
 	}
-	eventually(t, 2*time.Second, "a forgets everything", func() bool { return a.mem.lru.Len() == 0 })
+	harness.Eventually(t, 2*time.Second, "a forgets everything", func() bool { return a.mem.lru.Len() == 0 })
 	keys, err := raw.Do(ctx, raw.B().Keys().Pattern(KeyPrefix+"*").Build()).AsStrSlice()
 	if err != nil || len(keys) != 0 {
 		t.Fatalf("keys after Purge: %v (%v)", keys, err)
@@ -220,7 +220,7 @@ func TestMalformedValue(t *testing.T) {
 		if d, src, ok := c.Get(ctx, "shop", fp); ok {
 			t.Fatalf("malformed %q: Get = %+v, %q", value, d, src)
 		}
-		eventually(t, 2*time.Second, "malformed value deleted", func() bool { return !exists(key)() })
+		harness.Eventually(t, 2*time.Second, "malformed value deleted", func() bool { return !exists(key)() })
 	}
 	// A key of another type.
 	key := Key("shop", "hash")
@@ -230,7 +230,7 @@ func TestMalformedValue(t *testing.T) {
 	if _, _, ok := c.Get(ctx, "shop", "hash"); ok {
 		t.Fatal("hit on a hash")
 	}
-	eventually(t, 2*time.Second, "key of another type deleted", func() bool { return !exists(key)() })
+	harness.Eventually(t, 2*time.Second, "key of another type deleted", func() bool { return !exists(key)() })
 	if got := rec.errors("get malformed"); got != 3 {
 		t.Fatalf("malformed errors = %d (%v), want 3", got, rec.errs)
 	}

@@ -164,18 +164,6 @@ func closeWithin(r *Reporter, d time.Duration) (time.Duration, error) {
 	return time.Since(t0), err
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // refusedURL returns a URL of a loopback port nobody listens on.
 func refusedURL(t testing.TB) string {
 	t.Helper()

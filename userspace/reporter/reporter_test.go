@@ -253,10 +253,10 @@ func TestBatching(t *testing.T) {
 	// FlushInterval: a lone record is written after it, not before.
 	opts.FlushInterval = 300 * time.Millisecond
 	r2 := start(t, opts)
-	waitFor(t, 10*time.Second, "connection", func() bool { return r2.Stats().Connected })
+	harness.Eventually(t, 10*time.Second, "connection", func() bool { return r2.Stats().Connected })
 	t0 := time.Now()
 	r2.Metric(Metric{Fingerprint: "lone"})
-	waitFor(t, 5*time.Second, "the lone record", func() bool { return r2.Stats().Metrics.Written == 1 })
+	harness.Eventually(t, 5*time.Second, "the lone record", func() bool { return r2.Stats().Metrics.Written == 1 })
 	if d := time.Since(t0); d < 250*time.Millisecond || d > 2*time.Second {
 		t.Errorf("lone record written after %s; FlushInterval is 300ms", d)
 	}
@@ -316,7 +316,7 @@ func TestOutage(t *testing.T) {
 			rec := &recorder{}
 			r := start(t, fastOptions(pg.DSN(harness.ScramUser, harness.ScramPass, harness.TestDB), rec))
 			r.Metric(Metric{ConnID: 0})
-			waitFor(t, 10*time.Second, "the first record", func() bool { return r.Stats().Metrics.Written == 1 })
+			harness.Eventually(t, 10*time.Second, "the first record", func() bool { return r.Stats().Metrics.Written == 1 })
 
 			var err error
 			if mode == "stop" {
@@ -334,7 +334,7 @@ func TestOutage(t *testing.T) {
 				r.Issue(Issue{ConnID: uint64(i)})
 			}
 			errs := len(rec.errors())
-			waitFor(t, 10*time.Second, "failed writes", func() bool {
+			harness.Eventually(t, 10*time.Second, "failed writes", func() bool {
 				return len(rec.errors()) >= errs+3 && !r.Stats().Connected
 			})
 			s := r.Stats()
@@ -342,18 +342,18 @@ func TestOutage(t *testing.T) {
 				t.Fatalf("during the outage: %+v", s)
 			}
 			// The writer reports the depth after each failed retry.
-			waitFor(t, 5*time.Second, "queue depth hooks", func() bool {
+			harness.Eventually(t, 5*time.Second, "queue depth hooks", func() bool {
 				return rec.depthOf(TableMetrics) == 20 && rec.depthOf(TableIssues) == 5
 			})
 
 			if err := pg.Start(); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 20*time.Second, "the queued records", func() bool {
+			harness.Eventually(t, 20*time.Second, "the queued records", func() bool {
 				s := r.Stats()
 				return s.Metrics.Written == 21 && s.Issues.Written == 5
 			})
-			waitFor(t, 5*time.Second, "hooks: written, queue depth 0", func() bool {
+			harness.Eventually(t, 5*time.Second, "hooks: written, queue depth 0", func() bool {
 				return rec.writtenTo(TableMetrics) == 21 && rec.writtenTo(TableIssues) == 5 &&
 					rec.depthOf(TableMetrics) == 0 && rec.depthOf(TableIssues) == 0
 			})
@@ -388,7 +388,7 @@ func TestCloseFlushes(t *testing.T) {
 	opts.FlushInterval = time.Hour
 	opts.BatchSize = 500
 	r := start(t, opts)
-	waitFor(t, 10*time.Second, "connection", func() bool { return r.Stats().Connected })
+	harness.Eventually(t, 10*time.Second, "connection", func() bool { return r.Stats().Connected })
 	for i := range 5000 {
 		r.Metric(Metric{ConnID: uint64(i)})
 	}
@@ -417,14 +417,14 @@ func TestCloseCutsBackoff(t *testing.T) {
 	opts := fastOptions(pg.DSN(harness.ScramUser, harness.ScramPass, harness.TestDB), rec)
 	opts.Backoff = Backoff{Min: time.Minute, Max: time.Minute}
 	r := start(t, opts)
-	waitFor(t, 10*time.Second, "connection", func() bool { return r.Stats().Connected })
+	harness.Eventually(t, 10*time.Second, "connection", func() bool { return r.Stats().Connected })
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 10 {
 		r.Metric(Metric{ConnID: uint64(i)})
 	}
-	waitFor(t, 10*time.Second, "a failed write", func() bool { return len(rec.errors()) > 0 })
+	harness.Eventually(t, 10*time.Second, "a failed write", func() bool { return len(rec.errors()) > 0 })
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +489,7 @@ func TestCloseDatabaseDown(t *testing.T) {
 		opts.Config = cfg
 		opts.FlushInterval = time.Hour
 		r := start(t, opts)
-		waitFor(t, 10*time.Second, "connection", func() bool { return r.Stats().Connected })
+		harness.Eventually(t, 10*time.Second, "connection", func() bool { return r.Stats().Connected })
 		relay.Freeze()
 		fill(r)
 		check(t, r, rec, 50, 3)
@@ -603,7 +603,7 @@ func TestBadRecords(t *testing.T) {
 	opts := fastOptions(url, rec)
 	opts.FlushInterval = time.Hour
 	r := start(t, opts)
-	waitFor(t, 10*time.Second, "connection", func() bool { return r.Stats().Connected })
+	harness.Eventually(t, 10*time.Second, "connection", func() bool { return r.Stats().Connected })
 	conn := superConn(t, pg, db)
 	// A constraint an operator added (class 23).
 	if _, err := conn.Exec(context.Background(),
