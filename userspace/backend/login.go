@@ -70,6 +70,19 @@ func NewLogin(b config.BackendURL, d *Dialer) (*Login, error) {
 	return &Login{base: cfg, dialer: d, noUser: b.User == ""}, nil
 }
 
+// splitAddr reads a host:port backend address.
+func splitAddr(addr string) (string, uint16, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("backend address %q: bad port", addr)
+	}
+	return host, uint16(p), nil
+}
+
 // loginConnString is neutralLogin with b's loginParams.
 func loginConnString(b config.BackendURL) string {
 	conn := neutralLogin
@@ -104,20 +117,16 @@ func neutralise(cfg *pgconn.Config) {
 // NewLogin, nothing comes from the libpq environment variables or files of
 // the proxy's process.
 func PoolConfig(b config.BackendURL, d *Dialer, addr, database, app string) (*pgxpool.Config, error) {
-	host, port, err := net.SplitHostPort(addr)
+	host, port, err := splitAddr(addr)
 	if err != nil {
 		return nil, err
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("backend address %q: bad port", addr)
 	}
 	pcfg, err := pgxpool.ParseConfig(loginConnString(b))
 	if err != nil {
 		return nil, loginConfigError(err)
 	}
 	cc := &pcfg.ConnConfig.Config
-	cc.Host, cc.Port, cc.Database = host, uint16(p), database
+	cc.Host, cc.Port, cc.Database = host, port, database
 	cc.User, cc.Password = b.User, b.Password
 	neutralise(cc)
 	cc.RuntimeParams["application_name"] = app
@@ -151,15 +160,11 @@ func quoteConnValue(v string) string {
 func (l *Login) Dial(ctx context.Context, addr string, req session.LoginRequest) (*session.Established, error) {
 	database, params := req.Database, req.Params
 	cfg := l.base.Copy()
-	host, port, err := net.SplitHostPort(addr)
+	host, port, err := splitAddr(addr)
 	if err != nil {
 		return nil, err
 	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("backend address %q: bad port", addr)
-	}
-	cfg.Host, cfg.Port, cfg.Database = host, uint16(p), database
+	cfg.Host, cfg.Port, cfg.Database = host, port, database
 	if c := req.Credentials; c != nil {
 		cfg.User, cfg.Password = c.User, c.Password
 	} else if l.noUser {
