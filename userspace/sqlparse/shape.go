@@ -116,19 +116,9 @@ func scanShape(sql string, offsets bool) (shape, bool) {
 			}
 			i = j
 		case c == '"': // quoted identifier, kept
-			j := i + 1
-			for {
-				if j >= n || sql[j] == 0 {
-					return shape{}, false
-				}
-				if sql[j] == '"' {
-					if j+1 < n && sql[j+1] == '"' {
-						j += 2
-						continue
-					}
-					break
-				}
-				j++
+			j, ok := closingQuote(sql, i)
+			if !ok {
+				return shape{}, false
 			}
 			i = j + 1
 		case c == '\'':
@@ -138,19 +128,9 @@ func scanShape(sql string, offsets bool) (shape, bool) {
 			if i > 0 && sql[i-1] == '&' {
 				return shape{}, false // U&'...' written with the & glued on
 			}
-			j := i + 1
-			for {
-				if j >= n || sql[j] == 0 {
-					return shape{}, false
-				}
-				if sql[j] == '\'' {
-					if j+1 < n && sql[j+1] == '\'' {
-						j += 2
-						continue
-					}
-					break
-				}
-				j++
+			j, ok := closingQuote(sql, i)
+			if !ok {
+				return shape{}, false
 			}
 			kept = markLiteral(&b, sql, kept, i, j+1, strMark)
 			lits++
@@ -238,6 +218,26 @@ func scanShape(sql string, offsets bool) (shape, bool) {
 	b.WriteString(sql[kept:])
 	sh.key = b.String()
 	return sh, true
+}
+
+// closingQuote returns the offset of the quote that closes the one at
+// sql[i] (a doubled quote stands for itself), or false when the text ends
+// first or holds a NUL byte.
+func closingQuote(sql string, i int) (int, bool) {
+	q := sql[i]
+	for j := i + 1; j < len(sql); j++ {
+		switch sql[j] {
+		case 0:
+			return 0, false
+		case q:
+			if j+1 < len(sql) && sql[j+1] == q {
+				j++
+				continue
+			}
+			return j, true
+		}
+	}
+	return 0, false
 }
 
 // markLiteral copies sql[kept:i] to the key, then the marker of the literal
