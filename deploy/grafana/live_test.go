@@ -129,6 +129,7 @@ func proxyMetricsAfterTraffic(t *testing.T, done func(harness.Metrics) []string)
 		"PG_BACKEND_URL":           pg.DSN(harness.ScramUser, harness.ScramPass, harness.TestDB),
 		"ANALYSIS_ENABLED":         "true",
 		"ANALYSIS_MAX_ROWS":        "10",
+		"ANALYSIS_TIMEOUT":         "10s",                 // a loaded machine must not turn the refusal into a fail-open fallback
 		"VALKEY_URL":               "redis://127.0.0.1:1", // refused: Valkey is down
 		"MAX_CONNS_PER_IP_PER_MIN": "0",
 		"LOG_LEVEL":                "debug",
