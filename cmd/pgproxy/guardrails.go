@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -109,7 +110,18 @@ func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tele
 func (g *guard) wire(ctx context.Context, opts *proxy.Options) error {
 	gc := g.cfg.Guardrails
 	if gc.ReporterURL != "" {
-		rep, err := reporter.New(ctx, reporter.Options{URL: gc.ReporterURL, Hooks: reporterHooks(g.m, g.log)})
+		ropts := reporter.Options{URL: gc.ReporterURL, Hooks: reporterHooks(g.m, g.log)}
+		if ctl := opts.DialControl; ctl != nil {
+			// The agent's sockets are marked so that its interception does
+			// not send them back to the proxy: the reporter's too.
+			cc, err := pgx.ParseConfig(gc.ReporterURL)
+			if err != nil {
+				return fmt.Errorf("REPORTER_DB_URL: %w", err)
+			}
+			cc.DialFunc = (&net.Dialer{KeepAlive: 5 * time.Minute, Control: ctl}).DialContext
+			ropts.URL, ropts.Config = "", cc
+		}
+		rep, err := reporter.New(ctx, ropts)
 		if err != nil {
 			return fmt.Errorf("REPORTER_DB_URL: %w", err)
 		}
