@@ -95,42 +95,83 @@ func tokenAuth(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *
 	}, nil
 }
 
+// policySet is the running statement policies that need starting and
+// closing: the guardrails and masking (each nil when off).
+type policySet struct {
+	guard   *guard
+	masking *maskingSet
+}
+
+func (ps *policySet) start() {
+	if ps.guard != nil {
+		ps.guard.start()
+	}
+	if ps.masking != nil {
+		ps.masking.start()
+	}
+}
+
+// close flushes the guardrails' reporter within ctx and closes the rest.
+func (ps *policySet) close(ctx context.Context) {
+	if ps.guard != nil {
+		ps.guard.close(ctx)
+	}
+	if ps.masking != nil {
+		ps.masking.close()
+	}
+}
+
 // statementPolicies is the one place where the statement policies every
 // session asks are chosen, in order: the application_name guard (token
-// sessions), then the guardrails (analysis, and the mode's action), with the
-// masking rewrite to come between them. Sessions without policies relay
-// statements undecoded. The guardrails returned (nil when off) must be
-// started and closed by the caller.
-func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, opts *proxy.Options) (*guard, error) {
+// sessions), the masking rewrite, then the guardrails (analysis of the
+// rewritten statement, and the mode's action). Sessions without policies
+// relay statements undecoded. The set returned must be started and closed
+// by the caller.
+func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, opts *proxy.Options) (*policySet, error) {
+	ps := &policySet{}
 	var chain stmt.Chain
 	if cfg.OIDC.Enabled {
 		chain = append(chain, auth.LockedSettings{})
 	}
-	opts.Policies = chain
-	if len(chain) > 0 || cfg.Guardrails.Enabled {
+	if len(chain) > 0 || cfg.Guardrails.Enabled || cfg.Masking.Enabled {
 		opts.Parser = sqlparse.NewParser(4096)
 	}
+	var dialer *backend.Dialer
+	if cfg.Guardrails.Enabled || cfg.Masking.Enabled {
+		var err error
+		if dialer, err = backend.DialerFor(cfg, opts.DialControl); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Masking.Enabled {
+		ms, err := newMasking(ctx, cfg, log, m, dialer)
+		if err != nil {
+			return nil, err
+		}
+		ps.masking = ms
+		chain = append(chain, ms.policy)
+	}
+	opts.Policies = chain
 	if !cfg.Guardrails.Enabled {
 		gc := cfg.Guardrails
 		if gc.Mode != config.ModeBlocking || gc.ReporterURL != "" || gc.ShuntURL != "" || gc.ValkeyURL != "" || gc.OverridesPath != "" {
 			log.Warn("PROXY_MODE, SHUNT_NODE_URL, REPORTER_DB_URL, VALKEY_URL and ANALYSIS_OVERRIDES_PATH have no effect without ANALYSIS_ENABLED=true")
 		}
-		return nil, nil
-	}
-	dialer, err := backend.DialerFor(cfg, opts.DialControl)
-	if err != nil {
-		return nil, err
+		return ps, nil
 	}
 	g, err := newGuard(ctx, cfg, log, m, opts.Parser, dialer)
 	if err != nil {
+		ps.close(ctx)
 		return nil, err
 	}
 	if err := g.wire(ctx, opts); err != nil {
+		ps.close(ctx)
 		return nil, err
 	}
+	ps.guard = g
 	log.Info("guardrails on", "mode", cfg.Guardrails.Mode, "reporter", cfg.Guardrails.ReporterURL != "",
 		"valkey", cfg.Guardrails.ValkeyURL != "", "overrides", cfg.Guardrails.OverridesPath)
-	return g, nil
+	return ps, nil
 }
 
 func usage() string {
@@ -190,7 +231,7 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 // the listener closes, /ready turns 503 and sessions get
 // SHUTDOWN_DRAIN_TIMEOUT to finish; then g's reporter writes its queue.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, srv *proxy.Server, health *telemetry.Health,
-	ln net.Listener, beforeDrain func(), g *guard) error {
+	ln net.Listener, beforeDrain func(), g *policySet) error {
 	if g != nil {
 		g.start()
 		defer func() {

@@ -47,6 +47,8 @@ type Config struct {
 	Agent Agent
 	// Guardrails holds the query analysis settings.
 	Guardrails Guardrails
+	// Masking holds the data masking settings.
+	Masking Masking
 }
 
 // Load reads explicit mode's configuration through getenv (os.Getenv, or
@@ -69,6 +71,10 @@ func load(p *parser) (*Config, error) {
 	c.OIDC = loadOIDC(p)
 	c.Agent = loadAgent(p)
 	c.Guardrails = loadGuardrails(p, c.Backend)
+	c.Masking = loadMasking(p)
+	if c.Masking.Enabled && c.Backend.Host != "" && c.Backend.User == "" {
+		p.fail("MASKING_ENABLED", "=true needs a user (and password) in PG_BACKEND_URL: the proxy reads the catalogs on connections of its own")
+	}
 	if err := errors.Join(p.errs...); err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ const (
 	SectionToken    Section = "Token (JWT/OIDC) authentication"
 	SectionAgent    Section = "Transparent mode (pgproxy agent)"
 	SectionGuard    Section = "Guardrails (query analysis)"
+	SectionMasking  Section = "Data masking"
 )
 
 // sectionNotes is the line --help prints under a section heading.
@@ -24,6 +25,7 @@ var sectionNotes = map[Section]string{
 	SectionToken:    "both modes; the OIDC_* settings are read only with OIDC_AUTH=true",
 	SectionAgent:    "only pgproxy agent reads these",
 	SectionGuard:    "both modes; inefficient read statements are blocked, logged or shunted",
+	SectionMasking:  "both modes; masked columns never leave the proxy in clear",
 }
 
 // Var describes one environment variable: its section, name, default and
@@ -88,6 +90,10 @@ var Vars = []Var{
 	{SectionGuard, "ANALYSIS_MAX_OFFSET", "1000000", "OFFSET from which a statement is inefficient (it reads and discards that many rows)"},
 	{SectionGuard, "ANALYSIS_EXEMPT_ROLES", "", "comma list of token roles (in passthrough sessions: database users) whose statements are not analysed"},
 	{SectionGuard, "ANALYSIS_OVERRIDES_PATH", "", "YAML file of per-fingerprint overrides (allow or block), re-read on change and on SIGHUP"},
+	{SectionMasking, "MASKING_ENABLED", "false", "rewrite statements so that the columns MASKING_CONFIG_PATH names are masked (needs a user in PG_BACKEND_URL)"},
+	{SectionMasking, "MASKING_CONFIG_PATH", "./masking_config.yaml", "YAML file of masked tables and columns, re-read on change and on SIGHUP (a broken file keeps the previous one)"},
+	{SectionMasking, "MASKING_HMAC_KEY", "", "key of the hmac mask (keyed SHA-256; at least 16 bytes); never logged"},
+	{SectionMasking, "MASKING_HMAC_KEY_FILE", "", "file holding the hmac mask's key, instead of MASKING_HMAC_KEY"},
 	{SectionAgent, "INTERCEPT_MODE", "connect", "connect (cgroup connect hooks on this node) or tproxy (traffic from other hosts)"},
 	{SectionAgent, "INTERCEPT_TARGETS", "", "comma list of intercepted destinations, address:port or CIDR:port, IPv4 or [IPv6]"},
 	{SectionAgent, "INTERCEPT_CGROUP", "", "cgroup v2 directory whose connections are intercepted (empty: the cgroup2 root)"},

@@ -24,6 +24,8 @@ type Metrics struct {
 	refused        *prometheus.CounterVec
 	// Guardrails are the analysis, cache, routing and reporter collectors.
 	Guardrails *Guardrails
+	// Masking are the data masking collectors.
+	Masking *Masking
 }
 
 // NewMetrics creates and registers every collector.
@@ -65,6 +67,7 @@ func NewMetrics() *Metrics {
 		m.BytesToClient, m.errors, m.authFailures, m.rejected, m.cancels, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.Guardrails = newGuardrails(reg)
+	m.Masking = newMasking(reg)
 	return m
 }
 

@@ -1,0 +1,65 @@
+package masking
+
+import "strings"
+
+// deniedFunctions are built-in and extension functions that read what the
+// rewriter cannot mask: SQL given as text, tables named by a string, server
+// files, raw pages, statistics samples and other databases.
+var deniedFunctions = map[string]string{
+	"query_to_xml": "it runs SQL given as text", "query_to_xml_and_xmlschema": "it runs SQL given as text",
+	"query_to_xmlschema": "it runs SQL given as text", "cursor_to_xml": "it reads a cursor the proxy cannot see",
+	"cursor_to_xmlschema": "it reads a cursor the proxy cannot see", "table_to_xml": "it reads a table named by a string",
+	"table_to_xml_and_xmlschema": "it reads a table named by a string", "table_to_xmlschema": "it reads a table named by a string",
+	"schema_to_xml": "it reads every table of a schema", "schema_to_xml_and_xmlschema": "it reads every table of a schema",
+	"schema_to_xmlschema": "it reads every table of a schema", "database_to_xml": "it reads every table of the database",
+	"database_to_xml_and_xmlschema": "it reads every table of the database", "database_to_xmlschema": "it reads every table of the database",
+	"ts_stat": "it runs SQL given as text", "connectby": "it reads a table named by a string",
+	"pg_read_file": "it reads server files", "pg_read_binary_file": "it reads server files", "pg_ls_dir": "it reads server directories",
+	"pg_stat_file": "it reads server files", "pg_file_write": "it writes server files", "pg_file_rename": "it changes server files",
+	"pg_file_unlink": "it changes server files", "pg_file_sync": "it changes server files", "pg_logdir_ls": "it reads server directories",
+	"lo_import": "it reads server files", "lo_export": "it writes server files",
+	"get_raw_page": "it reads raw table pages", "heap_page_items": "it reads raw table pages", "heap_page_item_attrs": "it reads raw table pages",
+	"tuple_data_split": "it reads raw table pages", "page_header": "it reads raw table pages", "bt_page_items": "it reads raw index pages",
+	"brin_page_items": "it reads raw index pages", "gin_leafpage_items": "it reads raw index pages", "hash_page_items": "it reads raw index pages",
+	"gist_page_items": "it reads raw index pages", "fsm_page_contents": "it reads raw pages", "bt_multi_page_stats": "it reads raw index pages",
+	"pg_mcv_list_items": "it shows sampled column values", "pg_stats_ext_mcvlist_items": "it shows sampled column values",
+	"pg_stat_statements": "it shows statement texts", "pg_stat_statements_info": "it shows statement texts",
+}
+
+// deniedPrefixes are function families refused by the start of their name.
+var deniedPrefixes = map[string]string{
+	"dblink":   "it runs SQL on another connection",
+	"crosstab": "it runs SQL given as text",
+	"pg_ls_":   "it reads server directories",
+}
+
+// deniedFunction returns why a function is refused whatever its arguments,
+// or "".
+func deniedFunction(name string) string {
+	if r := deniedFunctions[name]; r != "" {
+		return r
+	}
+	for p, r := range deniedPrefixes {
+		if r != "" && strings.HasPrefix(name, p) {
+			return r
+		}
+	}
+	return ""
+}
+
+// deniedRelations are catalog and statistics relations that show column
+// values (statistics samples: most common values, histograms).
+var deniedRelations = map[string]string{
+	"pg_stats": "it shows sampled column values", "pg_statistic": "it shows sampled column values",
+	"pg_stats_ext": "it shows sampled column values", "pg_stats_ext_exprs": "it shows sampled column values",
+	"pg_statistic_ext_data": "it shows sampled column values", "pg_stat_statements": "it shows statement texts",
+}
+
+// keyExposing are relations and functions that show the text of the
+// session's own (rewritten) statements, which carries the keyed hash's
+// padded key: refused when an hmac mask is configured.
+var keyExposing = map[string]bool{
+	"pg_stat_activity": true, "pg_stat_get_activity": true, "current_query": true, "pg_stat_get_backend_activity": true,
+	"pg_prepared_statements": true, "pg_cursors": true, "pg_get_viewdef": true, "pg_get_ruledef": true,
+	"pg_views": true, "pg_matviews": true, "pg_rules": true, "views": true, "pg_stat_statements": true,
+}

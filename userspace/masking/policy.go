@@ -1,0 +1,250 @@
+package masking
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"golang.org/x/sync/singleflight"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pgproxy/pgproxy/userspace/stmt"
+	"github.com/pgproxy/pgproxy/userspace/wire"
+)
+
+// Sources of the policy's decisions (records and metrics).
+const (
+	SourceRewrite  = "masking"
+	SourceUnmasked = "unmasked-role"
+)
+
+// Hooks report what the policy does (metrics); each may be nil.
+type Hooks struct {
+	// Rewritten counts statements rewritten, refused or passed ("rewritten",
+	// "refused", "untouched").
+	Decided func(outcome string)
+	// CatalogLoaded reports a catalog read (err nil when it worked).
+	CatalogLoaded func(database string, took time.Duration, err error)
+	// WallMasked counts values the second wall masked.
+	WallMasked func(n int)
+}
+
+// Policy is the masking statement policy.
+type Policy struct {
+	cfg atomic.Pointer[Config]
+	// Connect returns the proxy's own connection to a database of a server
+	// (for the catalog queries).
+	Connect func(ctx context.Context, backend, database string) (Querier, error)
+	// TTL is how long a database's catalog is trusted before it is read
+	// again (METADATA_CACHE_TTL); statements that may change it (DDL) read
+	// it again at once.
+	TTL   time.Duration
+	Log   *slog.Logger
+	Hooks Hooks
+
+	mu       sync.Mutex
+	catalogs map[string]*catalogEntry
+	group    singleflight.Group
+}
+
+type catalogEntry struct {
+	cfg    *Config
+	cat    *Catalog
+	loaded time.Time
+	stale  atomic.Bool
+}
+
+// maxCatalogs bounds the databases whose catalogs are kept.
+const maxCatalogs = 256
+
+// NewPolicy returns the policy for a configuration.
+func NewPolicy(cfg *Config, connect func(ctx context.Context, backend, database string) (Querier, error), ttl time.Duration, log *slog.Logger) *Policy {
+	p := &Policy{Connect: connect, TTL: ttl, Log: log, catalogs: map[string]*catalogEntry{}}
+	p.cfg.Store(cfg)
+	return p
+}
+
+// Config returns the configuration in force.
+func (p *Policy) Config() *Config { return p.cfg.Load() }
+
+// SetConfig puts a new configuration in force (a reload); catalogs are read
+// again for it.
+func (p *Policy) SetConfig(cfg *Config) { p.cfg.Store(cfg) }
+
+// Catalog returns the catalog of a database, reading it when it is missing,
+// stale or was read for another configuration.
+func (p *Policy) Catalog(ctx context.Context, backend, database string) (*Catalog, error) {
+	cfg := p.cfg.Load()
+	key := backend + "/" + database
+	p.mu.Lock()
+	e := p.catalogs[key]
+	p.mu.Unlock()
+	if e != nil && e.cfg == cfg && !e.stale.Load() && (p.TTL <= 0 || time.Since(e.loaded) < p.TTL) {
+		return e.cat, nil
+	}
+	v, err, _ := p.group.Do(key, func() (any, error) {
+		start := time.Now()
+		q, err := p.Connect(ctx, backend, database)
+		if err == nil {
+			var cat *Catalog
+			cat, err = LoadCatalog(ctx, q, cfg)
+			if err == nil {
+				for _, problem := range cat.Problems {
+					p.Log.Error("masking configuration does not fit the database", "database", database, "err", problem)
+				}
+				if p.Hooks.CatalogLoaded != nil {
+					p.Hooks.CatalogLoaded(database, time.Since(start), nil)
+				}
+				p.mu.Lock()
+				if len(p.catalogs) >= maxCatalogs {
+					clear(p.catalogs)
+				}
+				p.catalogs[key] = &catalogEntry{cfg: cfg, cat: cat, loaded: time.Now()}
+				p.mu.Unlock()
+				return cat, nil
+			}
+		}
+		if p.Hooks.CatalogLoaded != nil {
+			p.Hooks.CatalogLoaded(database, time.Since(start), err)
+		}
+		return nil, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Catalog), nil
+}
+
+// invalidate makes the next statement of a database read its catalog again.
+func (p *Policy) invalidate(backend, database string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.catalogs[backend+"/"+database]; e != nil {
+		e.stale.Store(true)
+	}
+}
+
+type untouchedKey struct{ cat *Catalog }
+type rewriteKey struct{ cat *Catalog }
+
+// Decide implements stmt.Policy.
+func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
+	if st.Facts == nil || st.Protocol == stmt.Bind {
+		return stmt.Decision{} // a Bind runs what its Parse was rewritten to
+	}
+	cfg := p.cfg.Load()
+	if cfg.Unmasked(st.Facts.Identity, st.Facts.Roles, st.Facts.User) {
+		return stmt.Decision{Source: SourceUnmasked}
+	}
+	if st.Protocol == stmt.FunctionCall {
+		return p.decided("refused", stmt.Decision{Action: stmt.Refuse, Source: SourceRewrite, Verdict: "refused",
+			Err: wire.Refusal(wire.CodeInsufficientPrivilege, "pgproxy masking: function calls by OID (the fast-path interface) are not allowed while masking is on")})
+	}
+	cat, err := p.Catalog(ctx, st.Facts.Backend, st.Facts.Database)
+	if err != nil {
+		p.Log.Warn("masking catalog cannot be read; statements are refused until it can", "database", st.Facts.Database, "err", err)
+		return p.decided("refused", stmt.Decision{Action: stmt.Refuse, Source: SourceRewrite, Verdict: "refused",
+			Err: wire.Refusal(wire.CodeInsufficientPrivilege, "pgproxy masking: the proxy cannot read this database's catalog to check the statement for masked columns").
+				WithHint("try again shortly; an operator can see the reason in the proxy's log")})
+	}
+	parsed := st.Parsed()
+	if parsed.Err != nil {
+		return stmt.Decision{} // the server reports the syntax error
+	}
+	// Whether a statement touches anything masked depends on its shape
+	// only: decided once per shape and catalog.
+	untouched := parsed.ShapeMemo(untouchedKey{cat}, func() any {
+		tree := proto.Clone(parsed.ShapeTree()).(*pg_query.ParseResult)
+		res := cat.Rewrite("", tree)
+		return !res.Changed && !res.Touched && !res.DDL && res.Err == nil
+	}).(bool)
+	if untouched {
+		return p.decided("untouched", stmt.Decision{})
+	}
+	res := parsed.Memo(rewriteKey{cat}, func() any {
+		return cat.Rewrite(parsed.SQL(), proto.Clone(parsed.Tree()).(*pg_query.ParseResult))
+	}).(Result)
+	if res.DDL {
+		p.invalidate(st.Facts.Backend, st.Facts.Database)
+	}
+	if res.Err != nil {
+		p.Log.Info("statement refused by masking", "conn_id", st.Facts.ConnID, "database", st.Facts.Database,
+			"fingerprint", parsed.Fingerprint(), "reason", res.Err.Message)
+		return p.decided("refused", stmt.Decision{Action: stmt.Refuse, Err: res.Err, Source: SourceRewrite, Verdict: "refused"})
+	}
+	d := stmt.Decision{Source: SourceRewrite, Verdict: "masked"}
+	if res.Changed {
+		d.Action, d.SQL = stmt.Rewrite, res.SQL
+	}
+	if res.Touched && !res.Copy {
+		d.Results = &wall{cat: cat, hooks: p.Hooks}
+	}
+	outcome := "rewritten"
+	if !res.Changed {
+		outcome, d.Verdict = "untouched", ""
+	}
+	return p.decided(outcome, d)
+}
+
+func (p *Policy) decided(outcome string, d stmt.Decision) stmt.Decision {
+	if p.Hooks.Decided != nil {
+		p.Hooks.Decided(outcome)
+	}
+	return d
+}
+
+// wall is the second wall: a result column the server still describes as a
+// masked column of a masked table is masked by the proxy.
+type wall struct {
+	cat   *Catalog
+	hooks Hooks
+}
+
+// Columns implements stmt.ResultHook.
+func (w *wall) Columns(fields []pgproto3.FieldDescription) stmt.RowFunc {
+	type masked struct {
+		i    int
+		col  Column
+		text bool
+	}
+	var ms []masked
+	for i, f := range fields {
+		rel := w.cat.RelationByOID(f.TableOID)
+		if rel == nil {
+			continue
+		}
+		for _, c := range rel.Columns {
+			if c.Num == int16(f.TableAttributeNumber) && c.Mask != nil {
+				ms = append(ms, masked{i: i, col: *c.Mask, text: c.Type.Text})
+			}
+		}
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	key := w.cat.cfg.HMACKey
+	return func(values [][]byte) ([][]byte, error) {
+		if len(values) != len(fields) {
+			return nil, fmt.Errorf("a row of %d values for %d columns", len(values), len(fields))
+		}
+		for _, m := range ms {
+			if values[m.i] == nil {
+				continue
+			}
+			if m.text {
+				values[m.i] = MaskText(m.col, key, values[m.i])
+			} else {
+				values[m.i] = nil
+			}
+		}
+		if w.hooks.WallMasked != nil {
+			w.hooks.WallMasked(len(ms))
+		}
+		return values, nil
+	}
+}

@@ -1,0 +1,900 @@
+package masking
+
+import (
+	"fmt"
+	"strings"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/pgproxy/pgproxy/userspace/wire"
+)
+
+// maxViewDepth bounds views inlined within views.
+const maxViewDepth = 8
+
+// Result is what the rewriter made of one query string.
+type Result struct {
+	// SQL is the text to run: the rewritten text, or the client's when
+	// nothing had to change.
+	SQL string
+	// Changed is set when SQL differs from the client's text.
+	Changed bool
+	// Touched is set when the statement reads a masked relation (the
+	// second wall then checks its results).
+	Touched bool
+	// Copy is set when a statement is a COPY (whose rows no result hook
+	// sees: the rewrite is the whole guarantee).
+	Copy bool
+	// DDL is set when a statement may change what the catalog says
+	// (functions, views, tables): the catalog is read again after it.
+	DDL bool
+	// Err is the refusal, when the statement cannot be proven safe.
+	Err *wire.Error
+}
+
+// refusal is a statement the rewriter will not pass.
+type refusal struct{ err *wire.Error }
+
+func refuse(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	panic(refusal{wire.Refusal(wire.CodeInsufficientPrivilege, "pgproxy masking: "+msg).
+		WithHint("masked columns can be read only through statements the proxy can rewrite; ask an operator for unmasked_roles if you need clear values")})
+}
+
+// rewriter rewrites one parse tree in place.
+type rewriter struct {
+	cat     *Catalog
+	res     *Result
+	scopes  []map[string]bool // CTE names visible, innermost last
+	depth   int               // views being inlined
+	ours    map[*pg_query.SelectStmt]bool
+	viewing []string
+}
+
+// Rewrite rewrites the parse tree of sql (which it changes: pass a tree of
+// its own) so that every masked value it reads is masked.
+func (c *Catalog) Rewrite(sql string, tree *pg_query.ParseResult) (res Result) {
+	res.SQL = sql
+	r := &rewriter{cat: c, res: &res, ours: map[*pg_query.SelectStmt]bool{}}
+	defer func() {
+		if p := recover(); p != nil {
+			ref, ok := p.(refusal)
+			if !ok {
+				panic(p)
+			}
+			res = Result{SQL: sql, Err: ref.err, Touched: true}
+		}
+	}()
+	for _, raw := range tree.Stmts {
+		r.statement(raw.Stmt)
+	}
+	if res.Changed {
+		out, err := pg_query.Deparse(tree)
+		if err != nil {
+			return Result{SQL: sql, Touched: true, Err: wire.Refusal(wire.CodeInsufficientPrivilege,
+				"pgproxy masking: the rewritten statement cannot be printed: "+err.Error())}
+		}
+		res.SQL = out
+	}
+	return res
+}
+
+// statement handles one top-level (or nested utility) statement.
+func (r *rewriter) statement(n *pg_query.Node) {
+	switch {
+	case n.GetSelectStmt() != nil:
+		r.selectStmt(n.GetSelectStmt())
+	case n.GetInsertStmt() != nil:
+		r.insert(n.GetInsertStmt())
+	case n.GetUpdateStmt() != nil:
+		r.update(n.GetUpdateStmt())
+	case n.GetDeleteStmt() != nil:
+		r.delete(n.GetDeleteStmt())
+	case n.GetMergeStmt() != nil:
+		r.merge(n.GetMergeStmt())
+	case n.GetCopyStmt() != nil:
+		r.copy(n.GetCopyStmt())
+	case n.GetExplainStmt() != nil:
+		r.explain(n.GetExplainStmt())
+	case n.GetCreateTableAsStmt() != nil:
+		r.statement(n.GetCreateTableAsStmt().Query)
+		r.res.DDL = true
+	case n.GetPrepareStmt() != nil:
+		r.statement(n.GetPrepareStmt().Query)
+	case n.GetDeclareCursorStmt() != nil:
+		r.statement(n.GetDeclareCursorStmt().Query)
+	case n.GetViewStmt() != nil:
+		v := n.GetViewStmt()
+		r.checkTarget(v.View, "CREATE VIEW over")
+		if r.cat.cfg.usesHMAC() && r.reads(v.Query) {
+			refuse("a view over a masked table would store the keyed hash's key in its definition")
+		}
+		r.statement(v.Query)
+		r.res.DDL = true
+	case n.GetRuleStmt() != nil:
+		rs := n.GetRuleStmt()
+		r.checkTarget(rs.Relation, "CREATE RULE on")
+		for _, a := range rs.Actions {
+			if r.reads(a) {
+				refuse("a rule that reads a masked table would copy its values where they are not masked")
+			}
+		}
+		r.walk(n)
+		r.res.DDL = true
+	case n.GetDoStmt() != nil:
+		refuse("DO blocks run SQL the proxy cannot see")
+	case n.GetCallStmt() != nil:
+		r.walk(n)
+	case n.GetCreateExtensionStmt() != nil:
+		refuse("CREATE EXTENSION is not allowed (extensions can read pages, files or other databases)")
+	case n.GetCreateForeignServerStmt() != nil, n.GetCreateForeignTableStmt() != nil, n.GetImportForeignSchemaStmt() != nil,
+		n.GetCreateUserMappingStmt() != nil, n.GetAlterForeignServerStmt() != nil, n.GetCreateFdwStmt() != nil,
+		n.GetAlterUserMappingStmt() != nil, n.GetAlterFdwStmt() != nil:
+		refuse("foreign servers and tables are not allowed (one can read this database over another connection)")
+	case n.GetAlterSystemStmt() != nil:
+		refuse("ALTER SYSTEM is not allowed (server settings can run programs or log values)")
+	case n.GetLoadStmt() != nil:
+		refuse("LOAD is not allowed (a library can read anything)")
+	case n.GetAlterTableStmt() != nil:
+		r.checkTarget(n.GetAlterTableStmt().Relation, "ALTER TABLE of")
+		r.walk(n)
+		r.res.DDL = true
+	case n.GetIndexStmt() != nil:
+		r.checkTarget(n.GetIndexStmt().Relation, "CREATE INDEX on")
+		r.res.DDL = true
+	case n.GetCreateTrigStmt() != nil:
+		r.checkTarget(n.GetCreateTrigStmt().Relation, "CREATE TRIGGER on")
+		r.res.DDL = true
+	case n.GetCreatePolicyStmt() != nil:
+		r.checkTarget(n.GetCreatePolicyStmt().Table, "CREATE POLICY on")
+		r.res.DDL = true
+	case n.GetAlterPolicyStmt() != nil:
+		r.checkTarget(n.GetAlterPolicyStmt().Table, "ALTER POLICY on")
+	case n.GetCreateStatsStmt() != nil:
+		for _, rel := range n.GetCreateStatsStmt().Relations {
+			if rv := rel.GetRangeVar(); rv != nil {
+				r.checkTarget(rv, "CREATE STATISTICS on")
+			}
+		}
+	case n.GetRenameStmt() != nil:
+		if rv := n.GetRenameStmt().Relation; rv != nil {
+			r.checkTarget(rv, "renaming")
+		}
+		r.res.DDL = true
+	case n.GetAlterObjectSchemaStmt() != nil:
+		if rv := n.GetAlterObjectSchemaStmt().Relation; rv != nil {
+			r.checkTarget(rv, "moving")
+		}
+		r.res.DDL = true
+	case n.GetCreateStmt() != nil:
+		// PARTITION OF or INHERITS a masked table: the new table is masked
+		// once the catalog is read again, which this statement triggers.
+		r.res.DDL = true
+	case n.GetCreateFunctionStmt() != nil, n.GetDropStmt() != nil, n.GetDefineStmt() != nil, n.GetCreateOpClassStmt() != nil,
+		n.GetCreateCastStmt() != nil, n.GetAlterFunctionStmt() != nil, n.GetCreatePlangStmt() != nil, n.GetCreateDomainStmt() != nil,
+		n.GetCompositeTypeStmt() != nil, n.GetCreateEnumStmt() != nil, n.GetCreateSchemaStmt() != nil:
+		r.res.DDL = true
+		r.walk(n)
+	case n.GetVariableSetStmt() != nil, n.GetVariableShowStmt() != nil, n.GetTransactionStmt() != nil, n.GetDiscardStmt() != nil,
+		n.GetDeallocateStmt() != nil, n.GetExecuteStmt() != nil, n.GetFetchStmt() != nil, n.GetClosePortalStmt() != nil,
+		n.GetListenStmt() != nil, n.GetUnlistenStmt() != nil, n.GetNotifyStmt() != nil, n.GetLockStmt() != nil,
+		n.GetTruncateStmt() != nil, n.GetVacuumStmt() != nil, n.GetGrantStmt() != nil, n.GetGrantRoleStmt() != nil,
+		n.GetCommentStmt() != nil, n.GetClusterStmt() != nil, n.GetReindexStmt() != nil, n.GetCheckPointStmt() != nil,
+		n.GetConstraintsSetStmt() != nil, n.GetRefreshMatViewStmt() != nil, n.GetCreateRoleStmt() != nil,
+		n.GetAlterRoleStmt() != nil, n.GetDropRoleStmt() != nil, n.GetCreateSeqStmt() != nil, n.GetAlterSeqStmt() != nil,
+		n.GetAlterDefaultPrivilegesStmt() != nil, n.GetAlterOwnerStmt() != nil, n.GetCreatedbStmt() != nil, n.GetDropdbStmt() != nil:
+		// No values flow through these; settings are checked for
+		// function calls like every expression.
+		r.walk(n)
+	default:
+		// A statement the rewriter does not know: allowed only when it
+		// names nothing masked.
+		if r.mentions(n) {
+			refuse("this kind of statement (%s) over a masked table is not supported", stmtKind(n))
+		}
+		r.walk(n)
+	}
+}
+
+// checkTarget refuses DDL on a masked relation or a view over one.
+func (r *rewriter) checkTarget(rv *pg_query.RangeVar, what string) {
+	if rv == nil {
+		return
+	}
+	if rel := r.cat.Relation(rv.Schemaname, rv.Relname); rel != nil {
+		refuse("%s the masked table %s.%s is not allowed", what, rel.Schema, rel.Name)
+	}
+	if v := r.cat.View(rv.Schemaname, rv.Relname); v != nil {
+		refuse("%s %s.%s, which reads a masked table, is not allowed", what, v.Schema, v.Name)
+	}
+}
+
+// selectStmt rewrites a SELECT (or VALUES, or a set operation).
+func (r *rewriter) selectStmt(s *pg_query.SelectStmt) {
+	if s == nil || r.ours[s] {
+		return
+	}
+	pushed := r.with(s.WithClause)
+	defer r.pop(pushed)
+	if s.Larg != nil || s.Rarg != nil {
+		r.selectStmt(s.Larg)
+		r.selectStmt(s.Rarg)
+	}
+	for _, item := range s.FromClause {
+		r.fromItem(item)
+	}
+	if s.IntoClause != nil {
+		r.res.DDL = true
+	}
+	r.walkFields(s, "from_clause", "with_clause", "larg", "rarg")
+}
+
+// with makes a WITH clause's names visible and rewrites its queries; it
+// returns whether a scope was pushed.
+func (r *rewriter) with(w *pg_query.WithClause) bool {
+	if w == nil {
+		return false
+	}
+	scope := map[string]bool{}
+	r.scopes = append(r.scopes, scope)
+	if w.Recursive {
+		for _, c := range w.Ctes {
+			scope[c.GetCommonTableExpr().GetCtename()] = true
+		}
+	}
+	for _, c := range w.Ctes {
+		cte := c.GetCommonTableExpr()
+		if cte == nil {
+			continue
+		}
+		r.statement(cte.Ctequery)
+		scope[cte.Ctename] = true // visible to the CTEs after it
+	}
+	return true
+}
+
+func (r *rewriter) pop(pushed bool) {
+	if pushed {
+		r.scopes = r.scopes[:len(r.scopes)-1]
+	}
+}
+
+// isCTE reports whether an unqualified name refers to a CTE in scope.
+func (r *rewriter) isCTE(rv *pg_query.RangeVar) bool {
+	if rv.Schemaname != "" || rv.Catalogname != "" {
+		return false
+	}
+	for i := len(r.scopes) - 1; i >= 0; i-- {
+		if r.scopes[i][rv.Relname] {
+			return true
+		}
+	}
+	return false
+}
+
+// fromItem rewrites one FROM item in place.
+func (r *rewriter) fromItem(n *pg_query.Node) {
+	switch {
+	case n.GetRangeVar() != nil:
+		if sub := r.relation(n.GetRangeVar(), nil); sub != nil {
+			n.Node = sub.Node
+		}
+	case n.GetJoinExpr() != nil:
+		j := n.GetJoinExpr()
+		r.fromItem(j.Larg)
+		r.fromItem(j.Rarg)
+		r.walk(j.Quals)
+	case n.GetRangeTableSample() != nil:
+		ts := n.GetRangeTableSample()
+		if rv := ts.Relation.GetRangeVar(); rv != nil {
+			if sub := r.relation(rv, ts); sub != nil {
+				n.Node = sub.Node
+				return
+			}
+		}
+		r.walk(n)
+	default:
+		r.walk(n) // subqueries, functions (LATERAL ones included)
+	}
+}
+
+// relation returns the subquery replacing a FROM reference to a masked
+// relation or a view over one (nil: leave it). sample, when set, is the
+// TABLESAMPLE around the reference (kept inside the subquery).
+func (r *rewriter) relation(rv *pg_query.RangeVar, sample *pg_query.RangeTableSample) *pg_query.Node {
+	if r.isCTE(rv) {
+		return nil
+	}
+	if reason := deniedRelations[rv.Relname]; reason != "" {
+		refuse("reading %s is not allowed: %s", rv.Relname, reason)
+	}
+	if r.cat.cfg.usesHMAC() && keyExposing[rv.Relname] {
+		refuse("reading %s is not allowed: it shows statement texts, which carry the keyed hash's key", rv.Relname)
+	}
+	if rel := r.cat.Relation(rv.Schemaname, rv.Relname); rel != nil {
+		r.res.Touched, r.res.Changed = true, true
+		return r.maskedSubquery(rel, rv, sample)
+	}
+	v := r.cat.View(rv.Schemaname, rv.Relname)
+	if v == nil {
+		return nil
+	}
+	r.res.Touched = true
+	if v.Kind != 'v' {
+		what := map[byte]string{'m': "materialized view", 'f': "foreign table"}[v.Kind]
+		if what == "" {
+			what = "table with rules"
+		}
+		refuse("the %s %s.%s reads a masked table", what, v.Schema, v.Name)
+	}
+	if sample != nil {
+		refuse("TABLESAMPLE of the view %s.%s, which reads a masked table, is not supported", v.Schema, v.Name)
+	}
+	return r.inlineView(v, rv)
+}
+
+// maskedSubquery builds (SELECT c1, mask(c2) AS c2, ... FROM [ONLY] rel) AS alias.
+func (r *rewriter) maskedSubquery(rel *Relation, rv *pg_query.RangeVar, sample *pg_query.RangeTableSample) *pg_query.Node {
+	if rel.Config == nil {
+		refuse("the masked table %s.%s has no configuration", rel.Schema, rel.Name)
+	}
+	const inner = "pgproxy_masked"
+	var cols []string
+	for _, c := range rel.Columns {
+		ref := inner + "." + quoteIdent(c.Name)
+		if c.Mask == nil {
+			cols = append(cols, ref)
+			continue
+		}
+		if err := checkType(*c.Mask, c.Type); err != nil {
+			refuse("column %s.%s.%s: %v", rel.Schema, rel.Name, c.Name, err)
+		}
+		cols = append(cols, maskSQL(*c.Mask, c.Type, r.cat.cfg.HMACKey, ref)+" AS "+quoteIdent(c.Name))
+	}
+	tree, err := pg_query.Parse("SELECT " + strings.Join(cols, ", ") + " FROM pgproxy_placeholder AS " + inner)
+	if err != nil {
+		refuse("cannot build the masking subquery of %s.%s: %v", rel.Schema, rel.Name, err)
+	}
+	sel := tree.Stmts[0].Stmt.GetSelectStmt()
+	innerRV := proto.Clone(rv).(*pg_query.RangeVar)
+	innerRV.Alias = &pg_query.Alias{Aliasname: inner}
+	var from *pg_query.Node
+	if sample != nil {
+		ts := proto.Clone(sample).(*pg_query.RangeTableSample)
+		ts.Relation = &pg_query.Node{Node: &pg_query.Node_RangeVar{RangeVar: innerRV}}
+		from = &pg_query.Node{Node: &pg_query.Node_RangeTableSample{RangeTableSample: ts}}
+		r.walk(from) // the sample's arguments
+	} else {
+		from = &pg_query.Node{Node: &pg_query.Node_RangeVar{RangeVar: innerRV}}
+	}
+	sel.FromClause = []*pg_query.Node{from}
+	r.ours[sel] = true
+	alias := rv.Alias
+	if alias == nil {
+		alias = &pg_query.Alias{Aliasname: rv.Relname}
+	}
+	return &pg_query.Node{Node: &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
+		Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}, Alias: alias}}}
+}
+
+// inlineView replaces a view over masked tables by its definition,
+// rewritten, so that it reads masked values.
+func (r *rewriter) inlineView(v *View, rv *pg_query.RangeVar) *pg_query.Node {
+	if r.depth >= maxViewDepth {
+		refuse("views over %s.%s are nested more than %d deep", v.Schema, v.Name, maxViewDepth)
+	}
+	for _, seen := range r.viewing {
+		if seen == v.Schema+"."+v.Name {
+			refuse("the view %s.%s refers to itself", v.Schema, v.Name)
+		}
+	}
+	tree, err := pg_query.Parse(v.Def)
+	if err != nil || len(tree.Stmts) != 1 || tree.Stmts[0].Stmt.GetSelectStmt() == nil {
+		refuse("the definition of the view %s.%s, which reads a masked table, cannot be rewritten", v.Schema, v.Name)
+	}
+	sel := tree.Stmts[0].Stmt.GetSelectStmt()
+	r.depth++
+	r.viewing = append(r.viewing, v.Schema+"."+v.Name)
+	saved := r.scopes
+	r.scopes = nil // the view's names are resolved where it was defined
+	r.selectStmt(sel)
+	r.scopes = saved
+	r.viewing = r.viewing[:len(r.viewing)-1]
+	r.depth--
+	r.ours[sel] = true
+	r.res.Changed = true
+	alias := rv.Alias
+	if alias == nil {
+		alias = &pg_query.Alias{Aliasname: rv.Relname}
+	}
+	return &pg_query.Node{Node: &pg_query.Node_RangeSubselect{RangeSubselect: &pg_query.RangeSubselect{
+		Subquery: &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}, Alias: alias}}}
+}
+
+// target is the masked relation a data-modifying statement writes, as the
+// statement names it.
+type target struct {
+	rel   *Relation
+	alias string
+}
+
+func (r *rewriter) dmlTarget(rv *pg_query.RangeVar) *target {
+	if rv == nil || r.isCTE(rv) {
+		return nil
+	}
+	if v := r.cat.View(rv.Schemaname, rv.Relname); v != nil {
+		refuse("writing through %s.%s, which reads a masked table, is not supported", v.Schema, v.Name)
+	}
+	rel := r.cat.Relation(rv.Schemaname, rv.Relname)
+	if rel == nil {
+		return nil
+	}
+	r.res.Touched = true
+	t := &target{rel: rel, alias: rv.Relname}
+	if rv.Alias != nil {
+		t.alias = rv.Alias.Aliasname
+	}
+	return t
+}
+
+func (r *rewriter) insert(s *pg_query.InsertStmt) {
+	pushed := r.with(s.WithClause)
+	defer r.pop(pushed)
+	t := r.dmlTarget(s.Relation)
+	r.statement(s.SelectStmt)
+	if oc := s.OnConflictClause; oc != nil {
+		if t != nil && oc.Infer != nil {
+			if oc.Infer.Conname != "" || t.infers(oc.Infer) {
+				refuse("ON CONFLICT on a masked column of %s.%s would tell whether a value exists", t.rel.Schema, t.rel.Name)
+			}
+		}
+		for _, set := range oc.TargetList {
+			if t != nil && t.readsExcept(set, "excluded") {
+				refuse("ON CONFLICT DO UPDATE reading a masked column of %s.%s would copy its value", t.rel.Schema, t.rel.Name)
+			}
+			r.walk(set)
+		}
+		if t != nil {
+			r.maskRefs(oc.WhereClause, t)
+		}
+		r.walk(oc.WhereClause)
+	}
+	s.ReturningList = r.returning(s.ReturningList, t)
+}
+
+func (r *rewriter) update(s *pg_query.UpdateStmt) {
+	pushed := r.with(s.WithClause)
+	defer r.pop(pushed)
+	t := r.dmlTarget(s.Relation)
+	for _, item := range s.FromClause {
+		r.fromItem(item)
+	}
+	for _, set := range s.TargetList {
+		if t != nil && t.reads(set.GetResTarget().GetVal()) {
+			refuse("an UPDATE that reads a masked column of %s.%s would copy its value", t.rel.Schema, t.rel.Name)
+		}
+		r.walk(set)
+	}
+	if t != nil {
+		r.maskRefs(s.WhereClause, t)
+	}
+	r.walk(s.WhereClause)
+	s.ReturningList = r.returning(s.ReturningList, t)
+}
+
+func (r *rewriter) delete(s *pg_query.DeleteStmt) {
+	pushed := r.with(s.WithClause)
+	defer r.pop(pushed)
+	t := r.dmlTarget(s.Relation)
+	for _, item := range s.UsingClause {
+		r.fromItem(item)
+	}
+	if t != nil {
+		r.maskRefs(s.WhereClause, t)
+	}
+	r.walk(s.WhereClause)
+	s.ReturningList = r.returning(s.ReturningList, t)
+}
+
+func (r *rewriter) merge(s *pg_query.MergeStmt) {
+	pushed := r.with(s.WithClause)
+	defer r.pop(pushed)
+	if t := r.dmlTarget(s.Relation); t != nil {
+		refuse("MERGE into the masked table %s.%s is not supported", t.rel.Schema, t.rel.Name)
+	}
+	r.fromItem(s.SourceRelation)
+	r.walk(s.JoinCondition)
+	for _, w := range s.MergeWhenClauses {
+		r.walk(w)
+	}
+}
+
+// returning masks the masked columns of the target a RETURNING list reads
+// (the row written may be one that was there before: ON CONFLICT, UPDATE)
+// and returns the list, a star expanded into the target's columns.
+func (r *rewriter) returning(list []*pg_query.Node, t *target) []*pg_query.Node {
+	if t == nil {
+		for _, n := range list {
+			r.walk(n)
+		}
+		return list
+	}
+	var out []*pg_query.Node
+	for _, n := range list {
+		rt := n.GetResTarget()
+		if cr := rt.GetVal().GetColumnRef(); cr != nil && isStar(cr, t.alias) {
+			for _, c := range t.rel.Columns {
+				ref := colRef(t.alias, c.Name)
+				if c.Mask != nil {
+					ref = r.maskExpr(t.rel, c, ref)
+				}
+				out = append(out, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Name: c.Name, Val: ref}}})
+			}
+			r.res.Changed = true
+			continue
+		}
+		if rt != nil && rt.Name == "" {
+			if cr := rt.GetVal().GetColumnRef(); cr != nil {
+				rt.Name = lastField(cr) // keep the column's name after masking
+			}
+		}
+		r.maskRefs(n, t)
+		r.walk(n)
+		out = append(out, n)
+	}
+	return out
+}
+
+func isStar(cr *pg_query.ColumnRef, alias string) bool {
+	f := cr.Fields
+	if len(f) == 0 || f[len(f)-1].GetAStar() == nil {
+		return false
+	}
+	return len(f) == 1 || (len(f) >= 2 && f[len(f)-2].GetString_().GetSval() == alias)
+}
+
+func lastField(cr *pg_query.ColumnRef) string {
+	if len(cr.Fields) == 0 {
+		return ""
+	}
+	return cr.Fields[len(cr.Fields)-1].GetString_().GetSval()
+}
+
+// maskRefs replaces, in an expression over a data-modifying statement's
+// target, every reference to a masked column of the target by its mask.
+func (r *rewriter) maskRefs(n *pg_query.Node, t *target) {
+	if n == nil {
+		return
+	}
+	eachNode(n, func(x *pg_query.Node) bool {
+		if sub := x.GetSelectStmt(); sub != nil && r.ours[sub] {
+			return false
+		}
+		cr := x.GetColumnRef()
+		if cr == nil {
+			return true
+		}
+		col, whole := t.column(cr)
+		if whole {
+			refuse("a whole-row reference to the masked table %s.%s is not supported here", t.rel.Schema, t.rel.Name)
+		}
+		if col != nil && col.Mask != nil {
+			x.Node = r.maskExpr(t.rel, *col, proto.Clone(x).(*pg_query.Node)).Node
+			r.res.Changed = true
+			return false
+		}
+		return true
+	})
+}
+
+// column returns the target's column a reference names (nil: another), or
+// whole when it is the whole row or a star.
+func (t *target) column(cr *pg_query.ColumnRef) (col *RelColumn, whole bool) {
+	var names []string
+	for _, f := range cr.Fields {
+		if f.GetAStar() != nil {
+			if len(names) == 0 || names[len(names)-1] == t.alias {
+				return nil, true
+			}
+			return nil, false
+		}
+		names = append(names, f.GetString_().GetSval())
+	}
+	find := func(name string) *RelColumn {
+		for i := range t.rel.Columns {
+			if t.rel.Columns[i].Name == name {
+				return &t.rel.Columns[i]
+			}
+		}
+		return nil
+	}
+	switch len(names) {
+	case 1:
+		if c := find(names[0]); c != nil {
+			return c, false
+		}
+		return nil, names[0] == t.alias
+	default:
+		if names[len(names)-2] == t.alias {
+			return find(names[len(names)-1]), false
+		}
+	}
+	return nil, false
+}
+
+// reads reports whether an expression reads a masked column of the target.
+func (t *target) reads(n *pg_query.Node) bool { return t.readsExcept(n, "") }
+
+func (t *target) readsExcept(n *pg_query.Node, qualifier string) bool {
+	found := false
+	eachNode(n, func(x *pg_query.Node) bool {
+		cr := x.GetColumnRef()
+		if cr == nil || found {
+			return !found
+		}
+		if qualifier != "" && len(cr.Fields) == 2 && cr.Fields[0].GetString_().GetSval() == qualifier {
+			return true
+		}
+		col, whole := t.column(cr)
+		found = whole || (col != nil && col.Mask != nil)
+		return !found
+	})
+	return found
+}
+
+// infers reports whether an ON CONFLICT target names a masked column.
+func (t *target) infers(ic *pg_query.InferClause) bool {
+	for _, e := range ic.IndexElems {
+		el := e.GetIndexElem()
+		if el == nil {
+			continue
+		}
+		if t.rel.Masked(el.Name) || (el.Expr != nil && t.reads(el.Expr)) {
+			return true
+		}
+	}
+	return ic.WhereClause != nil && t.reads(ic.WhereClause)
+}
+
+// reads reports whether a statement reads a masked relation or a view over
+// one.
+func (r *rewriter) reads(n *pg_query.Node) bool {
+	found := false
+	eachNode(n, func(x *pg_query.Node) bool {
+		if rv := x.GetRangeVar(); rv != nil && !r.isCTE(rv) {
+			if r.cat.Relation(rv.Schemaname, rv.Relname) != nil || r.cat.View(rv.Schemaname, rv.Relname) != nil {
+				found = true
+			}
+		}
+		return !found
+	})
+	return found
+}
+
+// mentions reports whether a statement names a masked relation or a view
+// over one anywhere.
+func (r *rewriter) mentions(n *pg_query.Node) bool { return r.reads(n) }
+
+func (r *rewriter) copy(s *pg_query.CopyStmt) {
+	r.res.Copy = true
+	if s.IsProgram {
+		refuse("COPY with PROGRAM is not allowed (a program can read the database another way)")
+	}
+	if s.Filename != "" {
+		refuse("COPY to or from a server file is not allowed (server files are a channel out of masking)")
+	}
+	if s.Query != nil {
+		r.statement(s.Query)
+		return
+	}
+	rv := s.Relation
+	if rv == nil || s.IsFrom {
+		return // COPY FROM STDIN writes; what it writes is the client's
+	}
+	if v := r.cat.View(rv.Schemaname, rv.Relname); v != nil {
+		refuse("COPY of %s.%s, which reads a masked table, is not supported", v.Schema, v.Name)
+	}
+	rel := r.cat.Relation(rv.Schemaname, rv.Relname)
+	if rel == nil {
+		return
+	}
+	// COPY t [(cols)] TO STDOUT becomes COPY (SELECT cols FROM t) TO STDOUT:
+	// the rows of the masked subquery.
+	sel := &pg_query.SelectStmt{LimitOption: pg_query.LimitOption_LIMIT_OPTION_DEFAULT, Op: pg_query.SetOperation_SETOP_NONE}
+	if len(s.Attlist) == 0 {
+		sel.TargetList = []*pg_query.Node{{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{
+			Val: &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{Fields: []*pg_query.Node{{Node: &pg_query.Node_AStar{AStar: &pg_query.A_Star{}}}}}}}}}}}
+	}
+	for _, a := range s.Attlist {
+		sel.TargetList = append(sel.TargetList, &pg_query.Node{Node: &pg_query.Node_ResTarget{ResTarget: &pg_query.ResTarget{Val: colRef("", a.GetString_().GetSval())}}})
+	}
+	from := &pg_query.Node{Node: &pg_query.Node_RangeVar{RangeVar: proto.Clone(rv).(*pg_query.RangeVar)}}
+	sel.FromClause = []*pg_query.Node{from}
+	r.fromItem(from)
+	s.Relation, s.Attlist = nil, nil
+	s.Query = &pg_query.Node{Node: &pg_query.Node_SelectStmt{SelectStmt: sel}}
+	r.res.Changed, r.res.Touched = true, true
+}
+
+func (r *rewriter) explain(e *pg_query.ExplainStmt) {
+	analyze := false
+	for _, o := range e.Options {
+		if d := o.GetDefElem(); d != nil && strings.EqualFold(d.Defname, "analyze") {
+			analyze = d.Arg == nil || !isFalse(d.Arg)
+		}
+	}
+	if r.reads(e.Query) {
+		if analyze {
+			refuse("EXPLAIN ANALYZE of a statement over a masked table is not allowed (its row counts tell what the masked values are)")
+		}
+		if r.cat.cfg.usesHMAC() {
+			refuse("EXPLAIN of a statement over a masked table would show the keyed hash's key")
+		}
+	}
+	r.statement(e.Query)
+}
+
+func isFalse(n *pg_query.Node) bool {
+	if s := n.GetString_(); s != nil {
+		v := strings.ToLower(s.Sval)
+		return v == "false" || v == "off" || v == "0"
+	}
+	if b := n.GetBoolean(); b != nil {
+		return !b.Boolval
+	}
+	if i := n.GetInteger(); i != nil {
+		return i.Ival == 0
+	}
+	return false
+}
+
+// walk visits every node under n: SELECTs anywhere (sub-links, CTEs,
+// function arguments) are rewritten, function calls are checked.
+func (r *rewriter) walk(n *pg_query.Node) {
+	if n == nil {
+		return
+	}
+	eachNode(n, func(x *pg_query.Node) bool {
+		switch {
+		case x.GetSelectStmt() != nil:
+			r.selectStmt(x.GetSelectStmt())
+			return false
+		case x.GetJoinExpr() != nil:
+			r.fromItem(x)
+			return false
+		case x.GetFuncCall() != nil:
+			r.function(x.GetFuncCall())
+		case x.GetInsertStmt() != nil, x.GetUpdateStmt() != nil, x.GetDeleteStmt() != nil, x.GetMergeStmt() != nil:
+			r.statement(x) // data-modifying WITH
+			return false
+		}
+		return true
+	})
+}
+
+// walkFields walks every field of a message except the named ones.
+func (r *rewriter) walkFields(m proto.Message, skip ...string) {
+	pm := m.ProtoReflect()
+	pm.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		for _, s := range skip {
+			if string(fd.Name()) == s {
+				return true
+			}
+		}
+		eachValue(fd, v, func(x *pg_query.Node) { r.walk(x) })
+		return true
+	})
+}
+
+// function refuses calls of functions that read what masking cannot see.
+func (r *rewriter) function(fc *pg_query.FuncCall) {
+	if len(fc.Funcname) == 0 {
+		return
+	}
+	name := fc.Funcname[len(fc.Funcname)-1].GetString_().GetSval()
+	if reason := deniedFunction(name); reason != "" {
+		refuse("calling %s is not allowed: %s", name, reason)
+	}
+	if r.cat.cfg.usesHMAC() && keyExposing[name] {
+		refuse("calling %s is not allowed: it shows statement texts, which carry the keyed hash's key", name)
+	}
+	if reason := r.cat.UnsafeFunction(name); reason != "" {
+		r.res.Touched = true
+		refuse("calling %s is not allowed: %s", name, reason)
+	}
+	if r.cat.known != nil && !r.cat.known[name] {
+		refuse("the function %s is not in the catalog the proxy read (created in this transaction? commit it first)", name)
+	}
+}
+
+// maskExpr returns the mask of column c of rel over ref.
+func (r *rewriter) maskExpr(rel *Relation, c RelColumn, ref *pg_query.Node) *pg_query.Node {
+	if err := checkType(*c.Mask, c.Type); err != nil {
+		refuse("column %s.%s.%s: %v", rel.Schema, rel.Name, c.Name, err)
+	}
+	tree, err := pg_query.Parse("SELECT " + maskSQL(*c.Mask, c.Type, r.cat.cfg.HMACKey, "pgproxy_value"))
+	if err != nil {
+		refuse("cannot build the mask of %s.%s.%s: %v", rel.Schema, rel.Name, c.Name, err)
+	}
+	e := tree.Stmts[0].Stmt.GetSelectStmt().TargetList[0].GetResTarget().Val
+	eachNode(e, func(x *pg_query.Node) bool {
+		if cr := x.GetColumnRef(); cr != nil && lastField(cr) == "pgproxy_value" {
+			x.Node = proto.Clone(ref).(*pg_query.Node).Node
+			return false
+		}
+		return true
+	})
+	return e
+}
+
+func colRef(qualifier, name string) *pg_query.Node {
+	var fields []*pg_query.Node
+	if qualifier != "" {
+		fields = append(fields, &pg_query.Node{Node: &pg_query.Node_String_{String_: &pg_query.String{Sval: qualifier}}})
+	}
+	fields = append(fields, &pg_query.Node{Node: &pg_query.Node_String_{String_: &pg_query.String{Sval: name}}})
+	return &pg_query.Node{Node: &pg_query.Node_ColumnRef{ColumnRef: &pg_query.ColumnRef{Fields: fields}}}
+}
+
+// quoteIdent quotes an identifier for SQL text.
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func stmtKind(n *pg_query.Node) string {
+	name := string(n.ProtoReflect().WhichOneof(n.ProtoReflect().Descriptor().Oneofs().Get(0)).Name())
+	return name
+}
+
+// eachNode calls fn for n and, while fn returns true, for every node below.
+func eachNode(n *pg_query.Node, fn func(*pg_query.Node) bool) {
+	if n == nil || n.Node == nil {
+		return
+	}
+	if !fn(n) {
+		return
+	}
+	m := n.ProtoReflect()
+	od := m.Descriptor().Oneofs().Get(0)
+	f := m.WhichOneof(od)
+	if f == nil || f.Kind() != protoreflect.MessageKind {
+		return
+	}
+	eachMessage(m.Get(f).Message(), fn)
+}
+
+func eachMessage(m protoreflect.Message, fn func(*pg_query.Node) bool) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		eachValue(fd, v, func(x *pg_query.Node) { eachNode(x, fn) }, func(sub protoreflect.Message) { eachMessage(sub, fn) })
+		return true
+	})
+}
+
+// eachValue calls node for every Node a field holds and msg (when given)
+// for every other message.
+func eachValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, node func(*pg_query.Node), msg ...func(protoreflect.Message)) {
+	if fd.Kind() != protoreflect.MessageKind {
+		return
+	}
+	visit := func(m protoreflect.Message) {
+		if x, ok := m.Interface().(*pg_query.Node); ok {
+			node(x)
+			return
+		}
+		if len(msg) > 0 {
+			msg[0](m)
+			return
+		}
+		eachMessage(m, func(x *pg_query.Node) bool { node(x); return false })
+	}
+	switch {
+	case fd.IsList():
+		l := v.List()
+		for i := 0; i < l.Len(); i++ {
+			visit(l.Get(i).Message())
+		}
+	case fd.IsMap():
+	default:
+		visit(v.Message())
+	}
+}
