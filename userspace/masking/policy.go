@@ -248,3 +248,16 @@ func (w *wall) Columns(fields []pgproto3.FieldDescription) stmt.RowFunc {
 		return values, nil
 	}
 }
+
+// detailRemoved replaces the DETAIL of an error or notice of a statement
+// over a masked table: PostgreSQL prints rows there ("Failing row contains
+// (...)" of a check or not-null violation, the key of a foreign-key
+// violation), clear values of the masked columns included.
+const detailRemoved = "pgproxy masking removed the detail: it can show values of masked columns"
+
+// Error implements stmt.ErrorHook.
+func (w *wall) Error(e *pgproto3.ErrorResponse) {
+	if e.Detail != "" {
+		e.Detail = detailRemoved
+	}
+}

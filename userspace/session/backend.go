@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgproxy/pgproxy/userspace/stmt"
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
 
@@ -97,6 +98,14 @@ func (s *Session) relayBackendMessage() error {
 	case 'S':
 		if s.tr != nil || (s.login != nil && len(s.login.Locked) > 0) {
 			return s.watchParameter()
+		}
+	case 'N':
+		if o := s.head(); len(s.opHooks(o)) > 0 {
+			_, msg, err := s.in.Next()
+			if err != nil {
+				return err
+			}
+			return s.write(s.filterError(o, msg))
 		}
 	}
 	return s.in.Stream(s.cw)
@@ -320,6 +329,7 @@ func (s *Session) errorResponse() error {
 	}
 	code := wire.ErrorCode(msg)
 	s.lastErr = string(code)
+	msg = s.filterError(s.head(), msg)
 	if o := s.head(); o != nil {
 		if o.copying {
 			o.copying = false
@@ -354,6 +364,60 @@ func (s *Session) errorResponse() error {
 	s.Metrics.Error(code)
 	s.backendFatal = s.backendFatal || wire.IsFatal(msg)
 	return s.write(msg)
+}
+
+// opHooks returns the result hooks of the statement an op runs.
+func (s *Session) opHooks(o *op) []stmt.ResultHook {
+	if o == nil || s.tr == nil || o.injected {
+		return nil
+	}
+	switch o.kind {
+	case opQuery:
+		return o.hooks
+	case opExecute:
+		if pt := s.tr.portal(o.name); pt != nil {
+			return pt.allHooks()
+		}
+	}
+	return nil
+}
+
+// filterError lets the error hooks of the statement an ErrorResponse or
+// NoticeResponse answers change it; it returns the message to forward.
+func (s *Session) filterError(o *op, msg []byte) []byte {
+	hooks := s.opHooks(o)
+	if len(hooks) == 0 {
+		return msg
+	}
+	var e pgproto3.ErrorResponse
+	decoded := false
+	for _, h := range hooks {
+		eh, ok := h.(stmt.ErrorHook)
+		if !ok {
+			continue
+		}
+		if !decoded {
+			if wire.Decode(msg, &e) != nil {
+				return msg
+			}
+			decoded = true
+		}
+		eh.Error(&e)
+	}
+	if !decoded {
+		return msg
+	}
+	var out []byte
+	var err error
+	if len(msg) > 0 && msg[0] == 'N' {
+		out, err = (*pgproto3.NoticeResponse)(&e).Encode(nil)
+	} else {
+		out, err = e.Encode(nil)
+	}
+	if err != nil {
+		return msg
+	}
+	return out
 }
 
 // settleDropped settles the ops the queue dropped because the server will

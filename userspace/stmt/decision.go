@@ -85,6 +85,14 @@ type ResultHook interface {
 	Columns(fields []pgproto3.FieldDescription) RowFunc
 }
 
+// ErrorHook may be implemented by a ResultHook: it sees every ErrorResponse
+// and NoticeResponse that answers the statement, before the client does,
+// and may change its fields in place (masking removes a DETAIL that can
+// print a row).
+type ErrorHook interface {
+	Error(e *pgproto3.ErrorResponse)
+}
+
 // RowFunc sees one row: values[i] is column i in the format its field
 // announced (text or binary), nil for NULL. It may change values in place or
 // return another slice with the same number of columns. The values are
