@@ -13,7 +13,8 @@
 #   BENCH_PROTOCOLS pgbench -M values (simple prepared)
 #   BENCH_TARGETS   targets in the order they run within a round (direct proxy guard pgbouncer);
 #                   guard is the proxy with the guardrails on (ANALYSIS_ENABLED=true,
-#                   PROXY_MODE=blocking): after the warm-up every decision comes from the cache
+#                   PROXY_MODE=blocking): after the warm-up every decision comes from the cache;
+#                   mask is the proxy with data masking on (pgbench touches no masked table)
 #   BENCH_RATIOS    ratio columns, A/B target pairs (proxy/direct guard/proxy proxy/pgbouncer)
 #   BENCH_SCALE     pgbench -i scale (10)
 #   BENCH_WARMUP    seconds of warm-up per target before measuring, 0 for none (3)
@@ -74,6 +75,27 @@ target_guard_start() {
 		PG_BACKEND_URL="postgres://$bench_user:$bench_pass@127.0.0.1:$pg_port/$bench_db?sslmode=disable"
 	target_host[guard]=127.0.0.1
 	target_port[guard]="$proxy_port"
+}
+
+# target_mask_start: the proxy target with data masking on: a customers table of the bench
+# database has masked columns, and pgbench's statements touch no masked table (they are
+# forwarded unchanged after one look per statement shape).
+target_mask_start() {
+	proxy_build
+	pg_sql "$bench_db" -qc "CREATE TABLE IF NOT EXISTS customers (id int PRIMARY KEY, email text, ssn text);
+		GRANT SELECT ON customers TO $bench_user"
+	cat >"$workdir/masking.yaml" <<-YAML
+		version: "1.0"
+		tables:
+		  - table: customers
+		    columns:
+		      - {name: email, mask_type: email}
+		      - {name: ssn, mask_type: full}
+	YAML
+	proxy_start "$bench_db" MASKING_ENABLED=true MASKING_CONFIG_PATH="$workdir/masking.yaml" \
+		PG_BACKEND_URL="postgres://$bench_user:$bench_pass@127.0.0.1:$pg_port/$bench_db?sslmode=disable"
+	target_host[mask]=127.0.0.1
+	target_port[mask]="$proxy_port"
 }
 
 # target_baseline_start: pgproxy built from git revision $BENCH_BASELINE, as the proxy
