@@ -12,7 +12,7 @@ UNIT_PKGS  = $(shell go list ./... | grep -v '^$(MODULE)/tests/')
 RACE      ?= -race
 E2E_FLAGS ?= -count=1 -timeout 40m -v
 
-.PHONY: help build test ensure-deps test-unit test-e2e bench lint coverage demo clean
+.PHONY: help build test ensure-deps test-unit test-e2e bench lint coverage mutation demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,10 @@ bench: ## pgbench: direct vs proxy vs PgBouncer, and (as root) the eBPF agent wi
 lint: ## go vet and staticcheck
 	go vet ./...
 	go tool staticcheck ./...
+
+mutation: ## mutation testing of the masking rewrite (gremlins): fails under 75 % test efficacy
+	go tool gremlins unleash --workers 2 --timeout-coefficient 10 --threshold-efficacy 75 \
+		--exclude-files '_test\.go$$' ./userspace/masking
 
 coverage: ## unit + end-to-end coverage (proxy binary built with -cover), merged report
 	rm -rf $(COVERDIR)

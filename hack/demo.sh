@@ -2,6 +2,8 @@
 # A throwaway PostgreSQL 15 with a sample `shop` database (hack/demo-data.sql), and pgproxy in
 # front of it. Prints how to connect; Ctrl-C stops both and removes the temporary folder.
 #
+# Data masking is on (hack/demo-masking.yaml: the customers' names, emails, phones and national
+# IDs are masked for everyone but the auditor login, with a random MASKING_HMAC_KEY).
 # The guardrails are on (ANALYSIS_ENABLED=true, PROXY_MODE=blocking) with the reporter writing to
 # the database pgproxy_reports of the same cluster; the proxy's own account for catalogs and plans
 # is pgproxy_analysis (pg_read_all_data). With the hypopg extension installed, shop gets it, so
@@ -93,7 +95,8 @@ psql_as() { local user="$1" db="$2"; shift 2; as_pg "$pg_bin/psql" -X -q -v ON_E
 sql_password="${password//\'/\'\'}"
 psql_as postgres postgres -c "CREATE ROLE demo LOGIN PASSWORD '$sql_password'" -c "CREATE DATABASE shop OWNER demo" \
 	-c "CREATE ROLE pgproxy_analysis LOGIN PASSWORD '$sql_password'" -c "GRANT pg_read_all_data TO pgproxy_analysis" \
-	-c "CREATE ROLE pgproxy_reporter LOGIN PASSWORD '$sql_password'" -c "CREATE DATABASE pgproxy_reports OWNER pgproxy_reporter"
+	-c "CREATE ROLE pgproxy_reporter LOGIN PASSWORD '$sql_password'" -c "CREATE DATABASE pgproxy_reports OWNER pgproxy_reporter" \
+	-c "CREATE ROLE auditor LOGIN PASSWORD '$sql_password'" -c "GRANT pg_read_all_data TO auditor"
 if [ -e "$pg_share/extension/hypopg.control" ]; then
 	psql_as postgres shop -c "CREATE EXTENSION hypopg"
 else
@@ -130,6 +133,8 @@ enc_password="$(urlencode "$password")"
 export LISTEN_ADDR="$listen" HEALTH_CHECK_ADDR="$health"
 export PG_BACKEND_URL="postgres://pgproxy_analysis:$enc_password@127.0.0.1:$pg_port/shop?sslmode=disable"
 export ANALYSIS_ENABLED="${ANALYSIS_ENABLED:-true}" PROXY_MODE="${PROXY_MODE:-blocking}"
+export MASKING_ENABLED="${MASKING_ENABLED:-true}" MASKING_CONFIG_PATH="${MASKING_CONFIG_PATH:-$root/hack/demo-masking.yaml}"
+export MASKING_HMAC_KEY="${MASKING_HMAC_KEY:-$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')}"
 export REPORTER_DB_URL="${REPORTER_DB_URL:-postgres://pgproxy_reporter:$enc_password@127.0.0.1:$pg_port/pgproxy_reports?sslmode=disable}"
 "$workdir/pgproxy" &
 proxy_pid=$!
@@ -148,7 +153,13 @@ Through the proxy:
   psql "postgres://demo:$password@$(host_of "$listen"):$(port_of "$listen")/shop?sslmode=disable"
 Direct, bypassing the proxy:
   psql "$direct"
-Try: SELECT full_name, email, national_id FROM customers LIMIT 5;
+Masking (MASKING_CONFIG_PATH=$MASKING_CONFIG_PATH): names, emails, phones and national IDs
+of customers come out masked, however the statement is written:
+  SELECT full_name, email, phone, national_id FROM customers ORDER BY id LIMIT 3;
+  SELECT count(*) FROM customers WHERE email LIKE 'a%';   -- compares masked values
+  SELECT row_to_json(c) FROM customers c LIMIT 1;
+the auditor login (unmasked_roles) sees clear values:
+  psql "postgres://auditor:$password@$(host_of "$listen"):$(port_of "$listen")/shop?sslmode=disable"
 Guardrails (PROXY_MODE=$PROXY_MODE): this reads all 2,000,000 page_views and is blocked (54000):
   SELECT count(*) FROM page_views WHERE path = '/checkout';
 this one uses an index and runs:

@@ -225,7 +225,7 @@ func (p *Policy) issue(st *stmt.Statement, d analysis.Decision, action string) {
 		return
 	}
 	p.Issues(Issue{At: time.Now(), ConnID: st.Facts.ConnID, Identity: st.Facts.Identity, User: st.Facts.User, Database: st.Facts.Database,
-		Fingerprint: st.Fingerprint(), SQL: st.SQL, Decision: d, Action: action})
+		Fingerprint: st.Fingerprint(), SQL: st.ClientSQL, Decision: d, Action: action})
 }
 
 // shuntRefusal refuses, in shunt mode, what must not run on the shunt node

@@ -190,12 +190,13 @@ func (s *Session) legWriter(o *op) *bufio.Writer {
 }
 
 // decide runs the policy chain on one statement.
-func (s *Session) decide(proto stmt.Protocol, name, portal, sql string, paramOIDs []uint32) stmt.Outcome {
+func (s *Session) decide(proto stmt.Protocol, name, portal, sql, clientSQL string, paramOIDs []uint32) stmt.Outcome {
 	if len(s.Policies) == 0 {
 		return stmt.Outcome{Action: stmt.Allow, SQL: sql}
 	}
 	s.facts.TxStatus = s.tr.txStatus()
 	s.st.Reset(proto, name, portal, sql, paramOIDs, &s.facts, s.Parser)
+	s.st.ClientSQL = clientSQL
 	s.st.UseParsed(s.lastParsed)
 	return s.Policies.Decide(s.ctx, &s.st)
 }
@@ -211,7 +212,7 @@ func (s *Session) decideText(proto stmt.Protocol, name, sql string, paramOIDs []
 	if e := s.unreadable(sql); e != nil {
 		return stmt.Outcome{Action: stmt.Refuse, Err: e, SQL: sql, Source: "pgproxy"}
 	}
-	out := s.decide(proto, name, "", sql, paramOIDs)
+	out := s.decide(proto, name, "", sql, sql, paramOIDs)
 	if out.Action == stmt.Refuse {
 		return out
 	}
@@ -333,7 +334,7 @@ func fillDecision(r *stmt.Record, out *stmt.Outcome) {
 // policy rewrote it) or its refusal.
 func (s *Session) clientQuery(msg []byte, sql string, arrived time.Time) error {
 	out := s.decideText(stmt.Simple, "", sql, nil)
-	rec := s.newRecord(stmt.Simple, "", "", out.SQL, s.fingerprint(sql), arrived)
+	rec := s.newRecord(stmt.Simple, "", "", sql, s.fingerprint(sql), arrived)
 	fillDecision(rec, &out)
 	l := s.fast
 	if out.Action != stmt.Refuse {
@@ -407,7 +408,7 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 		fillDecision(rec, &out)
 		return s.refuseExtended(&out, rec, arrived, p.Name == "")
 	}
-	prep := &prepared{name: p.Name, sql: out.SQL, paramOIDs: p.ParameterOIDs, hooks: out.Hooks,
+	prep := &prepared{name: p.Name, sql: out.SQL, clientSQL: p.Query, paramOIDs: p.ParameterOIDs, hooks: out.Hooks,
 		action: out.Action, source: out.Source, verdict: out.Verdict, leg: out.Leg, decide: out.Elapsed,
 		fingerprint: s.fingerprint(p.Query)}
 	if s.Parser != nil {
@@ -435,10 +436,10 @@ func (s *Session) clientBind(msg []byte, b *pgproto3.Bind, arrived time.Time) er
 	if b.PreparedStatement == raiseStatementName {
 		out = stmt.Outcome{Action: stmt.Refuse, Source: "pgproxy", Err: reservedName()}
 	} else if len(candidates) == 0 {
-		out = s.decide(stmt.Bind, b.PreparedStatement, b.DestinationPortal, "", nil)
+		out = s.decide(stmt.Bind, b.PreparedStatement, b.DestinationPortal, "", "", nil)
 	} else {
 		for i, prep := range candidates {
-			o := s.decide(stmt.Bind, b.PreparedStatement, b.DestinationPortal, prep.sql, nil)
+			o := s.decide(stmt.Bind, b.PreparedStatement, b.DestinationPortal, prep.sql, prep.client(), nil)
 			if i == 0 || o.Action == stmt.Refuse {
 				hooks := out.Hooks
 				out = o
@@ -465,7 +466,7 @@ func (s *Session) clientBind(msg []byte, b *pgproto3.Bind, arrived time.Time) er
 	if out.Action == stmt.Refuse {
 		sql, fp := "", ""
 		if len(candidates) > 0 {
-			sql, fp = candidates[0].sql, candidates[0].fingerprint
+			sql, fp = candidates[0].client(), candidates[0].fingerprint
 		}
 		rec := s.newRecord(stmt.Bind, b.PreparedStatement, b.DestinationPortal, sql, fp, arrived)
 		fillDecision(rec, &out)

@@ -15,6 +15,7 @@ import (
 type prepared struct {
 	name      string
 	sql       string // as sent to the server (after any rewrite)
+	clientSQL string // as the client sent it (records keep this one)
 	paramOIDs []uint32
 	parsed    *sqlparse.Parsed // of sql; nil when the tracker did not parse it
 	// prepareText is the SQL PREPARE statement that made it (replayed as is);
@@ -49,6 +50,14 @@ type portal struct {
 	// cursor is set for a cursor declared in SQL (DECLARE), holdable for
 	// one WITH HOLD (it outlives its transaction).
 	cursor, holdable bool
+}
+
+// client returns the statement's text as the client sent it.
+func (p *prepared) client() string {
+	if p.clientSQL != "" {
+		return p.clientSQL
+	}
+	return p.sql
 }
 
 // allHooks returns the result hooks of the portal's rows: its statement's
@@ -219,7 +228,7 @@ func (t *tracker) describeExecute(r *stmt.Record, portalName string) {
 		r.Leg = pt.leg
 	}
 	if p := pt.prep; p != nil {
-		r.SQL, r.Fingerprint = p.sql, p.fingerprint
+		r.SQL, r.Fingerprint = p.client(), p.fingerprint
 		r.Decide += p.decide
 		if pt.source == "" && pt.verdict == "" && pt.action == stmt.Allow {
 			r.Action, r.Source, r.Verdict = p.action, p.source, p.verdict

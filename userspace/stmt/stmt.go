@@ -82,6 +82,10 @@ type Statement struct {
 	// the text of the prepared statement it binds ("" when the proxy never
 	// saw it prepared, e.g. prepared before a restart of the tracking).
 	SQL string
+	// ClientSQL is the text as the client sent it (for a Bind, the text of
+	// its Parse), which a rewrite does not change: records and logs keep it,
+	// never a rewrite (a masking rewrite can carry key material).
+	ClientSQL string
 	// ParamOIDs are the parameter types a Parse declares (0: unspecified).
 	ParamOIDs []uint32
 	// Function is the OID of the function a FunctionCall calls.
@@ -96,7 +100,7 @@ type Statement struct {
 // Reset prepares s for the next statement; parser parses its text on demand
 // (shared by every policy, cached by text).
 func (s *Statement) Reset(proto Protocol, name, portal, sql string, paramOIDs []uint32, facts *Facts, parser *sqlparse.Parser) {
-	*s = Statement{Protocol: proto, Name: name, Portal: portal, SQL: sql, ParamOIDs: paramOIDs, Facts: facts, parser: parser}
+	*s = Statement{Protocol: proto, Name: name, Portal: portal, SQL: sql, ClientSQL: sql, ParamOIDs: paramOIDs, Facts: facts, parser: parser}
 }
 
 // UseParsed gives the statement the parse of its text, when the caller has
