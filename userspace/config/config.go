@@ -49,6 +49,8 @@ type Config struct {
 	Guardrails Guardrails
 	// Masking holds the data masking settings.
 	Masking Masking
+	// Generator holds the masking file generator's settings.
+	Generator Generator
 }
 
 // Load reads explicit mode's configuration through getenv (os.Getenv, or
@@ -72,6 +74,7 @@ func load(p *parser) (*Config, error) {
 	c.Agent = loadAgent(p)
 	c.Guardrails = loadGuardrails(p, c.Backend)
 	c.Masking = loadMasking(p)
+	c.Generator = loadGenerator(p)
 	if c.Masking.Enabled && c.Backend.Host != "" && c.Backend.User == "" {
 		p.fail("MASKING_ENABLED", "=true needs a user (and password) in PG_BACKEND_URL: the proxy reads the catalogs on connections of its own")
 	}

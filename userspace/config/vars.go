@@ -94,6 +94,8 @@ var Vars = []Var{
 	{SectionMasking, "MASKING_CONFIG_PATH", "./masking_config.yaml", "YAML file of masked tables and columns, re-read on change and on SIGHUP (a broken file keeps the previous one)"},
 	{SectionMasking, "MASKING_HMAC_KEY", "", "key of the hmac mask (keyed SHA-256; at least 16 bytes); never logged"},
 	{SectionMasking, "MASKING_HMAC_KEY_FILE", "", "file holding the hmac mask's key, instead of MASKING_HMAC_KEY"},
+	{SectionMasking, "CONFIG_GENERATOR_MODE", "false", "pgproxy without a command runs generate-config instead of the proxy: scan PG_BACKEND_URL's tables and write MASKING_CONFIG_PATH for review"},
+	{SectionMasking, "CONFIG_GENERATOR_SCHEMAS", "public", "schemas generate-config scans: a comma list, or all (every schema but the system ones)"},
 	{SectionAgent, "INTERCEPT_MODE", "connect", "connect (cgroup connect hooks on this node) or tproxy (traffic from other hosts)"},
 	{SectionAgent, "INTERCEPT_TARGETS", "", "comma list of intercepted destinations, address:port or CIDR:port, IPv4 or [IPv6]"},
 	{SectionAgent, "INTERCEPT_CGROUP", "", "cgroup v2 directory whose connections are intercepted (empty: the cgroup2 root)"},
