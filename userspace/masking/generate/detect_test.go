@@ -221,7 +221,8 @@ func TestNameSignal(t *testing.T) {
 		"customer_name": "full_name strong", "name": "full_name weak", "ip_address": "ip strong",
 		"card_number": "card strong", "password_hash": "secret strong", "token": "secret weak",
 		"date_of_birth": "dob strong", "national_id": "national_id strong", "id_number": "national_id strong",
-		"home_address": "address strong", "salary": "compensation strong", "passport_no": "passport strong",
+		"home_address": "address strong", "given_names": "person_name strong", "emails": "email strong",
+		"shipping_addresses": "address strong", "salary": "compensation strong", "passport_no": "passport strong",
 		// negated or nothing
 		"email_verified": "", "card_type": "", "card_last4": "", "card_brand": "", "phone_country_code": "",
 		"status": "", "product_name": "", "order_number": "", "notes": "", "billing_address_city": "",

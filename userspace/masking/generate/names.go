@@ -209,12 +209,14 @@ func nameSignal(column string) (NameSignal, bool) {
 	return sig, true
 }
 
-// indexWords returns where sub last appears in words, or -1.
+// indexWords returns where sub last appears in words, or -1; a word of
+// words matches a word of sub or its plural (given_names, emails,
+// addresses).
 func indexWords(words, sub []string) int {
 	for i := len(words) - len(sub); i >= 0; i-- {
 		ok := true
 		for j := range sub {
-			if words[i+j] != sub[j] {
+			if w := words[i+j]; w != sub[j] && w != sub[j]+"s" && w != sub[j]+"es" {
 				ok = false
 				break
 			}

@@ -125,7 +125,7 @@ const schemasQuery = `SELECT n.nspname::text FROM pg_catalog.pg_namespace n WHER
 // row estimate and whether the account may read them.
 const tablesQuery = `
 SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text,
-	CASE WHEN c.relkind = 'p' THEN coalesce((SELECT sum(pg_catalog.greatest(l.reltuples, 0))
+	CASE WHEN c.relkind = 'p' THEN coalesce((SELECT sum(GREATEST(l.reltuples, 0))
 		FROM pg_catalog.pg_partition_tree(c.oid) pt JOIN pg_catalog.pg_class l ON l.oid = pt.relid
 		WHERE pt.isleaf), 0) ELSE c.reltuples END::float8,
 	pg_catalog.has_schema_privilege(n.oid, 'USAGE')
