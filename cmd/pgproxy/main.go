@@ -35,6 +35,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "analyze" {
 		os.Exit(analyzeCommand(os.Args[2:]))
 	}
+	if args, ok := generatorRequested(os.Args[1:]); ok {
+		os.Exit(generateCommand(args))
+	}
 	agentMode := len(os.Args) > 1 && os.Args[1] == "agent"
 	if len(os.Args) > 1 && !agentMode {
 		fmt.Fprintf(os.Stderr, "pgproxy: unknown command %q\n\n%s", os.Args[1], usage())
@@ -178,6 +181,7 @@ func usage() string {
 	return "pgproxy — PostgreSQL-wire proxy\n\nUsage:\n  pgproxy          explicit-port mode (LISTEN_ADDR)\n" +
 		"  pgproxy agent    transparent mode: eBPF interception on this node (INTERCEPT_*, AGENT_*, BPF_*)\n" +
 		"  pgproxy analyze [-d database] 'SQL'   the guardrails' decision for one statement\n" +
+		"  pgproxy generate-config [--force]   scan the database and write MASKING_CONFIG_PATH for review (also: CONFIG_GENERATOR_MODE=true)\n" +
 		"  pgproxy --help   this text\n\n" + config.Usage()
 }
 
