@@ -282,12 +282,7 @@ const maxPools = 64
 // get returns the analysis backend of a database on a server, creating its
 // pool (at most 4 connections, logged in with PG_BACKEND_URL's user).
 func (b *backendPools) get(ctx context.Context, addr, database string) (*analysis.Backend, error) {
-	if addr == "" {
-		addr = b.cfg.Backend.Addr()
-	}
-	if database == "" {
-		database = b.cfg.Backend.Database
-	}
+	addr, database = ownTarget(b.cfg, addr, database)
 	key := addr + "/" + database
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -297,11 +292,7 @@ func (b *backendPools) get(ctx context.Context, addr, database string) (*analysi
 	if len(b.pools) >= maxPools {
 		return nil, fmt.Errorf("too many databases analysed at once (%d)", maxPools)
 	}
-	pcfg, err := b.poolConfig(addr, database)
-	if err != nil {
-		return nil, err
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	pool, err := ownPool(ctx, b.cfg, b.dialer, addr, database, "pgproxy-analysis", 4)
 	if err != nil {
 		return nil, err
 	}
@@ -313,17 +304,29 @@ func (b *backendPools) get(ctx context.Context, addr, database string) (*analysi
 	return be, nil
 }
 
-// poolConfig is the proxy's own login to a database: PG_BACKEND_URL's
-// account through the proxy's dialer, at most 4 connections.
-func (b *backendPools) poolConfig(addr, database string) (*pgxpool.Config, error) {
-	pcfg, err := backend.PoolConfig(b.cfg.Backend, b.dialer, addr, database, "pgproxy-analysis")
+// ownTarget fills an empty server address or database with PG_BACKEND_URL's.
+func ownTarget(cfg *config.Config, addr, database string) (string, string) {
+	if addr == "" {
+		addr = cfg.Backend.Addr()
+	}
+	if database == "" {
+		database = cfg.Backend.Database
+	}
+	return addr, database
+}
+
+// ownPool opens the proxy's own pool to a database: PG_BACKEND_URL's
+// account through the proxy's dialer, at most maxConns connections, named
+// app in pg_stat_activity.
+func ownPool(ctx context.Context, cfg *config.Config, dialer *backend.Dialer, addr, database, app string, maxConns int32) (*pgxpool.Pool, error) {
+	pcfg, err := backend.PoolConfig(cfg.Backend, dialer, addr, database, app)
 	if err != nil {
 		return nil, err
 	}
-	pcfg.MaxConns, pcfg.MinConns = 4, 0
+	pcfg.MaxConns, pcfg.MinConns = maxConns, 0
 	pcfg.MaxConnIdleTime = 5 * time.Minute
 	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
-	return pcfg, nil
+	return pgxpool.NewWithConfig(ctx, pcfg)
 }
 
 func (b *backendPools) close() {

@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgproxy/pgproxy/userspace/backend"
@@ -94,12 +93,7 @@ func joinErrors(errs []error) error {
 // connect returns the catalog pool of a database (PG_BACKEND_URL's account,
 // at most 2 connections).
 func (ms *maskingSet) connect(ctx context.Context, addr, database string) (masking.Querier, error) {
-	if addr == "" {
-		addr = ms.cfg.Backend.Addr()
-	}
-	if database == "" {
-		database = ms.cfg.Backend.Database
-	}
+	addr, database = ownTarget(ms.cfg, addr, database)
 	key := addr + "/" + database
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
@@ -109,14 +103,7 @@ func (ms *maskingSet) connect(ctx context.Context, addr, database string) (maski
 	if len(ms.pools) >= maxPools {
 		return nil, fmt.Errorf("too many databases masked at once (%d)", maxPools)
 	}
-	pcfg, err := backend.PoolConfig(ms.cfg.Backend, ms.dialer, addr, database, "pgproxy-masking")
-	if err != nil {
-		return nil, err
-	}
-	pcfg.MaxConns, pcfg.MinConns = 2, 0
-	pcfg.MaxConnIdleTime = 5 * time.Minute
-	pcfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeExec
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	pool, err := ownPool(ctx, ms.cfg, ms.dialer, addr, database, "pgproxy-masking", 2)
 	if err != nil {
 		return nil, err
 	}
