@@ -28,6 +28,8 @@ type Relation struct {
 	// Config is the configured table whose masks apply (itself or the
 	// ancestor it descends from).
 	Config *Table
+
+	uniqueMasked bool
 }
 
 // RelColumn is one column of a masked relation.
@@ -38,6 +40,11 @@ type RelColumn struct {
 	// Mask is nil for a column shown in clear.
 	Mask *Column
 }
+
+// UniqueMasked reports whether a unique index or exclusion constraint of
+// the relation covers a masked column (or an expression, which may): a
+// conflict then tells whether a value exists.
+func (r *Relation) UniqueMasked() bool { return r.uniqueMasked }
 
 // Masked reports whether the relation masks the named column.
 func (r *Relation) Masked(name string) bool {
@@ -73,6 +80,12 @@ type Catalog struct {
 	// funcs are user functions that read masked relations or run SQL given
 	// as text, by name, with the reason.
 	funcs map[string]string
+	// refused are relations that are neither masked nor views over masked
+	// tables but whose reading (read) or writing (write) runs an unsafe
+	// function: a row security policy, a trigger, a default or a check
+	// constraint calling one. By schema and name, and by name alone.
+	refused map[[2]string]*refusedRel
+	rfName  map[string][]*refusedRel
 	// known are the names of every function and procedure of the database
 	// (nil: not read), so that one the catalog has not seen (created in an
 	// open transaction) is refused rather than trusted.
@@ -104,6 +117,54 @@ func (c *Catalog) Relation(schema, name string) *Relation {
 	return rs[0]
 }
 
+// ambiguous reports whether an unqualified name may mean masked relations
+// (or views over them) that are masked differently: the same name in
+// several schemas, with other columns or masks. Which one the session
+// reads depends on its search_path, which the proxy does not know.
+func (c *Catalog) ambiguous(name string) bool {
+	rs, vs := c.byName[name], c.vName[name]
+	if len(rs)+len(vs) < 2 {
+		return false
+	}
+	if len(vs) > 0 {
+		return true
+	}
+	sig := func(r *Relation) string {
+		var b strings.Builder
+		for _, col := range r.Columns {
+			fmt.Fprintf(&b, "%s %s", col.Name, col.Type.SQL)
+			if col.Mask != nil {
+				fmt.Fprintf(&b, " %s %d", col.Mask.Mask, col.Mask.Visible)
+			}
+			b.WriteByte(';')
+		}
+		return b.String()
+	}
+	first := sig(rs[0])
+	for _, r := range rs[1:] {
+		if sig(r) != first {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsMasked reports whether a schema holds a masked relation or a view
+// over one (renaming it would unmask them: the file names the schema).
+func (c *Catalog) holdsMasked(schema string) bool {
+	for k := range c.rels {
+		if k[0] == schema {
+			return true
+		}
+	}
+	for k := range c.views {
+		if k[0] == schema {
+			return true
+		}
+	}
+	return false
+}
+
 // RelationByOID returns the masked relation with a table OID (the second
 // wall's lookup), or nil.
 func (c *Catalog) RelationByOID(oid uint32) *Relation { return c.byOID[oid] }
@@ -127,6 +188,83 @@ func (c *Catalog) View(schema, name string) *View {
 
 // UnsafeFunction returns why a user function must not run, or "".
 func (c *Catalog) UnsafeFunction(name string) string { return c.funcs[name] }
+
+// refusedRel is a relation whose reading or writing runs an unsafe
+// function.
+type refusedRel struct {
+	Schema, Name string
+	read         string // the reason ("" for allowed)
+	// write are the reasons by statement kind (Insert, Update, Delete,
+	// Truncate).
+	write map[int16]string
+}
+
+// The kinds of write, as pg_trigger.tgtype's bits name them.
+const (
+	Insert   int16 = 4
+	Delete   int16 = 8
+	Update   int16 = 16
+	Truncate int16 = 32
+	anyWrite       = Insert | Delete | Update | Truncate
+)
+
+// refusal returns the relation a reference names among the refused ones
+// (an unqualified name matches any schema: the proxy cannot know the
+// session's search_path), or nil.
+func (c *Catalog) refusal(schema, name string) *refusedRel {
+	if schema != "" {
+		return c.refused[[2]string{schema, name}]
+	}
+	if rs := c.rfName[name]; len(rs) > 0 {
+		return rs[0]
+	}
+	return nil
+}
+
+// ReadRefused returns why reading a relation is refused (a row security
+// policy of it calls an unsafe function), or "".
+func (c *Catalog) ReadRefused(schema, name string) string {
+	if r := c.refusal(schema, name); r != nil {
+		return r.read
+	}
+	return ""
+}
+
+// WriteRefused returns why a write of the kinds ops (Insert, Update...;
+// several for MERGE) to a relation is refused (a trigger, a default, a
+// check constraint or a policy of it calls an unsafe function), or "".
+func (c *Catalog) WriteRefused(schema, name string, ops int16) string {
+	r := c.refusal(schema, name)
+	if r == nil {
+		return ""
+	}
+	for _, op := range []int16{Insert, Update, Delete, Truncate} {
+		if ops&op != 0 && r.write[op] != "" {
+			return r.write[op]
+		}
+	}
+	return ""
+}
+
+// refuseRel notes that reading (read != "") or the writes ops of a
+// relation run an unsafe function.
+func (c *Catalog) refuseRel(schema, name string, read string, ops int16, why string) {
+	key := [2]string{schema, name}
+	r := c.refused[key]
+	if r == nil {
+		r = &refusedRel{Schema: schema, Name: name, write: map[int16]string{}}
+		c.refused[key] = r
+		c.rfName[name] = append(c.rfName[name], r)
+	}
+	if r.read == "" {
+		r.read = read
+	}
+	for _, op := range []int16{Insert, Update, Delete, Truncate} {
+		if ops&op != 0 && r.write[op] == "" {
+			r.write[op] = why
+		}
+	}
+}
 
 // Names returns every relation and function name the rewriter must look at
 // (masked relations, views over them, unsafe functions).
@@ -187,13 +325,45 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`
 // schemas with their language and body, and whether pg_depend records that
 // they read one of the relations $1 (SQL functions with BEGIN ATOMIC).
 const functionsQuery = `
-SELECT p.proname::text, l.lanname::text, coalesce(p.prosrc, ''),
+SELECT p.oid::int8, p.proname::text, l.lanname::text, coalesce(p.prosrc, ''),
 	EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::regclass
 		AND d.objid = p.oid AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = ANY($1::oid[]))
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_catalog.pg_language l ON l.oid = p.prolang
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`
+
+// uniqueQuery lists the unique indexes and exclusion constraints of the
+// relations $1: their columns, and whether they have expressions.
+const uniqueQuery = `
+SELECT i.indrelid::int8, i.indkey::int2[], i.indexprs IS NOT NULL
+FROM pg_catalog.pg_index i
+WHERE (i.indisunique OR i.indisexclusion) AND i.indrelid = ANY($1::oid[])`
+
+// dependentsQuery finds what calls the functions $1 on its own: views and
+// rules, triggers (their function or WHEN clause), column defaults, check
+// constraints and row security policies, with the relation each belongs to.
+const dependentsQuery = `
+SELECT DISTINCT x.kind, x.events, c.oid::int8, n.nspname::text, c.relname::text, c.relkind::text,
+	CASE WHEN x.kind = 'rule' AND c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) ELSE '' END,
+	p.proname::text
+FROM pg_catalog.pg_depend d
+JOIN pg_catalog.pg_proc p ON p.oid = d.refobjid
+CROSS JOIN LATERAL (
+	SELECT 'rule'::text AS kind, r.ev_class AS rel, 60::int2 AS events FROM pg_catalog.pg_rewrite r
+		WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND r.oid = d.objid
+	UNION ALL SELECT 'trigger', t.tgrelid, t.tgtype FROM pg_catalog.pg_trigger t
+		WHERE d.classid = 'pg_catalog.pg_trigger'::regclass AND t.oid = d.objid
+	UNION ALL SELECT 'default', a.adrelid, 20::int2 FROM pg_catalog.pg_attrdef a
+		WHERE d.classid = 'pg_catalog.pg_attrdef'::regclass AND a.oid = d.objid
+	UNION ALL SELECT 'constraint', k.conrelid, 20::int2 FROM pg_catalog.pg_constraint k
+		WHERE d.classid = 'pg_catalog.pg_constraint'::regclass AND k.oid = d.objid AND k.conrelid <> 0
+	UNION ALL SELECT 'policy', o.polrelid, 60::int2 FROM pg_catalog.pg_policy o
+		WHERE d.classid = 'pg_catalog.pg_policy'::regclass AND o.oid = d.objid
+) x
+JOIN pg_catalog.pg_class c ON c.oid = x.rel
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.refobjid = ANY($1::oid[])`
 
 // foreignQuery lists foreign tables with their options (a foreign table
 // can point back at a masked table through a loopback server).
@@ -205,14 +375,16 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`
 
 // LoadCatalog reads what the rewriter needs from a database's catalogs.
 func LoadCatalog(ctx context.Context, q Querier, cfg *Config) (*Catalog, error) {
-	c := &Catalog{cfg: cfg, rels: map[[2]string]*Relation{}, byName: map[string][]*Relation{}, byOID: map[uint32]*Relation{},
-		views: map[[2]string]*View{}, vName: map[string][]*View{}, funcs: map[string]string{}}
+	c := newCatalog(cfg)
 	if err := c.loadRelations(ctx, q); err != nil {
 		return nil, fmt.Errorf("reading the masked tables: %w", err)
 	}
 	oids := make([]uint32, 0, len(c.byOID))
 	for oid := range c.byOID {
 		oids = append(oids, oid)
+	}
+	if err := c.loadUnique(ctx, q, oids); err != nil {
+		return nil, fmt.Errorf("reading the unique indexes of masked tables: %w", err)
 	}
 	if err := c.loadViews(ctx, q, oids); err != nil {
 		return nil, fmt.Errorf("reading the views over masked tables: %w", err)
@@ -223,8 +395,28 @@ func LoadCatalog(ctx context.Context, q Querier, cfg *Config) (*Catalog, error) 
 	for _, v := range c.views {
 		oids = append(oids, v.OID)
 	}
-	if err := c.loadFunctions(ctx, q, oids); err != nil {
+	fns, err := c.loadFunctions(ctx, q, oids)
+	if err != nil {
 		return nil, fmt.Errorf("reading the functions: %w", err)
+	}
+	// What calls an unsafe function (a view, a trigger, a default, a
+	// policy) reads masked values too; a view found so makes the views
+	// over it and the functions naming it unsafe in turn.
+	for range maxViewDepth {
+		added, err := c.loadDependents(ctx, q, fns)
+		if err != nil {
+			return nil, fmt.Errorf("reading what calls functions over masked tables: %w", err)
+		}
+		if len(added) > 0 {
+			if err := c.loadViews(ctx, q, added); err != nil {
+				return nil, fmt.Errorf("reading the views over masked tables: %w", err)
+			}
+		}
+		before := len(c.funcs)
+		c.markByBody(fns)
+		if len(added) == 0 && len(c.funcs) == before {
+			break
+		}
 	}
 	if err := c.loadKnown(ctx, q); err != nil {
 		return nil, fmt.Errorf("reading the function names: %w", err)
@@ -291,6 +483,88 @@ func (c *Catalog) loadRelations(ctx context.Context, q Querier) error {
 	return nil
 }
 
+func newCatalog(cfg *Config) *Catalog {
+	return &Catalog{cfg: cfg, rels: map[[2]string]*Relation{}, byName: map[string][]*Relation{}, byOID: map[uint32]*Relation{},
+		views: map[[2]string]*View{}, vName: map[string][]*View{}, funcs: map[string]string{},
+		refused: map[[2]string]*refusedRel{}, rfName: map[string][]*refusedRel{}}
+}
+
+func (c *Catalog) loadUnique(ctx context.Context, q Querier, oids []uint32) error {
+	rows, err := q.Query(ctx, uniqueQuery, oids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var oid int64
+		var keys []int16
+		var exprs bool
+		if err := rows.Scan(&oid, &keys, &exprs); err != nil {
+			return err
+		}
+		rel := c.byOID[uint32(oid)]
+		if rel == nil {
+			continue
+		}
+		masked := exprs
+		for _, k := range keys {
+			for _, col := range rel.Columns {
+				masked = masked || (col.Num == k && col.Mask != nil)
+			}
+		}
+		rel.uniqueMasked = rel.uniqueMasked || masked
+	}
+	return rows.Err()
+}
+
+// loadDependents adds what calls an unsafe function: views and tables with
+// rules (as views over masked tables), relations whose policies, triggers,
+// defaults or check constraints call one. It returns the OIDs of the views
+// it added.
+func (c *Catalog) loadDependents(ctx context.Context, q Querier, fns []function) ([]uint32, error) {
+	var unsafe []uint32
+	for _, f := range fns {
+		if c.funcs[f.name] != "" {
+			unsafe = append(unsafe, f.oid)
+		}
+	}
+	if len(unsafe) == 0 {
+		return nil, nil
+	}
+	rows, err := q.Query(ctx, dependentsQuery, unsafe)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var added []uint32
+	for rows.Next() {
+		var oid int64
+		var events int16
+		var kind, schema, name, relkind, def, fn string
+		if err := rows.Scan(&kind, &events, &oid, &schema, &name, &relkind, &def, &fn); err != nil {
+			return nil, err
+		}
+		if kind == "rule" && c.byOID[uint32(oid)] != nil {
+			continue // a masked table with a rule: read masked anyway
+		}
+		why := fmt.Sprintf("%s of %s.%s calls %s, which reads masked values", map[string]string{
+			"rule": "a rule", "trigger": "a trigger", "default": "a column default", "constraint": "a check constraint",
+			"policy": "a row security policy"}[kind], schema, name, fn)
+		switch kind {
+		case "rule":
+			if c.views[[2]string{schema, name}] == nil {
+				c.addView(&View{OID: uint32(oid), Schema: schema, Name: name, Kind: relkind[0], Def: def})
+				added = append(added, uint32(oid))
+			}
+		case "policy":
+			c.refuseRel(schema, name, why, anyWrite, why)
+		default:
+			c.refuseRel(schema, name, "", events&anyWrite, why)
+		}
+	}
+	return added, rows.Err()
+}
+
 func (c *Catalog) loadViews(ctx context.Context, q Querier, oids []uint32) error {
 	rows, err := q.Query(ctx, viewsQuery, oids)
 	if err != nil {
@@ -345,34 +619,49 @@ func (c *Catalog) loadForeign(ctx context.Context, q Querier) error {
 // dynamicSQL finds, in a function body, what runs SQL given as text.
 var dynamicSQL = regexp.MustCompile(`(?i)\b(execute|query_to_xml\w*|table_to_xml\w*|cursor_to_xml\w*|schema_to_xml\w*|database_to_xml\w*|dblink\w*|ts_stat|crosstab\w*)\b`)
 
-func (c *Catalog) loadFunctions(ctx context.Context, q Querier, oids []uint32) error {
+// function is a user function as the catalog lists it.
+type function struct {
+	oid             uint32
+	name, lang, src string
+}
+
+// unicodeEscapes finds U&"..." identifiers and U&'...' strings in a
+// function body: a name written so does not match the masked names.
+var unicodeEscapes = regexp.MustCompile(`(?i)\bu&["']`)
+
+func (c *Catalog) loadFunctions(ctx context.Context, q Querier, oids []uint32) ([]function, error) {
 	rows, err := q.Query(ctx, functionsQuery, oids)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer rows.Close()
-	type fn struct{ name, lang, src string }
-	var all []fn
+	var all []function
 	for rows.Next() {
-		var f fn
+		var f function
+		var oid int64
 		var dep bool
-		if err := rows.Scan(&f.name, &f.lang, &f.src, &dep); err != nil {
-			return err
+		if err := rows.Scan(&oid, &f.name, &f.lang, &f.src, &dep); err != nil {
+			return nil, err
 		}
+		f.oid = uint32(oid)
+		all = append(all, f)
 		if dep {
 			c.funcs[f.name] = "it reads a masked table"
-			continue
 		}
-		all = append(all, f)
 	}
 	if err := rows.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	for _, f := range all {
+		if c.funcs[f.name] != "" {
+			continue
+		}
 		switch f.lang {
 		case "sql", "plpgsql":
 			if m := dynamicSQL.FindString(f.src); m != "" {
 				c.funcs[f.name] = "it runs SQL given as text (" + strings.ToLower(m) + ")"
+			} else if unicodeEscapes.MatchString(f.src) {
+				c.funcs[f.name] = "its body spells names with U& escapes, which the proxy does not read"
 			}
 		case "c", "internal":
 			if reason := deniedFunction(f.name); reason != "" {
@@ -382,9 +671,14 @@ func (c *Catalog) loadFunctions(ctx context.Context, q Querier, oids []uint32) e
 			c.funcs[f.name] = "it is written in " + f.lang + ", whose SQL the proxy cannot see"
 		}
 	}
-	// A body that names a masked relation, a view over one or an unsafe
-	// function reads masked values; repeat until nothing changes (a
-	// function calling such a function).
+	c.markByBody(all)
+	return all, nil
+}
+
+// markByBody marks unsafe the SQL and plpgsql functions whose body names a
+// masked relation, a view over one or an unsafe function; it repeats until
+// nothing changes (a function calling such a function).
+func (c *Catalog) markByBody(all []function) {
 	for changed := true; changed; {
 		changed = false
 		words := c.sensitiveWords()
@@ -398,7 +692,6 @@ func (c *Catalog) loadFunctions(ctx context.Context, q Querier, oids []uint32) e
 			}
 		}
 	}
-	return nil
 }
 
 func (c *Catalog) loadKnown(ctx context.Context, q Querier) error {

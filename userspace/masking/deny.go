@@ -1,6 +1,9 @@
 package masking
 
-import "strings"
+import (
+	"regexp"
+	"strings"
+)
 
 // deniedFunctions are built-in and extension functions that read what the
 // rewriter cannot mask: SQL given as text, tables named by a string, server
@@ -62,4 +65,32 @@ var keyExposing = map[string]bool{
 	"pg_stat_activity": true, "pg_stat_get_activity": true, "current_query": true, "pg_stat_get_backend_activity": true,
 	"pg_prepared_statements": true, "pg_cursors": true, "pg_get_viewdef": true, "pg_get_ruledef": true,
 	"pg_views": true, "pg_matviews": true, "pg_rules": true, "views": true, "pg_stat_statements": true,
+}
+
+// statementSettings finds, in a function body, what changes the settings
+// that send statement texts or trees to the client.
+var statementSettings = regexp.MustCompile(`(?i)\b(debug_print_\w+|client_min_messages|set_config)\b`)
+
+// showsStatements reports whether a setting can make the server send the
+// session's statements (their text in the statement log, or their parse
+// and plan trees) to the client.
+func showsStatements(name string) bool {
+	name = strings.ToLower(name)
+	return strings.HasPrefix(name, "debug_print_") || name == "client_min_messages"
+}
+
+// statementShowing reports whether a value of such a setting sends them:
+// any debug_print_* value but off, and client_min_messages at log or a
+// debug level (the server's log_statement and log_min_duration_statement
+// lines, and the debug_print trees, are sent at LOG).
+func statementShowing(name, value string) bool {
+	name, value = strings.ToLower(name), strings.ToLower(strings.TrimSpace(value))
+	if strings.HasPrefix(name, "debug_print_") {
+		switch value {
+		case "off", "false", "no", "0", "of", "fa", "fal", "fals":
+			return false
+		}
+		return true
+	}
+	return value == "log" || strings.HasPrefix(value, "debug")
 }

@@ -51,6 +51,9 @@ type rewriter struct {
 	depth   int               // views being inlined
 	ours    map[*pg_query.SelectStmt]bool
 	viewing []string
+	// inBody is set while a function body being created is checked: a
+	// function it calls may be created later (its body is checked then).
+	inBody bool
 }
 
 // Rewrite rewrites the parse tree of sql (which it changes: pass a tree of
@@ -99,7 +102,11 @@ func (r *rewriter) statement(n *pg_query.Node) {
 	case n.GetExplainStmt() != nil:
 		r.explain(n.GetExplainStmt())
 	case n.GetCreateTableAsStmt() != nil:
-		r.statement(n.GetCreateTableAsStmt().Query)
+		ct := n.GetCreateTableAsStmt()
+		if ct.Objtype == pg_query.ObjectType_OBJECT_MATVIEW && r.cat.cfg.usesHMAC() && r.reads(ct.Query) {
+			refuse("a materialized view over a masked table would store the keyed hash's key in its definition")
+		}
+		r.statement(ct.Query)
 		r.res.DDL = true
 	case n.GetPrepareStmt() != nil:
 		r.statement(n.GetPrepareStmt().Query)
@@ -145,13 +152,23 @@ func (r *rewriter) statement(n *pg_query.Node) {
 		r.checkTarget(n.GetIndexStmt().Relation, "CREATE INDEX on")
 		r.res.DDL = true
 	case n.GetCreateTrigStmt() != nil:
-		r.checkTarget(n.GetCreateTrigStmt().Relation, "CREATE TRIGGER on")
+		ct := n.GetCreateTrigStmt()
+		r.checkTarget(ct.Relation, "CREATE TRIGGER on")
+		if name := lastName(ct.Funcname); r.cat.UnsafeFunction(name) != "" {
+			refuse("a trigger calling %s is not allowed: %s", name, r.cat.UnsafeFunction(name))
+		}
+		r.walk(ct.WhenClause)
 		r.res.DDL = true
 	case n.GetCreatePolicyStmt() != nil:
-		r.checkTarget(n.GetCreatePolicyStmt().Table, "CREATE POLICY on")
+		cp := n.GetCreatePolicyStmt()
+		r.checkTarget(cp.Table, "CREATE POLICY on")
+		r.policy(cp.Qual, cp.WithCheck)
 		r.res.DDL = true
 	case n.GetAlterPolicyStmt() != nil:
-		r.checkTarget(n.GetAlterPolicyStmt().Table, "ALTER POLICY on")
+		ap := n.GetAlterPolicyStmt()
+		r.checkTarget(ap.Table, "ALTER POLICY on")
+		r.policy(ap.Qual, ap.WithCheck)
+		r.res.DDL = true
 	case n.GetCreateStatsStmt() != nil:
 		for _, rel := range n.GetCreateStatsStmt().Relations {
 			if rv := rel.GetRangeVar(); rv != nil {
@@ -159,8 +176,12 @@ func (r *rewriter) statement(n *pg_query.Node) {
 			}
 		}
 	case n.GetRenameStmt() != nil:
-		if rv := n.GetRenameStmt().Relation; rv != nil {
+		rs := n.GetRenameStmt()
+		if rv := rs.Relation; rv != nil {
 			r.checkTarget(rv, "renaming")
+		}
+		if rs.RenameType == pg_query.ObjectType_OBJECT_SCHEMA && r.cat.holdsMasked(rs.Subname) {
+			refuse("renaming the schema %s, which holds masked tables, is not allowed (the masking file names it)", rs.Subname)
 		}
 		r.res.DDL = true
 	case n.GetAlterObjectSchemaStmt() != nil:
@@ -171,16 +192,44 @@ func (r *rewriter) statement(n *pg_query.Node) {
 	case n.GetCreateStmt() != nil:
 		// PARTITION OF or INHERITS a masked table: the new table is masked
 		// once the catalog is read again, which this statement triggers.
+		// Defaults and check constraints are checked for the functions
+		// they call (they run on every write).
+		r.walk(n)
 		r.res.DDL = true
-	case n.GetCreateFunctionStmt() != nil, n.GetDropStmt() != nil, n.GetDefineStmt() != nil, n.GetCreateOpClassStmt() != nil,
-		n.GetCreateCastStmt() != nil, n.GetAlterFunctionStmt() != nil, n.GetCreatePlangStmt() != nil, n.GetCreateDomainStmt() != nil,
+	case n.GetCreateFunctionStmt() != nil:
+		r.createFunction(n.GetCreateFunctionStmt())
+		r.res.DDL = true
+	case n.GetDefineStmt() != nil, n.GetCreateOpClassStmt() != nil, n.GetCreateCastStmt() != nil, n.GetCreateTransformStmt() != nil,
+		n.GetCreateConversionStmt() != nil, n.GetAlterOperatorStmt() != nil, n.GetAlterOpFamilyStmt() != nil:
+		// Operators, aggregates, casts and the like name the functions
+		// they call later, implicitly.
+		r.namedFunctions(n)
+		r.res.DDL = true
+		r.walk(n)
+	case n.GetDropStmt() != nil, n.GetAlterFunctionStmt() != nil, n.GetCreatePlangStmt() != nil, n.GetCreateDomainStmt() != nil,
 		n.GetCompositeTypeStmt() != nil, n.GetCreateEnumStmt() != nil, n.GetCreateSchemaStmt() != nil:
 		r.res.DDL = true
 		r.walk(n)
-	case n.GetVariableSetStmt() != nil, n.GetVariableShowStmt() != nil, n.GetTransactionStmt() != nil, n.GetDiscardStmt() != nil,
+	case n.GetVariableSetStmt() != nil:
+		r.setting(n.GetVariableSetStmt())
+		r.walk(n)
+	case n.GetAlterRoleSetStmt() != nil:
+		r.setting(n.GetAlterRoleSetStmt().Setstmt)
+	case n.GetAlterDatabaseSetStmt() != nil:
+		r.setting(n.GetAlterDatabaseSetStmt().Setstmt)
+	case n.GetTruncateStmt() != nil:
+		for _, rel := range n.GetTruncateStmt().Relations {
+			if rv := rel.GetRangeVar(); rv != nil {
+				if why := r.cat.WriteRefused(rv.Schemaname, rv.Relname, Truncate); why != "" {
+					refuse("writing %s is not allowed: %s", rv.Relname, why)
+				}
+			}
+		}
+		r.walk(n)
+	case n.GetVariableShowStmt() != nil, n.GetTransactionStmt() != nil, n.GetDiscardStmt() != nil,
 		n.GetDeallocateStmt() != nil, n.GetExecuteStmt() != nil, n.GetFetchStmt() != nil, n.GetClosePortalStmt() != nil,
 		n.GetListenStmt() != nil, n.GetUnlistenStmt() != nil, n.GetNotifyStmt() != nil, n.GetLockStmt() != nil,
-		n.GetTruncateStmt() != nil, n.GetVacuumStmt() != nil, n.GetGrantStmt() != nil, n.GetGrantRoleStmt() != nil,
+		n.GetVacuumStmt() != nil, n.GetGrantStmt() != nil, n.GetGrantRoleStmt() != nil,
 		n.GetCommentStmt() != nil, n.GetClusterStmt() != nil, n.GetReindexStmt() != nil, n.GetCheckPointStmt() != nil,
 		n.GetConstraintsSetStmt() != nil, n.GetRefreshMatViewStmt() != nil, n.GetCreateRoleStmt() != nil,
 		n.GetAlterRoleStmt() != nil, n.GetDropRoleStmt() != nil, n.GetCreateSeqStmt() != nil, n.GetAlterSeqStmt() != nil,
@@ -313,6 +362,11 @@ func (r *rewriter) relation(rv *pg_query.RangeVar, sample *pg_query.RangeTableSa
 	if r.cat.cfg.usesHMAC() && keyExposing[rv.Relname] {
 		refuse("reading %s is not allowed: it shows statement texts, which carry the keyed hash's key", rv.Relname)
 	}
+	if why := r.cat.ReadRefused(rv.Schemaname, rv.Relname); why != "" {
+		r.res.Touched = true
+		refuse("reading %s is not allowed: %s", rv.Relname, why)
+	}
+	r.unambiguous(rv)
 	if rel := r.cat.Relation(rv.Schemaname, rv.Relname); rel != nil {
 		r.res.Touched, r.res.Changed = true, true
 		return r.maskedSubquery(rel, rv, sample)
@@ -420,10 +474,20 @@ type target struct {
 	alias string
 }
 
-func (r *rewriter) dmlTarget(rv *pg_query.RangeVar) *target {
-	if rv == nil || r.isCTE(rv) {
+// dmlTarget returns the masked relation a data-modifying statement of the
+// kinds ops writes, or nil; it refuses writes that run unsafe functions
+// (triggers, defaults) and writes through views over masked tables.
+func (r *rewriter) dmlTarget(rv *pg_query.RangeVar, ops int16) *target {
+	// The target of INSERT, UPDATE, DELETE and MERGE is always a table:
+	// a CTE of the same name does not hide it.
+	if rv == nil {
 		return nil
 	}
+	if why := r.cat.WriteRefused(rv.Schemaname, rv.Relname, ops); why != "" {
+		r.res.Touched = true
+		refuse("writing %s is not allowed: %s", rv.Relname, why)
+	}
+	r.unambiguous(rv)
 	if v := r.cat.View(rv.Schemaname, rv.Relname); v != nil {
 		refuse("writing through %s.%s, which reads a masked table, is not supported", v.Schema, v.Name)
 	}
@@ -442,9 +506,16 @@ func (r *rewriter) dmlTarget(rv *pg_query.RangeVar) *target {
 func (r *rewriter) insert(s *pg_query.InsertStmt) {
 	pushed := r.with(s.WithClause)
 	defer r.pop(pushed)
-	t := r.dmlTarget(s.Relation)
+	ops := Insert
+	if s.OnConflictClause != nil && s.OnConflictClause.Action == pg_query.OnConflictAction_ONCONFLICT_UPDATE {
+		ops |= Update
+	}
+	t := r.dmlTarget(s.Relation, ops)
 	r.statement(s.SelectStmt)
 	if oc := s.OnConflictClause; oc != nil {
+		if t != nil && oc.Infer == nil && t.rel.UniqueMasked() {
+			refuse("ON CONFLICT without a conflict target on %s.%s, whose unique index covers a masked column, would tell whether a value exists", t.rel.Schema, t.rel.Name)
+		}
 		if t != nil && oc.Infer != nil {
 			if oc.Infer.Conname != "" || t.infers(oc.Infer) {
 				refuse("ON CONFLICT on a masked column of %s.%s would tell whether a value exists", t.rel.Schema, t.rel.Name)
@@ -467,7 +538,7 @@ func (r *rewriter) insert(s *pg_query.InsertStmt) {
 func (r *rewriter) update(s *pg_query.UpdateStmt) {
 	pushed := r.with(s.WithClause)
 	defer r.pop(pushed)
-	t := r.dmlTarget(s.Relation)
+	t := r.dmlTarget(s.Relation, Update)
 	for _, item := range s.FromClause {
 		r.fromItem(item)
 	}
@@ -487,7 +558,7 @@ func (r *rewriter) update(s *pg_query.UpdateStmt) {
 func (r *rewriter) delete(s *pg_query.DeleteStmt) {
 	pushed := r.with(s.WithClause)
 	defer r.pop(pushed)
-	t := r.dmlTarget(s.Relation)
+	t := r.dmlTarget(s.Relation, Delete)
 	for _, item := range s.UsingClause {
 		r.fromItem(item)
 	}
@@ -501,7 +572,7 @@ func (r *rewriter) delete(s *pg_query.DeleteStmt) {
 func (r *rewriter) merge(s *pg_query.MergeStmt) {
 	pushed := r.with(s.WithClause)
 	defer r.pop(pushed)
-	if t := r.dmlTarget(s.Relation); t != nil {
+	if t := r.dmlTarget(s.Relation, Insert|Update|Delete); t != nil {
 		refuse("MERGE into the masked table %s.%s is not supported", t.rel.Schema, t.rel.Name)
 	}
 	r.fromItem(s.SourceRelation)
@@ -662,11 +733,24 @@ func (t *target) infers(ic *pg_query.InferClause) bool {
 // one.
 func (r *rewriter) reads(n *pg_query.Node) bool {
 	found := false
+	sensitive := func(rv *pg_query.RangeVar) bool {
+		return rv != nil && (r.cat.Relation(rv.Schemaname, rv.Relname) != nil || r.cat.View(rv.Schemaname, rv.Relname) != nil)
+	}
 	eachNode(n, func(x *pg_query.Node) bool {
-		if rv := x.GetRangeVar(); rv != nil && !r.isCTE(rv) {
-			if r.cat.Relation(rv.Schemaname, rv.Relname) != nil || r.cat.View(rv.Schemaname, rv.Relname) != nil {
-				found = true
-			}
+		// The target of a data-modifying statement is a table even where a
+		// CTE has its name.
+		switch {
+		case x.GetInsertStmt() != nil:
+			found = sensitive(x.GetInsertStmt().Relation)
+		case x.GetUpdateStmt() != nil:
+			found = sensitive(x.GetUpdateStmt().Relation)
+		case x.GetDeleteStmt() != nil:
+			found = sensitive(x.GetDeleteStmt().Relation)
+		case x.GetMergeStmt() != nil:
+			found = sensitive(x.GetMergeStmt().Relation)
+		}
+		if rv := x.GetRangeVar(); rv != nil && !r.isCTE(rv) && sensitive(rv) {
+			found = true
 		}
 		return !found
 	})
@@ -690,6 +774,11 @@ func (r *rewriter) copy(s *pg_query.CopyStmt) {
 		return
 	}
 	rv := s.Relation
+	if rv != nil && s.IsFrom {
+		if why := r.cat.WriteRefused(rv.Schemaname, rv.Relname, Insert); why != "" {
+			refuse("writing %s is not allowed: %s", rv.Relname, why)
+		}
+	}
 	if rv == nil || s.IsFrom {
 		return // COPY FROM STDIN writes; what it writes is the client's
 	}
@@ -724,6 +813,9 @@ func (r *rewriter) explain(e *pg_query.ExplainStmt) {
 		if d := o.GetDefElem(); d != nil && strings.EqualFold(d.Defname, "analyze") {
 			analyze = d.Arg == nil || !isFalse(d.Arg)
 		}
+	}
+	if r.cat.cfg.usesHMAC() && runsPrepared(e.Query) {
+		refuse("EXPLAIN of a prepared statement could show the keyed hash's key (the statement may read a masked table)")
 	}
 	if r.reads(e.Query) {
 		if analyze {
@@ -804,7 +896,13 @@ func (r *rewriter) function(fc *pg_query.FuncCall) {
 		r.res.Touched = true
 		refuse("calling %s is not allowed: %s", name, reason)
 	}
-	if r.cat.known != nil && !r.cat.known[name] {
+	if name == "set_config" {
+		r.setConfig(fc)
+	}
+	if name == "ts_rewrite" && len(fc.Args) == 2 {
+		refuse("calling ts_rewrite with a query is not allowed: it runs SQL given as text")
+	}
+	if r.cat.known != nil && !r.cat.known[name] && !r.inBody {
 		refuse("the function %s is not in the catalog the proxy read (created in this transaction? commit it first)", name)
 	}
 }
@@ -896,5 +994,206 @@ func eachValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, node func(
 	case fd.IsMap():
 	default:
 		visit(v.Message())
+	}
+}
+
+// lastName is the last element of a qualified name.
+func lastName(names []*pg_query.Node) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[len(names)-1].GetString_().GetSval()
+}
+
+// policy checks a row security policy's expressions: they run on every
+// read or write of its table, so they may neither read a masked table nor
+// call a function that does.
+func (r *rewriter) policy(exprs ...*pg_query.Node) {
+	for _, e := range exprs {
+		if e == nil {
+			continue
+		}
+		if r.reads(e) {
+			refuse("a row security policy that reads a masked table would compare its clear values")
+		}
+		r.walk(e)
+	}
+}
+
+// createFunction checks a function or procedure being created: its body
+// runs without the proxy seeing it (called, as a trigger, an operator, a
+// default...), so it may not read a masked table, a view over one or an
+// unsafe function, nor run SQL given as text, nor be in a language whose
+// SQL the proxy cannot read.
+func (r *rewriter) createFunction(f *pg_query.CreateFunctionStmt) {
+	what := "function"
+	if f.IsProcedure {
+		what = "procedure"
+	}
+	name := lastName(f.Funcname)
+	lang, body := "sql", ""
+	for _, o := range f.Options {
+		d := o.GetDefElem()
+		if d == nil {
+			continue
+		}
+		switch d.Defname {
+		case "language":
+			lang = strings.ToLower(d.Arg.GetString_().GetSval())
+		case "as":
+			if l := d.Arg.GetList(); l != nil && len(l.Items) > 0 {
+				body = l.Items[0].GetString_().GetSval()
+			}
+		case "set":
+			r.setting(d.Arg.GetVariableSetStmt())
+		}
+	}
+	r.inBody = true
+	defer func() { r.inBody = false }()
+	for _, p := range f.Parameters {
+		r.walk(p) // parameter defaults
+	}
+	if f.SqlBody != nil {
+		if r.reads(f.SqlBody) {
+			refuse("the %s %s reads a masked table: its body would see clear values (and keep the rewritten text)", what, name)
+		}
+		r.walk(f.SqlBody)
+		return
+	}
+	if lang != "sql" && lang != "plpgsql" {
+		refuse("creating the %s %s in %s is not allowed while masking is on: the proxy cannot read its body", what, name, lang)
+	}
+	if m := dynamicSQL.FindString(body); m != "" {
+		refuse("the %s %s runs SQL given as text (%s), which the proxy cannot check", what, name, strings.ToLower(m))
+	}
+	if unicodeEscapes.MatchString(body) {
+		refuse("the body of the %s %s spells names with U& escapes, which the proxy does not read", what, name)
+	}
+	if m := r.cat.sensitiveWords().FindStringSubmatch(body); m != nil {
+		refuse("the body of the %s %s reads %s, which is masked: it would see clear values", what, name, strings.ToLower(m[2]))
+	}
+	if r.cat.cfg.usesHMAC() && statementSettings.MatchString(body) {
+		refuse("the body of the %s %s changes what the server shows of statements, which carry the keyed hash's key", what, name)
+	}
+	if lang != "sql" {
+		return
+	}
+	tree, err := pg_query.Parse(body)
+	if err != nil {
+		refuse("the body of the %s %s cannot be read: %v", what, name, err)
+	}
+	for _, st := range tree.Stmts {
+		if r.reads(st.Stmt) {
+			refuse("the body of the %s %s reads a masked table: it would see clear values", what, name)
+		}
+		r.walk(st.Stmt)
+	}
+}
+
+// namedFunctions refuses a statement (CREATE OPERATOR, AGGREGATE, CAST...)
+// that names an unsafe function: it would be called without a function
+// call in the statement that runs it.
+func (r *rewriter) namedFunctions(n *pg_query.Node) {
+	eachNode(n, func(x *pg_query.Node) bool {
+		if s := x.GetString_(); s != nil {
+			if why := r.cat.UnsafeFunction(s.Sval); why != "" {
+				refuse("naming the function %s here is not allowed: %s", s.Sval, why)
+			}
+		}
+		return true
+	})
+}
+
+// setting checks SET (and ALTER ROLE or DATABASE ... SET) of the settings
+// masking depends on (checkSetting). Whatever the value, the statement is
+// marked touched, so that its decision is never shared with a text of the
+// same shape and another value.
+func (r *rewriter) setting(vs *pg_query.VariableSetStmt) {
+	if vs == nil || !r.guarded(vs.Name) {
+		return
+	}
+	r.res.Touched = true
+	switch vs.Kind {
+	case pg_query.VariableSetKind_VAR_SET_DEFAULT, pg_query.VariableSetKind_VAR_RESET, pg_query.VariableSetKind_VAR_RESET_ALL:
+		return
+	}
+	value, known := "", false
+	if len(vs.Args) == 1 {
+		if c := vs.Args[0].GetAConst(); c != nil && c.GetSval() != nil {
+			value, known = c.GetSval().Sval, true
+		}
+	}
+	r.checkSetting(vs.Name, value, known)
+}
+
+// setConfig is setting for set_config(name, value, local): a name that is
+// not a constant, or a value that is not for a setting masking depends on,
+// cannot be checked.
+func (r *rewriter) setConfig(fc *pg_query.FuncCall) {
+	r.res.Touched = true
+	constant := func(i int) (string, bool) {
+		if i >= len(fc.Args) {
+			return "", false
+		}
+		if c := fc.Args[i].GetAConst(); c != nil && c.GetSval() != nil {
+			return c.GetSval().Sval, true
+		}
+		return "", false
+	}
+	name, ok := constant(0)
+	if !ok {
+		refuse("set_config with a setting name that is not a constant is not allowed while masking is on (the setting could change how statements are read or shown)")
+	}
+	if !r.guarded(name) {
+		return
+	}
+	value, known := constant(1)
+	r.checkSetting(name, value, known)
+}
+
+// guarded reports whether masking depends on a setting: how the server
+// reads statement text (standard_conforming_strings: with it off, a text
+// the proxy reads as one string literal is code to the server), and, with
+// an hmac mask, what sends the session's statement texts or trees to the
+// client (they carry the keyed hash's key).
+func (r *rewriter) guarded(name string) bool {
+	return strings.EqualFold(name, "standard_conforming_strings") || (r.cat.cfg.usesHMAC() && showsStatements(name))
+}
+
+// checkSetting refuses a value of a guarded setting that masking cannot
+// live with (known is false for a value that is not a constant).
+func (r *rewriter) checkSetting(name, value string, known bool) {
+	if strings.EqualFold(name, "standard_conforming_strings") {
+		switch strings.ToLower(strings.TrimSpace(value)) {
+		case "on", "true", "yes", "1":
+			if known {
+				return
+			}
+		}
+		refuse("setting standard_conforming_strings to anything but on is not allowed while masking is on: the proxy reads statements as the server does only with it on")
+	}
+	if !known || statementShowing(name, value) {
+		refuse("setting %s to %s is not allowed: the server would send statement texts, which carry the keyed hash's key", name, value)
+	}
+}
+
+// runsPrepared reports whether a statement runs a prepared statement
+// (EXECUTE), whose text the rewriter does not see here.
+func runsPrepared(n *pg_query.Node) bool {
+	found := false
+	eachNode(n, func(x *pg_query.Node) bool {
+		found = found || x.GetExecuteStmt() != nil
+		return !found
+	})
+	return found
+}
+
+// unambiguous refuses an unqualified reference to a name that is masked
+// differently in several schemas: the masks applied would be those of one
+// of them, the table read the one the session's search_path finds first.
+func (r *rewriter) unambiguous(rv *pg_query.RangeVar) {
+	if rv.Schemaname == "" && r.cat.ambiguous(rv.Relname) {
+		r.res.Touched = true
+		refuse("the name %s is masked differently in several schemas: qualify it with its schema", rv.Relname)
 	}
 }
