@@ -151,6 +151,7 @@ func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger
 		if err != nil {
 			return nil, err
 		}
+		ms.policy.Parser = opts.Parser
 		ps.masking = ms
 		chain = append(chain, ms.policy)
 	}

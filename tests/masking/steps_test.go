@@ -184,6 +184,26 @@ func registerSteps(sc *godog.ScenarioContext, w *world) {
 		return nil
 	})
 
+	sc.Step(`^the prepared statement "(\w+)" of (\w+) `+via+` is refused with 42501 for (\d+), and the session goes on$`, func(name, role, v string, arg int) error {
+		s, err := w.session(targetOf(v), role)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var got *string
+		err = s.conn.QueryRow(ctx, name, arg).Scan(&got)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42501" {
+			return fmt.Errorf("the statement prepared before the reload gives %s (err %v), want a 42501 refusal", shows(got), err)
+		}
+		var one int
+		if err := s.conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+			return fmt.Errorf("the session did not go on after the refusal: %v", err)
+		}
+		return nil
+	})
+
 	// Reloads and start-up.
 	sc.Step(`^a proxy of its own reading a copy of (\S+)$`, w.ownProxy)
 	sc.Step(`^the masking file gets under (\w+):$`, w.addColumns)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pgproxy/pgproxy/userspace/sqlparse"
 	"github.com/pgproxy/pgproxy/userspace/stmt"
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
@@ -47,6 +48,10 @@ type Policy struct {
 	Log   *slog.Logger
 	Hooks Hooks
 
+	// Parser parses the client's text of a Bind's statement (the sessions'
+	// shared cache; one of its own when nil).
+	Parser *sqlparse.Parser
+
 	mu       sync.Mutex
 	catalogs map[string]*catalogEntry
 	group    singleflight.Group
@@ -67,6 +72,18 @@ func NewPolicy(cfg *Config, connect func(ctx context.Context, backend, database 
 	p := &Policy{Connect: connect, TTL: ttl, Log: log, catalogs: map[string]*catalogEntry{}}
 	p.cfg.Store(cfg)
 	return p
+}
+
+func (p *Policy) parser() *sqlparse.Parser {
+	if p.Parser != nil { // set once before the first session
+		return p.Parser
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.Parser == nil {
+		p.Parser = sqlparse.NewParser(1024)
+	}
+	return p.Parser
 }
 
 // Config returns the configuration in force.
@@ -134,8 +151,9 @@ type rewriteKey struct{ cat *Catalog }
 
 // Decide implements stmt.Policy.
 func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
-	if st.Facts == nil || st.Protocol == stmt.Bind {
-		return stmt.Decision{} // a Bind runs what its Parse was rewritten to
+	bind := st.Protocol == stmt.Bind
+	if st.Facts == nil || (bind && st.ClientSQL == "") {
+		return stmt.Decision{}
 	}
 	cfg := p.cfg.Load()
 	if cfg.Unmasked(st.Facts.Identity, st.Facts.Roles, st.Facts.User) {
@@ -153,6 +171,13 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 				WithHint("try again shortly; an operator can see the reason in the proxy's log")})
 	}
 	parsed := st.Parsed()
+	if bind {
+		// A Bind runs what its Parse was rewritten to, perhaps under an
+		// earlier configuration or catalog: the client's text is judged
+		// again (cached), and a statement whose rewrite would now differ
+		// is refused rather than run with the old masks.
+		parsed = p.parser().Parse(st.ClientSQL)
+	}
 	if parsed.Err != nil {
 		return stmt.Decision{} // the server reports the syntax error
 	}
@@ -164,12 +189,22 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 		return !res.Changed && !res.Touched && !res.DDL && res.Err == nil
 	}).(bool)
 	if untouched {
+		if bind {
+			return stmt.Decision{}
+		}
 		return p.decided("untouched", stmt.Decision{})
 	}
 	res := parsed.Memo(rewriteKey{cat}, func() any {
 		return cat.Rewrite(parsed.SQL(), proto.Clone(parsed.Tree()).(*pg_query.ParseResult))
 	}).(Result)
-	if res.DDL {
+	if bind {
+		want := res.SQL
+		if res.Err == nil && want != st.SQL {
+			return p.decided("refused", stmt.Decision{Action: stmt.Refuse, Source: SourceRewrite, Verdict: "refused",
+				Err: wire.Refusal(wire.CodeInsufficientPrivilege, "pgproxy masking: the masking configuration or the catalog changed since this statement was prepared").
+					WithHint("prepare the statement again (or reconnect)")})
+		}
+	} else if res.DDL {
 		p.invalidate(st.Facts.Backend, st.Facts.Database)
 	}
 	if res.Err != nil {
@@ -178,7 +213,7 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 		return p.decided("refused", stmt.Decision{Action: stmt.Refuse, Err: res.Err, Source: SourceRewrite, Verdict: "refused"})
 	}
 	d := stmt.Decision{Source: SourceRewrite, Verdict: "masked"}
-	if res.Changed {
+	if res.Changed && !bind {
 		d.Action, d.SQL = stmt.Rewrite, res.SQL
 	}
 	if res.Touched && !res.Copy {
