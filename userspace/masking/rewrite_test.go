@@ -29,7 +29,10 @@ tables:
 		views: map[[2]string]*View{}, vName: map[string][]*View{}, funcs: map[string]string{"leak": "its body reads customers, which is masked"}}
 	tb := cfg.Table("public", "customers")
 	rel := &Relation{OID: 16400, Schema: "public", Name: "customers", Kind: 'r', Config: tb}
-	for i, col := range []struct{ name, typ string; text bool }{{"id", "integer", false}, {"name", "text", true},
+	for i, col := range []struct {
+		name, typ string
+		text      bool
+	}{{"id", "integer", false}, {"name", "text", true},
 		{"email", "text", true}, {"ssn", "character varying(11)", true}, {"score", "integer", false}} {
 		rc := RelColumn{Name: col.name, Num: int16(i + 1), Type: Type{SQL: col.typ, Text: col.text}}
 		if m, ok := tb.Column(col.name); ok {
