@@ -64,6 +64,7 @@ var deniedRelations = map[string]string{
 var keyExposing = map[string]bool{
 	"pg_stat_activity": true, "pg_stat_get_activity": true, "current_query": true, "pg_stat_get_backend_activity": true,
 	"pg_prepared_statements": true, "pg_cursors": true, "pg_get_viewdef": true, "pg_get_ruledef": true,
+	"pg_prepared_statement": true, "pg_cursor": true,
 	"pg_views": true, "pg_matviews": true, "pg_rules": true, "views": true, "pg_stat_statements": true,
 }
 
