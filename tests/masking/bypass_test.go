@@ -33,7 +33,8 @@ type attempt struct {
 	Setup   []string `yaml:"setup"`
 	Cleanup []string `yaml:"cleanup"`
 	// SQL are the client's messages, in order, each a simple Query (of one
-	// or more statements) or a COPY ... TO STDOUT, on one session.
+	// or more statements) or a COPY ... TO STDOUT, on one session; one
+	// written "@role SQL" runs on a session of that role instead.
 	SQL []string `yaml:"sql"`
 	// Expect is the outcome through the proxy with masking.yaml: masked
 	// (every statement runs as it does directly, with masked values) or
@@ -148,33 +149,62 @@ func runAttempt(a *attempt, target string) (*run, error) {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
 	defer superuser(a.Cleanup)
-	cfg, err := connConfig(target, a.role(), "")
+	// A statement "@role SQL" runs on a session of that role (opened on
+	// first use); the others on the attempt's role.
+	sessions := map[string]*session{}
+	defer func() {
+		for _, s := range sessions {
+			s.close()
+		}
+	}()
+	open := func(role string) (*session, error) {
+		if s := sessions[role]; s != nil {
+			return s, nil
+		}
+		cfg, err := connConfig(target, role, "")
+		if err != nil {
+			return nil, err
+		}
+		if a.Options != "" {
+			cfg.RuntimeParams["options"] = a.Options
+		}
+		s, err := connect(cfg)
+		if err != nil {
+			return nil, err
+		}
+		sessions[role] = s
+		return s, nil
+	}
+	s, err := open(a.role())
 	if err != nil {
 		return nil, err
 	}
-	if a.Options != "" {
-		cfg.RuntimeParams["options"] = a.Options
-	}
-	s, err := connect(cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer s.close()
 	r := &run{}
 	var text strings.Builder
 	for _, sql := range a.SQL {
-		o := s.exec(sql)
+		on := s
+		if rest, ok := strings.CutPrefix(sql, "@"); ok {
+			role, stmt, _ := strings.Cut(rest, " ")
+			if on, err = open(role); err != nil {
+				return nil, err
+			}
+			sql = stmt
+		}
+		o := on.exec(sql)
 		r.outcomes = append(r.outcomes, o)
 		text.WriteString(o.text())
 	}
 	// Notices that arrive late (asynchronous NOTIFY) are read with a last
 	// round trip.
-	last := s.exec("SELECT 1")
-	text.WriteString(last.text())
+	for _, s := range sessions {
+		text.WriteString(s.exec("SELECT 1").text())
+	}
 	r.text = text.String()
 	if target != "direct" {
-		if err := usable(s); err != nil {
-			return r, err
+		for _, s := range sessions {
+			if err := usable(s); err != nil {
+				return r, err
+			}
 		}
 	}
 	return r, nil

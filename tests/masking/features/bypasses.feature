@@ -151,6 +151,7 @@ Feature: The bypass corpus: no way around the masking
       | statement log to the client                        |
       | statement log by set_config                        |
       | explain verbose of execute                         |
+      | prepared statements listed by a function           |
       | stored definition of a materialized view           |
       | stored body of a begin atomic function             |
       | alter role set                                     |
@@ -162,11 +163,20 @@ Feature: The bypass corpus: no way around the masking
       | cursor with hold                                   |
       | search_path shadow function                        |
       | search_path shadow operator                        |
+      | set role to an unmasked role                       |
       | rename column then read                            |
       | rename table then read                             |
       | inherit into a new parent                          |
       | generated column copy                              |
       | table with a rule                                  |
+
+    # Known leak (tests/BUGS.md 24): DDL in a session of an unmasked role does not make the proxy
+    # read the catalog again, so a view it creates over a masked table is unknown to the rewriter
+    # (until METADATA_CACHE_TTL) and other sessions read it in clear.
+    @known-bug
+    Examples:
+      | attempt                                            |
+      | view created by an unmasked role                   |
 
     # Known leaks (tests/BUGS.md 23): settings given in the startup packet are outside what the
     # statement policies see. With client_min_messages=log the server sends its log_statement line
