@@ -51,6 +51,10 @@ type rewriter struct {
 	depth   int               // views being inlined
 	ours    map[*pg_query.SelectStmt]bool
 	viewing []string
+	// requalified are the schema-qualified references without an alias
+	// that the FROM items being rewritten replaced by a subquery named
+	// after the relation alone.
+	requalified []*pg_query.RangeVar
 	// inBody is set while a function body being created is checked: a
 	// function it calls may be created later (its body is checked then).
 	inBody bool
@@ -271,13 +275,61 @@ func (r *rewriter) selectStmt(s *pg_query.SelectStmt) {
 		r.selectStmt(s.Larg)
 		r.selectStmt(s.Rarg)
 	}
-	for _, item := range s.FromClause {
-		r.fromItem(item)
-	}
+	r.fromItems(s, s.FromClause)
 	if s.IntoClause != nil {
 		r.res.DDL = true
 	}
 	r.walkFields(s, "from_clause", "with_clause", "larg", "rarg")
+}
+
+// fromItems rewrites the FROM items of a statement; column references of
+// the statement that name a replaced relation with its schema
+// (public.customers.id) are made to name it as the subquery is named
+// (customers.id).
+func (r *rewriter) fromItems(stmt proto.Message, items []*pg_query.Node) {
+	saved := r.requalified
+	r.requalified = nil
+	for _, item := range items {
+		r.fromItem(item)
+	}
+	renamed := r.requalified
+	r.requalified = saved
+	if len(renamed) == 0 {
+		return
+	}
+	eachMessage(stmt.ProtoReflect(), func(x *pg_query.Node) bool {
+		if sub := x.GetSelectStmt(); sub != nil && r.ours[sub] {
+			return false
+		}
+		if cr := x.GetColumnRef(); cr != nil {
+			for _, rv := range renamed {
+				if n := qualifiedBy(cr, rv); n > 0 {
+					cr.Fields = cr.Fields[n:]
+					r.res.Changed = true
+					break
+				}
+			}
+		}
+		return true
+	})
+}
+
+// qualifiedBy returns how many leading fields of a column reference name
+// the schema (and catalog) of rv before its relation name, or 0.
+func qualifiedBy(cr *pg_query.ColumnRef, rv *pg_query.RangeVar) int {
+	want := []string{rv.Schemaname, rv.Relname}
+	if rv.Catalogname != "" {
+		want = append([]string{rv.Catalogname}, want...)
+	}
+	if len(cr.Fields) <= len(want) {
+		return 0
+	}
+	for i, w := range want {
+		if cr.Fields[i].GetString_() == nil || cr.Fields[i].GetString_().Sval != w {
+			return 0
+		}
+	}
+	return len(want) - 1
 }
 
 // with makes a WITH clause's names visible and rewrites its queries; it
@@ -369,6 +421,7 @@ func (r *rewriter) relation(rv *pg_query.RangeVar, sample *pg_query.RangeTableSa
 	r.unambiguous(rv)
 	if rel := r.cat.Relation(rv.Schemaname, rv.Relname); rel != nil {
 		r.res.Touched, r.res.Changed = true, true
+		r.noteRequalified(rv)
 		return r.maskedSubquery(rel, rv, sample)
 	}
 	v := r.cat.View(rv.Schemaname, rv.Relname)
@@ -386,7 +439,16 @@ func (r *rewriter) relation(rv *pg_query.RangeVar, sample *pg_query.RangeTableSa
 	if sample != nil {
 		refuse("TABLESAMPLE of the view %s.%s, which reads a masked table, is not supported", v.Schema, v.Name)
 	}
+	r.noteRequalified(rv)
 	return r.inlineView(v, rv)
+}
+
+// noteRequalified notes a schema-qualified reference without an alias,
+// which the subquery replacing it names by its relation name alone.
+func (r *rewriter) noteRequalified(rv *pg_query.RangeVar) {
+	if rv.Alias == nil && rv.Schemaname != "" {
+		r.requalified = append(r.requalified, rv)
+	}
 }
 
 // maskedSubquery builds (SELECT c1, mask(c2) AS c2, ... FROM [ONLY] rel) AS alias.
@@ -539,9 +601,7 @@ func (r *rewriter) update(s *pg_query.UpdateStmt) {
 	pushed := r.with(s.WithClause)
 	defer r.pop(pushed)
 	t := r.dmlTarget(s.Relation, Update)
-	for _, item := range s.FromClause {
-		r.fromItem(item)
-	}
+	r.fromItems(s, s.FromClause)
 	for _, set := range s.TargetList {
 		if t != nil && t.reads(set.GetResTarget().GetVal()) {
 			refuse("an UPDATE that reads a masked column of %s.%s would copy its value", t.rel.Schema, t.rel.Name)
@@ -559,9 +619,7 @@ func (r *rewriter) delete(s *pg_query.DeleteStmt) {
 	pushed := r.with(s.WithClause)
 	defer r.pop(pushed)
 	t := r.dmlTarget(s.Relation, Delete)
-	for _, item := range s.UsingClause {
-		r.fromItem(item)
-	}
+	r.fromItems(s, s.UsingClause)
 	if t != nil {
 		r.maskRefs(s.WhereClause, t)
 	}

@@ -3,6 +3,8 @@ package masking
 import (
 	"strings"
 	"testing"
+
+	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
 // moreCatalog is testCatalog with what the end-to-end suite (tests/masking)
@@ -266,5 +268,37 @@ func TestStatementShowingSettings(t *testing.T) {
 	}
 	if showsStatements("search_path") || showsStatements("debug_pretty_print") {
 		t.Error("search_path or debug_pretty_print taken for a setting that shows statements")
+	}
+}
+
+// A schema-qualified column reference (public.customers.id) names the
+// subquery that replaces public.customers by its relation name.
+func TestSchemaQualifiedColumnReferences(t *testing.T) {
+	c := moreCatalog(t, false)
+	for _, sql := range []string{
+		"SELECT public.customers.id, customers.name FROM public.customers WHERE public.customers.id = 1",
+		"SELECT testdb.public.customers.email FROM testdb.public.customers",
+		"SELECT public.customers.* FROM public.customers JOIN orders o ON o.customer_id = public.customers.id",
+		"SELECT (SELECT count(*) FROM orders o WHERE o.customer_id = public.customers.id) FROM public.customers",
+		"DELETE FROM orders USING public.customers WHERE orders.customer_id = public.customers.id RETURNING public.customers.email",
+	} {
+		res := allowed(t, c, sql)
+		tree, err := pg_query.Parse(res.SQL)
+		if err != nil {
+			t.Fatalf("%s: the rewritten text does not parse: %v", sql, err)
+		}
+		for _, st := range tree.Stmts {
+			eachNode(st.Stmt, func(x *pg_query.Node) bool {
+				if cr := x.GetColumnRef(); cr != nil && len(cr.Fields) > 2 {
+					t.Errorf("%s: the reference %s is left in %s", sql, cr, res.SQL)
+				}
+				return true
+			})
+		}
+	}
+	// An alias of the client's own is what the references use: untouched.
+	res := allowed(t, c, "SELECT c.id FROM public.customers c")
+	if !strings.Contains(res.SQL, ") c") {
+		t.Errorf("alias lost: %s", res.SQL)
 	}
 }
