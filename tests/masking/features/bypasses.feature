@@ -63,6 +63,8 @@ Feature: The bypass corpus: no way around the masking
       | lateral join                                       |
       | lateral function                                   |
       | join                                               |
+      | join with an alias                                 |
+      | xmltable                                           |
       | union                                              |
       | intersect inference                                |
       | values with subquery                               |

@@ -25,6 +25,7 @@ Feature: What reads no masked column is exactly what PostgreSQL returns
       | NULL tests on masked columns           | SELECT id FROM customers WHERE email IS NULL OR card_number IS NULL ORDER BY id                              |
       | a CTE over unmasked columns            | WITH t AS (SELECT id, city FROM customers) SELECT city, count(*) FROM t GROUP BY city ORDER BY city          |
       | a lock of customer rows                | SELECT id FROM customers WHERE id = 1 FOR UPDATE                                                             |
+      | a schema-qualified column reference    | SELECT public.customers.id, customers.city FROM public.customers ORDER BY 1                                  |
       | a window over unmasked columns         | SELECT id, rank() OVER (PARTITION BY city ORDER BY id) FROM customers ORDER BY id                            |
 
   Scenario: DDL and DML on an unrelated table, in a transaction
