@@ -61,3 +61,16 @@ Feature: What reads no masked column is exactly what PostgreSQL returns
       | a statement without FROM | SELECT 1 + 1 AS two, now() IS NOT NULL                                     |
       | a temporary table        | CREATE TEMP TABLE scratch AS SELECT id, product FROM orders                |
       | a setting                | SET statement_timeout = '5s'                                               |
+
+  Scenario: writes to a masked table that return only unmasked columns
+    Then analyst gets exactly what a direct connection returns for:
+      """
+      BEGIN;
+      INSERT INTO customers (id, full_name, email, national_id, city) VALUES (700, 'New Person', 'new.person@example.com', '9909095000080', 'Durban') RETURNING id, city;
+      UPDATE customers SET notes = 'called back', city = 'Gqeberha' WHERE id = 700 RETURNING id, city, notes;
+      INSERT INTO orders VALUES (2001, 700, 'kettle', 1, 499.00, 'new', '2024-06-01') RETURNING id, customer_id;
+      SELECT c.id, count(o.id) FROM customers c JOIN orders o ON o.customer_id = c.id WHERE c.id = 700 GROUP BY c.id;
+      DELETE FROM orders WHERE customer_id = 700 RETURNING id;
+      DELETE FROM customers WHERE id = 700 RETURNING id, city;
+      ROLLBACK
+      """
