@@ -75,7 +75,7 @@ func allowed(t *testing.T, c *Catalog, sql string) Result {
 	return res
 }
 
-// BUGS.md 18: a CTE named like a masked table hid the table a data-modifying
+// BUGS.md 20: a CTE named like a masked table hid the table a data-modifying
 // statement writes (its target is never a CTE).
 func TestDMLTargetIsNotHiddenByACTE(t *testing.T) {
 	c := moreCatalog(t, false)
@@ -90,7 +90,7 @@ func TestDMLTargetIsNotHiddenByACTE(t *testing.T) {
 	}
 }
 
-// BUGS.md 19: functions run without a call the proxy sees (triggers,
+// BUGS.md 21: functions run without a call the proxy sees (triggers,
 // defaults, operators, policies), so a function is checked when it is
 // created.
 func TestCreateFunctionChecksTheBody(t *testing.T) {
@@ -120,10 +120,10 @@ func TestCreateFunctionChecksTheBody(t *testing.T) {
 	}
 }
 
-// BUGS.md 19: what names or calls an unsafe function outside a function
+// BUGS.md 21: what names or calls an unsafe function outside a function
 // call: defaults, triggers and their WHEN clause, policies, operators,
 // aggregates; and what the catalog found calling one (views, triggers,
-// defaults, policies of existing tables). BUGS.md 21: ON CONFLICT without a
+// defaults, policies of existing tables). BUGS.md 23: ON CONFLICT without a
 // target on a table whose unique index covers a masked column.
 func TestImplicitCallsOfUnsafeFunctions(t *testing.T) {
 	c := moreCatalog(t, false)
@@ -167,7 +167,7 @@ func TestImplicitCallsOfUnsafeFunctions(t *testing.T) {
 	allowed(t, c, "CREATE TRIGGER t BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION harmless()")
 }
 
-// BUGS.md 20: with an hmac mask, what shows the rewritten text (which
+// BUGS.md 22: with an hmac mask, what shows the rewritten text (which
 // carries the padded key) is refused: the statement log and parse trees
 // sent to the client, EXPLAIN of a prepared statement, the stored
 // definitions of a materialized view.
@@ -207,7 +207,7 @@ func TestHMACKeyStaysInTheProxy(t *testing.T) {
 	}
 }
 
-// BUGS.md 21: a text the proxy reads as one string literal is code to a
+// BUGS.md 23: a text the proxy reads as one string literal is code to a
 // server with standard_conforming_strings off; and ts_rewrite(query, text)
 // runs the SELECT it is given.
 func TestSettingsAndBuiltInsThatChangeWhatRuns(t *testing.T) {
@@ -225,7 +225,7 @@ func TestSettingsAndBuiltInsThatChangeWhatRuns(t *testing.T) {
 	}
 }
 
-// BUGS.md 21: the file names tables by schema: an unqualified name masked
+// BUGS.md 23: the file names tables by schema: an unqualified name masked
 // differently in two schemas, or renaming a schema that holds masked
 // tables, would let the session read a table under masks not its own.
 func TestSchemasOfMaskedTables(t *testing.T) {

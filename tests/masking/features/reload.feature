@@ -49,7 +49,7 @@ Feature: The masking file is read again on change, and checked at start-up
     Then it exits with status 1
     And its output contains "line 7: column public.customers.credit_score: mask_type partial cannot produce a value of type integer"
 
-  # Known leak (tests/BUGS.md 22): a Bind or EXECUTE runs what its Parse or PREPARE was rewritten
+  # Known leak (tests/BUGS.md 24): a Bind or EXECUTE runs what its Parse or PREPARE was rewritten
   # to, under the configuration of that time, and its second wall keeps that configuration's
   # catalog.
   Scenario: a protocol-level statement prepared before the reload is refused, not run with the old masks
