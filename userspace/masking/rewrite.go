@@ -589,12 +589,19 @@ func (r *rewriter) insert(s *pg_query.InsertStmt) {
 			}
 			r.walk(set)
 		}
-		if t != nil {
-			r.maskRefs(oc.WhereClause, t)
-		}
-		r.walk(oc.WhereClause)
+		r.where(oc.WhereClause, t)
 	}
 	s.ReturningList = r.returning(s.ReturningList, t)
+}
+
+// where rewrites a WHERE clause of a data-modifying statement: the
+// target's masked columns are masked in it, and it is walked like any
+// expression.
+func (r *rewriter) where(w *pg_query.Node, t *target) {
+	if t != nil {
+		r.maskRefs(w, t)
+	}
+	r.walk(w)
 }
 
 func (r *rewriter) update(s *pg_query.UpdateStmt) {
@@ -608,10 +615,7 @@ func (r *rewriter) update(s *pg_query.UpdateStmt) {
 		}
 		r.walk(set)
 	}
-	if t != nil {
-		r.maskRefs(s.WhereClause, t)
-	}
-	r.walk(s.WhereClause)
+	r.where(s.WhereClause, t)
 	s.ReturningList = r.returning(s.ReturningList, t)
 }
 
@@ -620,10 +624,7 @@ func (r *rewriter) delete(s *pg_query.DeleteStmt) {
 	defer r.pop(pushed)
 	t := r.dmlTarget(s.Relation, Delete)
 	r.fromItems(s, s.UsingClause)
-	if t != nil {
-		r.maskRefs(s.WhereClause, t)
-	}
-	r.walk(s.WhereClause)
+	r.where(s.WhereClause, t)
 	s.ReturningList = r.returning(s.ReturningList, t)
 }
 
