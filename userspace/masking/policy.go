@@ -26,7 +26,7 @@ const (
 
 // Hooks report what the policy does (metrics); each may be nil.
 type Hooks struct {
-	// Rewritten counts statements rewritten, refused or passed ("rewritten",
+	// Decided counts statements rewritten, refused or passed ("rewritten",
 	// "refused", "untouched").
 	Decided func(outcome string)
 	// CatalogLoaded reports a catalog read (err nil when it worked).
@@ -171,53 +171,89 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 				WithHint("try again shortly; an operator can see the reason in the proxy's log")})
 	}
 	parsed := st.Parsed()
-	if bind {
-		// A Bind runs what its Parse was rewritten to, perhaps under an
-		// earlier configuration or catalog: the client's text is judged
-		// again (cached), and a statement whose rewrite would now differ
-		// is refused rather than run with the old masks.
-		parsed = p.parser().Parse(st.ClientSQL)
-	}
 	if parsed.Err != nil {
 		return stmt.Decision{} // the server reports the syntax error
 	}
-	// Whether a statement touches anything masked depends on its shape
-	// only: decided once per shape and catalog.
-	untouched := parsed.ShapeMemo(untouchedKey{cat}, func() any {
+	if bind {
+		return p.decideBind(cat, st, parsed)
+	}
+	j := p.judge(cat, parsed)
+	if j == untouched {
+		return p.decided("untouched", stmt.Decision{})
+	}
+	if j.res.DDL {
+		p.invalidate(st.Facts.Backend, st.Facts.Database)
+	}
+	return p.outcome(st, parsed, j, false)
+}
+
+// decideBind judges a Bind. It runs what its Parse was rewritten to,
+// perhaps under an earlier configuration or catalog: the client's text is
+// judged again (cached), and a statement whose rewrite would now differ is
+// refused rather than run with the old masks.
+func (p *Policy) decideBind(cat *Catalog, st *stmt.Statement, prepared *sqlparse.Parsed) stmt.Decision {
+	client := prepared
+	if st.ClientSQL != prepared.SQL() {
+		if client = p.parser().Parse(st.ClientSQL); client.Err != nil {
+			return stmt.Decision{}
+		}
+	}
+	j := p.judge(cat, client)
+	if j == untouched {
+		return stmt.Decision{}
+	}
+	if j.res.Err == nil && j.res.SQL != prepared.SQL() {
+		return p.decided("refused", stmt.Decision{Action: stmt.Refuse, Source: SourceRewrite, Verdict: "refused",
+			Err: wire.Refusal(wire.CodeInsufficientPrivilege, "pgproxy masking: the masking configuration or the catalog changed since this statement was prepared").
+				WithHint("prepare the statement again (or reconnect)")})
+	}
+	return p.outcome(st, client, j, true)
+}
+
+// judgement is what the policy makes of one text under one catalog.
+type judgement struct {
+	res Result
+	// hook is the second wall, for statements over masked tables (not
+	// COPY, whose rows no hook sees).
+	hook stmt.ResultHook
+}
+
+// untouched is the judgement of a text that touches nothing masked.
+var untouched = &judgement{}
+
+// judge returns the judgement of a text: decided once per shape and
+// catalog for a text that touches nothing masked (that depends on the
+// shape only), once per text and catalog otherwise.
+func (p *Policy) judge(cat *Catalog, parsed *sqlparse.Parsed) *judgement {
+	clean := parsed.ShapeMemo(untouchedKey{cat}, func() any {
 		tree := proto.Clone(parsed.ShapeTree()).(*pg_query.ParseResult)
 		res := cat.Rewrite("", tree)
 		return !res.Changed && !res.Touched && !res.DDL && res.Err == nil
 	}).(bool)
-	if untouched {
-		if bind {
-			return stmt.Decision{}
-		}
-		return p.decided("untouched", stmt.Decision{})
+	if clean {
+		return untouched
 	}
-	res := parsed.Memo(rewriteKey{cat}, func() any {
-		return cat.Rewrite(parsed.SQL(), proto.Clone(parsed.Tree()).(*pg_query.ParseResult))
-	}).(Result)
-	if bind {
-		want := res.SQL
-		if res.Err == nil && want != st.SQL {
-			return p.decided("refused", stmt.Decision{Action: stmt.Refuse, Source: SourceRewrite, Verdict: "refused",
-				Err: wire.Refusal(wire.CodeInsufficientPrivilege, "pgproxy masking: the masking configuration or the catalog changed since this statement was prepared").
-					WithHint("prepare the statement again (or reconnect)")})
+	return parsed.Memo(rewriteKey{cat}, func() any {
+		j := &judgement{res: cat.Rewrite(parsed.SQL(), proto.Clone(parsed.Tree()).(*pg_query.ParseResult))}
+		if j.res.Touched && !j.res.Copy {
+			j.hook = &wall{cat: cat, hooks: p.Hooks}
 		}
-	} else if res.DDL {
-		p.invalidate(st.Facts.Backend, st.Facts.Database)
-	}
+		return j
+	}).(*judgement)
+}
+
+// outcome turns a judgement into the decision (a Bind cannot rewrite: its
+// Parse was).
+func (p *Policy) outcome(st *stmt.Statement, parsed *sqlparse.Parsed, j *judgement, bind bool) stmt.Decision {
+	res := j.res
 	if res.Err != nil {
 		p.Log.Info("statement refused by masking", "conn_id", st.Facts.ConnID, "database", st.Facts.Database,
 			"fingerprint", parsed.Fingerprint(), "reason", res.Err.Message)
 		return p.decided("refused", stmt.Decision{Action: stmt.Refuse, Err: res.Err, Source: SourceRewrite, Verdict: "refused"})
 	}
-	d := stmt.Decision{Source: SourceRewrite, Verdict: "masked"}
+	d := stmt.Decision{Source: SourceRewrite, Verdict: "masked", Results: j.hook}
 	if res.Changed && !bind {
 		d.Action, d.SQL = stmt.Rewrite, res.SQL
-	}
-	if res.Touched && !res.Copy {
-		d.Results = &wall{cat: cat, hooks: p.Hooks}
 	}
 	outcome := "rewritten"
 	if !res.Changed {
