@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -73,21 +74,10 @@ func newMasking(ctx context.Context, cfg *config.Config, log *slog.Logger, m *te
 		log.Warn("masking: the default database's catalog cannot be read yet; statements are refused until it can", "err", err)
 	case len(cat.Problems) > 0:
 		ms.close()
-		return nil, fmt.Errorf("MASKING_CONFIG_PATH does not fit database %s: %w", cfg.Backend.Database, joinErrors(cat.Problems))
+		return nil, fmt.Errorf("MASKING_CONFIG_PATH does not fit database %s: %w", cfg.Backend.Database, errors.Join(cat.Problems...))
 	}
 	log.Info("masking on", "path", mc.ConfigPath, "tables", len(file.Tables), "unmasked_roles", len(file.UnmaskedRoles), "hmac_key", mc.HMACKey != nil)
 	return ms, nil
-}
-
-func joinErrors(errs []error) error {
-	msg := ""
-	for i, e := range errs {
-		if i > 0 {
-			msg += "; "
-		}
-		msg += e.Error()
-	}
-	return fmt.Errorf("%s", msg)
 }
 
 // connect returns the catalog pool of a database (PG_BACKEND_URL's account,

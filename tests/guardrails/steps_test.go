@@ -190,7 +190,7 @@ func registerSteps(sc *godog.ScenarioContext, w *world) {
 		deadline := time.Now().Add(5 * time.Second)
 		for !strings.Contains(w.proxy.Logs(), text) {
 			if time.Now().After(deadline) {
-				return fmt.Errorf("no %q in the proxy log:\n%s", text, tail(w.proxy.Logs(), 40))
+				return fmt.Errorf("no %q in the proxy log:\n%s", text, harness.Tail(w.proxy.Logs(), 40))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

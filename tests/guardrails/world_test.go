@@ -290,19 +290,11 @@ func initScenario(t *testing.T, sc *godog.ScenarioContext) {
 	w := newWorld(t)
 	sc.After(func(ctx context.Context, _ *godog.Scenario, err error) (context.Context, error) {
 		if err != nil && w.proxy != nil {
-			t.Logf("proxy log:\n%s", tail(w.proxy.Logs(), 80))
+			t.Logf("proxy log:\n%s", harness.Tail(w.proxy.Logs(), 80))
 		}
 		w.cleanup()
 		return ctx, nil
 	})
 	registerSteps(sc, w)
 	registerAnalyzeSteps(sc, w)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -81,7 +81,7 @@ func StartPostgres(t testing.TB, opts PGOptions) *Cluster {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("postgres log (%s):\n%s", c.Addr(), tail(c.Logs(), 60))
+			t.Logf("postgres log (%s):\n%s", c.Addr(), Tail(c.Logs(), 60))
 		}
 		if err := c.Close(); err != nil {
 			t.Errorf("stop postgres: %v", err)
@@ -304,7 +304,7 @@ func (c *Cluster) Start() error {
 	if err := waitPostmasterReady(c.dataDir, cmd.Process.Pid, done, 60*time.Second); err != nil {
 		_ = cmd.Process.Kill()
 		<-done
-		return fmt.Errorf("postgres on %s: %w\n%s", c.Addr(), err, tail(c.Logs(), 20))
+		return fmt.Errorf("postgres on %s: %w\n%s", c.Addr(), err, Tail(c.Logs(), 20))
 	}
 	c.cmd, c.done = cmd, done
 	return nil
@@ -469,8 +469,8 @@ func waitProcess(cmd *exec.Cmd, done chan<- struct{}) {
 	close(done)
 }
 
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
+// Tail returns the last n lines of s (logs in failure messages).
+func Tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -172,7 +172,7 @@ func WaitHealthy(url string, done <-chan struct{}, cmd *exec.Cmd, timeout time.D
 
 func (p *Proxy) cleanup() {
 	if p.t.Failed() {
-		p.t.Logf("pgproxy output:\n%s", tail(p.Logs(), 200))
+		p.t.Logf("pgproxy output:\n%s", Tail(p.Logs(), 200))
 	}
 	select {
 	case <-p.done:

@@ -70,7 +70,7 @@ func StartRedisWith(t testing.TB, opts RedisOptions) *Redis {
 		if lastErr = r.Start(); lastErr == nil {
 			t.Cleanup(func() {
 				if t.Failed() {
-					t.Logf("redis-server output:\n%s", tail(r.Logs(), 40))
+					t.Logf("redis-server output:\n%s", Tail(r.Logs(), 40))
 				}
 				_ = r.Stop()
 			})

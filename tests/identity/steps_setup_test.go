@@ -43,7 +43,7 @@ func (w *world) registerSetupSteps(sc *godog.ScenarioContext) {
 	sc.Step(`^the proxy log says "([^"]*)"$`, w.proxyLogSays)
 	sc.Step(`^the proxy log is shown$`, func() error {
 		time.Sleep(500 * time.Millisecond)
-		w.tb.Logf("proxy log:\n%s", tailLines(w.proxy.Logs(), 40))
+		w.tb.Logf("proxy log:\n%s", harness.Tail(w.proxy.Logs(), 40))
 		return nil
 	})
 }
@@ -270,16 +270,7 @@ func (w *world) authFailures(reason string, want int) error {
 
 func (w *world) proxyLogSays(text string) error {
 	if !strings.Contains(w.proxy.Logs(), text) {
-		return fmt.Errorf("proxy log does not contain %q:\n%s", text, tailLines(w.proxy.Logs(), 30))
+		return fmt.Errorf("proxy log does not contain %q:\n%s", text, harness.Tail(w.proxy.Logs(), 30))
 	}
 	return nil
-}
-
-// tailLines returns the last n lines of s.
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

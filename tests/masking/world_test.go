@@ -108,7 +108,7 @@ func servers(t *testing.T) error {
 	if shared.err == nil && shared.pg != nil {
 		t.Cleanup(func() {
 			if t.Failed() {
-				t.Logf("postgres log (last lines):\n%s", tail(shared.pg.Logs(), 60))
+				t.Logf("postgres log (last lines):\n%s", harness.Tail(shared.pg.Logs(), 60))
 			}
 		})
 	}
@@ -571,7 +571,7 @@ func initScenario(t *testing.T, sc *godog.ScenarioContext) {
 	sc.After(func(ctx context.Context, _ *godog.Scenario, err error) (context.Context, error) {
 		if err != nil {
 			for name, p := range w.ownProxies {
-				t.Logf("proxy %s log:\n%s", name, tail(p.Logs(), 60))
+				t.Logf("proxy %s log:\n%s", name, harness.Tail(p.Logs(), 60))
 			}
 		}
 		w.cleanup()
@@ -579,14 +579,6 @@ func initScenario(t *testing.T, sc *godog.ScenarioContext) {
 	})
 	registerSteps(sc, w)
 	registerBypassSteps(sc, w)
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 func shows(v *string) string {

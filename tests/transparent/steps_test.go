@@ -63,7 +63,7 @@ func registerSteps(sc *godog.ScenarioContext, W func() *world) {
 	})
 	sc.Step(`^the agent exited with code (\d+)$`, func(code int) error {
 		if w := W(); w.agentExit != code {
-			return fmt.Errorf("agent exit code %d, want %d\n%s", w.agentExit, code, tail(w.agent.out.String(), 30))
+			return fmt.Errorf("agent exit code %d, want %d\n%s", w.agentExit, code, harness.Tail(w.agent.out.String(), 30))
 		}
 		return nil
 	})
@@ -468,7 +468,7 @@ func (w *world) startAgentWith(env map[string]string, inCgroup bool, ns string) 
 	w.defer_(func() error {
 		if w.agent != nil && w.agent.running() {
 			if code, err := w.agent.stop(); err != nil || code != 0 {
-				return fmt.Errorf("agent stop at cleanup: exit code %d, %v\n%s", code, err, tail(w.agent.out.String(), 30))
+				return fmt.Errorf("agent stop at cleanup: exit code %d, %v\n%s", code, err, harness.Tail(w.agent.out.String(), 30))
 			}
 		}
 		return nil
@@ -491,7 +491,7 @@ func (w *world) restartAgent() error {
 		return errors.New("no agent to restart")
 	}
 	if code, err := w.agent.stop(); err != nil || code != 0 {
-		return fmt.Errorf("agent stop: exit code %d, %v\n%s", code, err, tail(w.agent.out.String(), 30))
+		return fmt.Errorf("agent stop: exit code %d, %v\n%s", code, err, harness.Tail(w.agent.out.String(), 30))
 	}
 	return w.launchAgent()
 }

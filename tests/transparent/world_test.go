@@ -179,17 +179,9 @@ func initializeScenario(sc *godog.ScenarioContext, s *suiteState) {
 	})
 	sc.After(func(ctx context.Context, _ *godog.Scenario, err error) (context.Context, error) {
 		if err != nil && w.agent != nil {
-			w.log("agent output (last 80 lines):\n%s", tail(w.agent.out.String(), 80))
+			w.log("agent output (last 80 lines):\n%s", harness.Tail(w.agent.out.String(), 80))
 		}
 		return ctx, w.cleanup()
 	})
 	registerSteps(sc, func() *world { return w })
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

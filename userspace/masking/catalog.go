@@ -2,7 +2,6 @@ package masking
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -724,6 +723,3 @@ func (c *Catalog) sensitiveWords() *regexp.Regexp {
 	sort.Strings(names)
 	return regexp.MustCompile(`(?i)(^|[^\w$])(` + strings.Join(names, "|") + `)($|[^\w$])`)
 }
-
-// ErrNoCatalog is returned when the catalog cannot be read.
-var ErrNoCatalog = errors.New("the masking catalog cannot be read")

@@ -244,7 +244,7 @@ func (r *rewriter) statement(n *pg_query.Node) {
 	default:
 		// A statement the rewriter does not know: allowed only when it
 		// names nothing masked.
-		if r.mentions(n) {
+		if r.reads(n) {
 			refuse("this kind of statement (%s) over a masked table is not supported", stmtKind(n))
 		}
 		r.walk(n)
@@ -815,10 +815,6 @@ func (r *rewriter) reads(n *pg_query.Node) bool {
 	})
 	return found
 }
-
-// mentions reports whether a statement names a masked relation or a view
-// over one anywhere.
-func (r *rewriter) mentions(n *pg_query.Node) bool { return r.reads(n) }
 
 func (r *rewriter) copy(s *pg_query.CopyStmt) {
 	r.res.Copy = true
