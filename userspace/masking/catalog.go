@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -89,6 +90,9 @@ type Catalog struct {
 	// (nil: not read), so that one the catalog has not seen (created in an
 	// open transaction) is refused rather than trusted.
 	known map[string]bool
+	// subqueries are the parsed masking subqueries by *Relation (see
+	// subqueryTemplate).
+	subqueries sync.Map
 	// Problems are masks that cannot produce their column's type, and
 	// configured tables or columns that do not exist.
 	Problems []error

@@ -452,28 +452,42 @@ func (r *rewriter) noteRequalified(rv *pg_query.RangeVar) {
 }
 
 // maskedSubquery builds (SELECT c1, mask(c2) AS c2, ... FROM [ONLY] rel) AS alias.
-func (r *rewriter) maskedSubquery(rel *Relation, rv *pg_query.RangeVar, sample *pg_query.RangeTableSample) *pg_query.Node {
-	if rel.Config == nil {
-		refuse("the masked table %s.%s has no configuration", rel.Schema, rel.Name)
+// maskedAlias names the masked table inside its masking subquery.
+const maskedAlias = "pgproxy_masked"
+
+// subqueryTemplate returns the masking subquery of a relation without its
+// FROM item, parsed once per catalog (the caller clones it).
+func (c *Catalog) subqueryTemplate(rel *Relation) *pg_query.SelectStmt {
+	if t, ok := c.subqueries.Load(rel); ok {
+		return t.(*pg_query.SelectStmt)
 	}
-	const inner = "pgproxy_masked"
 	var cols []string
-	for _, c := range rel.Columns {
-		ref := inner + "." + quoteIdent(c.Name)
-		if c.Mask == nil {
+	for _, col := range rel.Columns {
+		ref := maskedAlias + "." + quoteIdent(col.Name)
+		if col.Mask == nil {
 			cols = append(cols, ref)
 			continue
 		}
-		if err := checkType(*c.Mask, c.Type); err != nil {
-			refuse("column %s.%s.%s: %v", rel.Schema, rel.Name, c.Name, err)
+		if err := checkType(*col.Mask, col.Type); err != nil {
+			refuse("column %s.%s.%s: %v", rel.Schema, rel.Name, col.Name, err)
 		}
-		cols = append(cols, maskSQL(*c.Mask, c.Type, r.cat.cfg.HMACKey, ref)+" AS "+quoteIdent(c.Name))
+		cols = append(cols, maskSQL(*col.Mask, col.Type, c.cfg.HMACKey, ref)+" AS "+quoteIdent(col.Name))
 	}
-	tree, err := pg_query.Parse("SELECT " + strings.Join(cols, ", ") + " FROM pgproxy_placeholder AS " + inner)
+	tree, err := pg_query.Parse("SELECT " + strings.Join(cols, ", ") + " FROM pgproxy_placeholder AS " + maskedAlias)
 	if err != nil {
 		refuse("cannot build the masking subquery of %s.%s: %v", rel.Schema, rel.Name, err)
 	}
 	sel := tree.Stmts[0].Stmt.GetSelectStmt()
+	c.subqueries.Store(rel, sel)
+	return sel
+}
+
+func (r *rewriter) maskedSubquery(rel *Relation, rv *pg_query.RangeVar, sample *pg_query.RangeTableSample) *pg_query.Node {
+	if rel.Config == nil {
+		refuse("the masked table %s.%s has no configuration", rel.Schema, rel.Name)
+	}
+	const inner = maskedAlias
+	sel := proto.Clone(r.cat.subqueryTemplate(rel)).(*pg_query.SelectStmt)
 	innerRV := proto.Clone(rv).(*pg_query.RangeVar)
 	innerRV.Alias = &pg_query.Alias{Aliasname: inner}
 	var from *pg_query.Node
