@@ -100,6 +100,7 @@ func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tele
 	g.policy = &routing.Policy{Mode: gc.Mode, Analyzer: g.analyzer, ExemptRoles: exempt, Parser: parser}
 	if m != nil {
 		g.policy.Routed = m.Guardrails.RoutedTo
+		g.policy.OnReuse = m.Guardrails.Reused
 	}
 	return g, nil
 }

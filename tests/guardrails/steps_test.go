@@ -186,6 +186,21 @@ func registerSteps(sc *godog.ScenarioContext, w *world) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	})
+	sc.Step(`^within (\d+) seconds "(.*)" is refused with SQLSTATE (\w+)$`, func(secs int, sql, code string) error {
+		deadline := time.Now().Add(time.Duration(secs) * time.Second)
+		for {
+			if err := w.run(sql); err != nil {
+				return err
+			}
+			if pe, err := w.pgError(); err == nil && pe.Code == code {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("not refused with %s after %ds: %v (rows %v)", code, secs, w.lastErr, w.rows)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
 	sc.Step(`^the proxy log says "(.*)"$`, func(text string) error {
 		deadline := time.Now().Add(5 * time.Second)
 		for !strings.Contains(w.proxy.Logs(), text) {

@@ -86,6 +86,17 @@ func (a *Analyzer) Init() {
 	}
 }
 
+// Epoch changes whenever a decision Decide gives may have changed without
+// the statement changing: overrides put in force, a cache entry written or
+// removed (with a cache that counts them; see stmt.Reuser).
+func (a *Analyzer) Epoch() uint64 {
+	e := a.Overrides.Epoch()
+	if c, ok := a.Cache.(interface{ Epoch() uint64 }); ok {
+		e += c.Epoch()
+	}
+	return e
+}
+
 // Decide judges one read statement.
 func (a *Analyzer) Decide(ctx context.Context, req Request) Decision {
 	start := time.Now()
@@ -290,7 +301,10 @@ func constantSites(tree *pg_query.ParseResult, visit func(kind byte, n *pg_query
 	}
 }
 
-type suffixMemo struct{ th Thresholds }
+// suffixMemo keys ShapeSuffix by the rules it was computed with (a
+// pointer: an interface holds it without allocating, and the memo keeps
+// the rules alive, so the address names them).
+type suffixMemo struct{ rules *Rules }
 type sensitiveMemo struct{}
 
 // shapeSuffix is ShapeSuffix of a statement, computed once per text; for a
@@ -301,7 +315,7 @@ func (a *Analyzer) shapeSuffix(p *sqlparse.Parsed) string {
 	if p.Shaped() && !p.ShapeMemo(sensitiveMemo{}, func() any { return constantSensitive(p.ShapeTree()) }).(bool) {
 		return ""
 	}
-	return p.Memo(suffixMemo{th}, func() any { return ShapeSuffix(p.Tree(), th) }).(string)
+	return p.Memo(suffixMemo{&a.Rules}, func() any { return ShapeSuffix(p.Tree(), th) }).(string)
 }
 
 // constantSensitive reports whether ShapeSuffix could read the value of a

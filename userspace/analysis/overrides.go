@@ -35,6 +35,8 @@ type Overrides struct {
 	path   string
 	parser *sqlparse.Parser
 	cur    atomic.Pointer[overrideSet]
+	// epoch counts the sets put in force (Epoch).
+	epoch atomic.Uint64
 
 	mu      sync.Mutex
 	modTime time.Time
@@ -126,6 +128,14 @@ func (o *Overrides) Len() int {
 	return n
 }
 
+// Epoch changes whenever another set of overrides is put in force.
+func (o *Overrides) Epoch() uint64 {
+	if o == nil {
+		return 0
+	}
+	return o.epoch.Load()
+}
+
 // Reload reads the file again. It reports whether the overrides changed;
 // on error the previous ones stay in force.
 func (o *Overrides) Reload() (bool, error) {
@@ -147,6 +157,7 @@ func (o *Overrides) Reload() (bool, error) {
 	}
 	o.loaded = data
 	o.cur.Store(set)
+	o.epoch.Add(1)
 	return true, nil
 }
 

@@ -19,6 +19,12 @@ import (
 // block) is caught by the session's ParameterStatus backstop.
 type LockedSettings struct{}
 
+// Epoch implements stmt.Reuser: the guard does not look at Binds.
+func (LockedSettings) Epoch() uint64 { return 0 }
+
+// Reused implements stmt.Reuser.
+func (LockedSettings) Reused(_ *stmt.Statement, d stmt.Decision) stmt.Decision { return d }
+
 // Decide implements stmt.Policy.
 func (LockedSettings) Decide(_ context.Context, st *stmt.Statement) stmt.Decision {
 	if st.Facts == nil || len(st.Facts.Locked) == 0 || st.Protocol == stmt.Bind {

@@ -27,6 +27,8 @@ type memory struct {
 	// gen counts invalidations: a Valkey read that started before one must not put what it
 	// read into memory (it may be the decision that was just deleted).
 	gen atomic.Uint64
+	// changes counts every write and removal (Tiered.Epoch).
+	changes atomic.Uint64
 }
 
 func newMemory(size int) *memory {
@@ -49,6 +51,7 @@ func (m *memory) get(k memKey, now time.Time) (analysis.Decision, bool) {
 // add keeps d until expires.
 func (m *memory) add(k memKey, d analysis.Decision, expires time.Time) {
 	m.lru.Add(k, memEntry{d: d, expires: expires.UnixNano()})
+	m.changes.Add(1)
 }
 
 // addIfCurrent keeps d until expires unless an invalidation happened since gen was read.
@@ -67,6 +70,7 @@ func (m *memory) addIfCurrent(k memKey, d analysis.Decision, expires time.Time, 
 func (m *memory) remove(k memKey) {
 	m.gen.Add(1)
 	m.lru.Remove(k)
+	m.changes.Add(1)
 }
 
 func (m *memory) removeDatabase(database string) {
@@ -76,9 +80,11 @@ func (m *memory) removeDatabase(database string) {
 			m.lru.Remove(k)
 		}
 	}
+	m.changes.Add(1)
 }
 
 func (m *memory) purge() {
 	m.gen.Add(1)
 	m.lru.Purge()
+	m.changes.Add(1)
 }

@@ -41,6 +41,10 @@ func New(o Options) (*Tiered, error) {
 	return t, nil
 }
 
+// Epoch changes whenever a decision is written to or removed from the
+// memory tier (by this process, or by an invalidation from another one).
+func (t *Tiered) Epoch() uint64 { return t.mem.changes.Load() }
+
 // Get returns the decision for fingerprint in database: from memory, else from Valkey (and
 // then copied into memory), with its Source set to the tier that answered, which is also
 // returned. ok is false when neither has it. Get waits for Valkey at most Options.OpTimeout,

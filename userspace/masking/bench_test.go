@@ -28,7 +28,7 @@ func reportQuantiles(b *testing.B, took []time.Duration) {
 // policyWith returns a policy whose catalog is c for every database.
 func policyWith(c *Catalog) *Policy {
 	p := NewPolicy(c.cfg, nil, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	p.catalogs["/bench"] = &catalogEntry{cfg: c.cfg, cat: c, loaded: time.Now()}
+	p.catalogs[catalogKey{"", "bench"}] = &catalogEntry{cfg: c.cfg, cat: c, loaded: time.Now()}
 	return p
 }
 

@@ -52,10 +52,16 @@ type Policy struct {
 	// shared cache; one of its own when nil).
 	Parser *sqlparse.Parser
 
+	// epoch counts configurations put in force and catalogs read or
+	// marked stale (Epoch).
+	epoch    atomic.Uint64
 	mu       sync.Mutex
-	catalogs map[string]*catalogEntry
+	catalogs map[catalogKey]*catalogEntry
 	group    singleflight.Group
 }
+
+// catalogKey names one database of one server.
+type catalogKey struct{ backend, database string }
 
 type catalogEntry struct {
 	cfg    *Config
@@ -69,7 +75,7 @@ const maxCatalogs = 256
 
 // NewPolicy returns the policy for a configuration.
 func NewPolicy(cfg *Config, connect func(ctx context.Context, backend, database string) (Querier, error), ttl time.Duration, log *slog.Logger) *Policy {
-	p := &Policy{Connect: connect, TTL: ttl, Log: log, catalogs: map[string]*catalogEntry{}}
+	p := &Policy{Connect: connect, TTL: ttl, Log: log, catalogs: map[catalogKey]*catalogEntry{}}
 	p.cfg.Store(cfg)
 	return p
 }
@@ -91,20 +97,30 @@ func (p *Policy) Config() *Config { return p.cfg.Load() }
 
 // SetConfig puts a new configuration in force (a reload); catalogs are read
 // again for it.
-func (p *Policy) SetConfig(cfg *Config) { p.cfg.Store(cfg) }
+func (p *Policy) SetConfig(cfg *Config) {
+	p.cfg.Store(cfg)
+	p.epoch.Add(1)
+}
+
+// Epoch implements stmt.Reuser: it changes with the configuration and
+// with every catalog read again or marked stale.
+func (p *Policy) Epoch() uint64 { return p.epoch.Load() }
+
+// Reused implements stmt.Reuser.
+func (p *Policy) Reused(_ *stmt.Statement, d stmt.Decision) stmt.Decision { return d }
 
 // Catalog returns the catalog of a database, reading it when it is missing,
 // stale or was read for another configuration.
 func (p *Policy) Catalog(ctx context.Context, backend, database string) (*Catalog, error) {
 	cfg := p.cfg.Load()
-	key := backend + "/" + database
+	key := catalogKey{backend, database}
 	p.mu.Lock()
 	e := p.catalogs[key]
 	p.mu.Unlock()
 	if e != nil && e.cfg == cfg && !e.stale.Load() && (p.TTL <= 0 || time.Since(e.loaded) < p.TTL) {
 		return e.cat, nil
 	}
-	v, err, _ := p.group.Do(key, func() (any, error) {
+	v, err, _ := p.group.Do(backend+"/"+database, func() (any, error) {
 		start := time.Now()
 		q, err := p.Connect(ctx, backend, database)
 		if err == nil {
@@ -123,6 +139,7 @@ func (p *Policy) Catalog(ctx context.Context, backend, database string) (*Catalo
 				}
 				p.catalogs[key] = &catalogEntry{cfg: cfg, cat: cat, loaded: time.Now()}
 				p.mu.Unlock()
+				p.epoch.Add(1)
 				return cat, nil
 			}
 		}
@@ -141,9 +158,10 @@ func (p *Policy) Catalog(ctx context.Context, backend, database string) (*Catalo
 func (p *Policy) invalidate(backend, database string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if e := p.catalogs[backend+"/"+database]; e != nil {
+	if e := p.catalogs[catalogKey{backend, database}]; e != nil {
 		e.stale.Store(true)
 	}
+	p.epoch.Add(1)
 }
 
 type untouchedKey struct{ cat *Catalog }

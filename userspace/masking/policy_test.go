@@ -52,7 +52,7 @@ func TestPolicyInvalidatesAfterDDL(t *testing.T) {
 	c := testCatalog(t)
 	p := policyWith(c)
 	decideOne(t, p, &stmt.Facts{User: "app", Database: "bench"}, "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'")
-	if !p.catalogs["/bench"].stale.Load() {
+	if !p.catalogs[catalogKey{"", "bench"}].stale.Load() {
 		t.Fatal("DDL must make the catalog be read again")
 	}
 }

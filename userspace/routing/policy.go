@@ -60,6 +60,10 @@ type Policy struct {
 	// Routed, when set, counts statements run on each node ("fast",
 	// "shunt"), at the step that runs them (Query, Bind).
 	Routed func(node string)
+	// OnReuse, when set, counts a decision of the analysis the session gave
+	// again to a Bind of a prepared statement (stmt.Reuser), by verdict and
+	// source as reported.
+	OnReuse func(verdict, source string)
 	// Parser parses the statements of a Query of several (the sessions'
 	// shared cache).
 	Parser *sqlparse.Parser
@@ -71,6 +75,28 @@ const (
 	SourceShuntRO   = "shunt-read-only"
 	SourceNotJudged = "not-analysed"
 )
+
+// Epoch implements stmt.Reuser: the analysis' epoch (overrides, decision
+// cache); the mode, exempt roles and session facts do not change.
+func (p *Policy) Epoch() uint64 { return p.Analyzer.Epoch() }
+
+// Reused implements stmt.Reuser: the statement runs on the fast node, and a
+// decision of the analysis is counted and reported as one from memory (an
+// override's stays the override's).
+func (p *Policy) Reused(st *stmt.Statement, d stmt.Decision) stmt.Decision {
+	p.routed(st, stmt.LegFast)
+	switch d.Source {
+	case "", SourceExempt, SourceNotJudged:
+		return d
+	case string(analysis.SourceOverride):
+	default:
+		d.Source = string(analysis.SourceMemory)
+	}
+	if p.OnReuse != nil {
+		p.OnReuse(d.Verdict, d.Source)
+	}
+	return d
+}
 
 // Decide implements stmt.Policy.
 func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {

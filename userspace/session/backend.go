@@ -197,7 +197,7 @@ func (s *Session) rowDescription() error {
 			if err != nil {
 				return err
 			}
-			fields, err := decodeFields(msg)
+			fields, err := s.describedFields(msg)
 			if err != nil {
 				return err
 			}
@@ -215,7 +215,7 @@ func (s *Session) rowDescription() error {
 		if err != nil {
 			return err
 		}
-		fields, err := decodeFields(msg)
+		fields, err := s.describedFields(msg)
 		if err != nil {
 			return err
 		}

@@ -42,10 +42,10 @@ func (s *Session) forwardClient() error {
 		w := s.bw
 		switch typ {
 		case 'Q':
-			o = s.newOp(opQuery, time.Now())
+			o = s.newOp(opQuery, s.arrived())
 		case 'S':
 			s.skipToSync = false
-			o = s.newOp(opSync, time.Now())
+			o = s.newOp(opSync, s.arrived())
 			o.leg = s.syncLeg(true)
 			w = s.legWriter(o)
 		case 'H':
@@ -53,7 +53,7 @@ func (s *Session) forwardClient() error {
 				w = l.bw
 			}
 		case 'F':
-			o = s.newOp(opFunc, time.Now())
+			o = s.newOp(opFunc, s.arrived())
 		case 'P':
 			o = s.newOp(opParse, time.Time{})
 		case 'B':
@@ -97,10 +97,10 @@ func (s *Session) trackedMessage(typ byte) error {
 	// The arrival time times a sync point (Query, FunctionCall) and starts
 	// a statement's record; without records the extended messages need
 	// none (a Sync the proxy adds when a statement changes legs reads the
-	// clock itself), and reading it costs more than relaying a Describe.
+	// clock itself).
 	var arrived time.Time
 	if typ == 'Q' || typ == 'F' || s.Records != nil {
-		arrived = time.Now()
+		arrived = s.arrived()
 	}
 	switch typ {
 	case 'Q':
@@ -116,17 +116,17 @@ func (s *Session) trackedMessage(typ byte) error {
 		}
 		return s.clientParse(msg, &p, arrived)
 	case 'B':
-		var b pgproto3.Bind
-		if err := wire.Decode(msg, &b); err != nil {
+		portal, name, err := wire.BindNames(msg)
+		if err != nil {
 			return fmt.Errorf("%w: malformed Bind", wire.ErrProtocol)
 		}
-		return s.clientBind(msg, &b, arrived)
+		return s.clientBind(msg, s.intern(portal), s.intern(name), arrived)
 	case 'E':
-		var e pgproto3.Execute
-		if err := wire.Decode(msg, &e); err != nil {
+		portal, err := wire.ExecuteName(msg)
+		if err != nil {
 			return fmt.Errorf("%w: malformed Execute", wire.ErrProtocol)
 		}
-		return s.clientExecute(msg, e.Portal, arrived)
+		return s.clientExecute(msg, s.intern(portal), arrived)
 	case 'F':
 		var f pgproto3.FunctionCall
 		if err := wire.Decode(msg, &f); err != nil {
@@ -134,29 +134,49 @@ func (s *Session) trackedMessage(typ byte) error {
 		}
 		return s.clientFunctionCall(msg, f.Function, arrived)
 	case 'D':
-		var d pgproto3.Describe
-		if err := wire.Decode(msg, &d); err != nil {
+		kind, b, err := wire.ObjectName(msg)
+		if err != nil {
 			return fmt.Errorf("%w: malformed Describe", wire.ErrProtocol)
 		}
+		name := s.intern(b)
 		l := s.fast
-		if d.ObjectType == 'P' {
-			l = s.portalLegOf(d.Name)
+		if kind == 'P' {
+			l = s.portalLegOf(name)
 		}
-		return s.sendExtended(l, opDescribe, d.ObjectType, d.Name, msg, arrived)
+		return s.sendExtended(l, opDescribe, kind, name, msg, arrived)
 	default: // 'C'
-		var c pgproto3.Close
-		if err := wire.Decode(msg, &c); err != nil {
+		kind, b, err := wire.ObjectName(msg)
+		if err != nil {
 			return fmt.Errorf("%w: malformed Close", wire.ErrProtocol)
 		}
+		name := s.intern(b)
 		l := s.fast
-		if c.ObjectType == 'P' {
-			l = s.portalLegOf(c.Name)
-			delete(s.portalLeg, c.Name)
+		if kind == 'P' {
+			l = s.portalLegOf(name)
+			delete(s.portalLeg, name)
 		} else if sh := s.shunt.Load(); sh != nil {
-			delete(sh.prepared, c.Name) // prepared again there when needed
+			delete(sh.prepared, name) // prepared again there when needed
 		}
-		return s.sendExtended(l, opClose, c.ObjectType, c.Name, msg, arrived)
+		return s.sendExtended(l, opClose, kind, name, msg, arrived)
 	}
+}
+
+// intern returns b as a string, the same string each time for the names a
+// session uses again and again (a Bind of a prepared statement per
+// execution allocates nothing).
+func (s *Session) intern(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if v, ok := s.names[string(b)]; ok {
+		return v
+	}
+	if s.names == nil || len(s.names) >= 1024 {
+		s.names = make(map[string]string)
+	}
+	v := string(b)
+	s.names[v] = v
+	return v
 }
 
 // sendExtended sends an extended-protocol message that needs no decision to
@@ -199,6 +219,20 @@ func (s *Session) decide(proto stmt.Protocol, name, portal, sql, clientSQL strin
 	s.st.ClientSQL = clientSQL
 	s.st.UseParsed(s.lastParsed)
 	return s.Policies.Decide(s.ctx, &s.st)
+}
+
+// decideBind decides about a Bind of the one statement it can bind,
+// reusing the policies' last decision about that statement when they allow
+// it (stmt.Chain.DecideBind).
+func (s *Session) decideBind(name, portal string, prep *prepared) stmt.Outcome {
+	if len(s.Policies) == 0 {
+		return stmt.Outcome{Action: stmt.Allow, SQL: prep.sql}
+	}
+	s.facts.TxStatus = s.tr.txStatus()
+	s.st.Reset(stmt.Bind, name, portal, prep.sql, nil, &s.facts, s.Parser)
+	s.st.ClientSQL = prep.client()
+	s.st.UseParsed(s.lastParsed)
+	return s.Policies.DecideBind(s.ctx, &s.st, &prep.binds, s.arrived())
 }
 
 // decideText decides about a statement text (Simple or Parse). Text the
@@ -288,7 +322,7 @@ func (s *Session) runHooks(stmts []sqlparse.Stmt, textHooks []stmt.ResultHook) (
 			hooks = append(hooks, h...)
 		case st.Node.GetExecuteStmt() != nil:
 			name := st.Node.GetExecuteStmt().Name
-			cands := s.tr.candidates(name)
+			cands := s.tr.candidates(nil, name)
 			if len(cands) == 0 && s.tr.isHooked() {
 				return nil, wire.Refusal(wire.CodeInsufficientPrivilege,
 					fmt.Sprintf("pgproxy cannot check the rows of prepared statement %q: it was not prepared through pgproxy", name))
@@ -430,16 +464,18 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 // When the statement of that name is uncertain (a Parse of the name not yet
 // answered, which may fail, and the server's own), the Bind is decided for
 // each: refused if either is, with the result hooks of both.
-func (s *Session) clientBind(msg []byte, b *pgproto3.Bind, arrived time.Time) error {
-	candidates := s.tr.candidates(b.PreparedStatement)
+func (s *Session) clientBind(msg []byte, portalName, stmtName string, arrived time.Time) error {
+	candidates := s.tr.candidates(s.candidates[:0], stmtName)
 	var out stmt.Outcome
-	if b.PreparedStatement == raiseStatementName {
+	if stmtName == raiseStatementName {
 		out = stmt.Outcome{Action: stmt.Refuse, Source: "pgproxy", Err: reservedName()}
 	} else if len(candidates) == 0 {
-		out = s.decide(stmt.Bind, b.PreparedStatement, b.DestinationPortal, "", "", nil)
+		out = s.decide(stmt.Bind, stmtName, portalName, "", "", nil)
+	} else if len(candidates) == 1 {
+		out = s.decideBind(stmtName, portalName, candidates[0])
 	} else {
 		for i, prep := range candidates {
-			o := s.decide(stmt.Bind, b.PreparedStatement, b.DestinationPortal, prep.sql, prep.client(), nil)
+			o := s.decide(stmt.Bind, stmtName, portalName, prep.sql, prep.client(), nil)
 			if i == 0 || o.Action == stmt.Refuse {
 				hooks := out.Hooks
 				out = o
@@ -468,14 +504,15 @@ func (s *Session) clientBind(msg []byte, b *pgproto3.Bind, arrived time.Time) er
 		if len(candidates) > 0 {
 			sql, fp = candidates[0].client(), candidates[0].fingerprint
 		}
-		rec := s.newRecord(stmt.Bind, b.PreparedStatement, b.DestinationPortal, sql, fp, arrived)
+		rec := s.newRecord(stmt.Bind, stmtName, portalName, sql, fp, arrived)
 		fillDecision(rec, &out)
 		return s.refuseExtended(&out, rec, arrived, false)
 	}
 	if len(out.Hooks) > 0 {
 		s.tr.markHooked()
 	}
-	pt := &portal{name: b.DestinationPortal, stmtName: b.PreparedStatement, hooks: out.Hooks,
+	pt := s.tr.newPortal()
+	*pt = portal{name: portalName, stmtName: stmtName, hooks: out.Hooks,
 		action: out.Action, source: out.Source, verdict: out.Verdict, leg: legName, decide: out.Elapsed}
 	if err := s.switchTo(l, arrived); err != nil {
 		return err
@@ -488,9 +525,9 @@ func (s *Session) clientBind(msg []byte, b *pgproto3.Bind, arrived time.Time) er
 	if len(s.portalLeg) > 10000 {
 		clear(s.portalLeg) // stale names of portals long gone
 	}
-	s.portalLeg[b.DestinationPortal] = l
+	s.portalLeg[portalName] = l
 	o := s.newOp(opBind, arrived)
-	o.leg, o.portal, o.name = l, pt, b.DestinationPortal
+	o.leg, o.portal, o.name = l, pt, portalName
 	s.extendedOn(l)
 	if err := s.send(o, msg); err != nil {
 		return err
@@ -505,7 +542,7 @@ func (s *Session) clientBind(msg []byte, b *pgproto3.Bind, arrived time.Time) er
 	// The portal's rows go through a result hook: the proxy describes the
 	// portal right away (the answer stays with the proxy), so the hook
 	// knows its columns and formats whether or not the client describes it.
-	return s.injectDescribe(l, b.DestinationPortal, arrived)
+	return s.injectDescribe(l, portalName, arrived)
 }
 
 // injectDescribe sends the proxy's own Describe of a portal to its leg.

@@ -156,7 +156,7 @@ func (q *opQueue) push(o *op, flush func() error) error {
 	if q.cond == nil {
 		q.cond = sync.NewCond(&q.mu)
 	}
-	deadline := time.Now().Add(stallTimeout)
+	var deadline time.Time // read when the queue is first found full
 	flushed := false
 	for {
 		// The server's state may change while the pusher waits for room:
@@ -204,7 +204,9 @@ func (q *opQueue) push(o *op, flush func() error) error {
 			q.mu.Lock()
 			continue
 		}
-		if time.Now().After(deadline) {
+		if deadline.IsZero() {
+			deadline = time.Now().Add(stallTimeout)
+		} else if time.Now().After(deadline) {
 			return errQueueStalled
 		}
 		before := q.head

@@ -187,6 +187,15 @@ func (s *Session) newOp(k opKind, arrived time.Time) *op {
 	return o
 }
 
+// arrived returns when the client message being handled arrived: the time
+// of the read that brought its last bytes (client goroutine only).
+func (s *Session) arrived() time.Time {
+	if b := s.cr.Bytes; b != s.arrivalBytes || s.arrival.IsZero() {
+		s.arrival, s.arrivalBytes = time.Now(), b
+	}
+	return s.arrival
+}
+
 // pushOp queues o just before its message is written to the backend.
 func (s *Session) pushOp(o *op) error {
 	if o.rec != nil { // the record's time on the backend starts here

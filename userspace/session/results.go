@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -121,6 +122,22 @@ func (s *Session) filterRow(o *op) error {
 		s.row.Values = nil
 	}
 	return err
+}
+
+// describedFields returns the fields of a RowDescription (header
+// included), decoded again only when it differs from the last one.
+func (s *Session) describedFields(msg []byte) ([]pgproto3.FieldDescription, error) {
+	if s.lastDesc != nil && bytes.Equal(msg, s.lastDesc) {
+		return s.lastFields, nil
+	}
+	fields, err := decodeFields(msg)
+	if err != nil {
+		return nil, err
+	}
+	if len(msg) <= 4<<10 {
+		s.lastDesc, s.lastFields = append(s.lastDesc[:0], msg...), fields
+	}
+	return fields, nil
 }
 
 // decodeFields decodes a RowDescription into fields that outlive the

@@ -112,6 +112,16 @@ type Session struct {
 	skipToSync bool
 	// scratch is the client pump's encode buffer.
 	scratch []byte
+	// arrival is when the client pump's last read from the client returned
+	// (arrivalBytes the reader's count then): every message of one read
+	// arrived at that time, and the clock is read once per read, not per
+	// message.
+	arrival      time.Time
+	arrivalBytes uint64
+	// names interns statement and portal names (intern).
+	names map[string]string
+	// candidates is clientBind's buffer for the statements a Bind may bind.
+	candidates [2]*prepared
 
 	// Legs: the fast node (backend, br, bw above) and, once a statement is
 	// routed there, the shunt node. Their pumps share the client writer and
@@ -134,6 +144,12 @@ type Session struct {
 	rowBuf  []byte
 	desync  bool   // an answer did not match the op queue (logged once)
 	lastErr string // SQLSTATE of the last ErrorResponse
+	// lastDesc and lastFields are the last RowDescription decoded and its
+	// fields: a statement described again (a Bind, Describe, Execute
+	// cycle) reuses them when the bytes are the same. Fields are never
+	// changed once decoded, so they can be shared.
+	lastDesc   []byte
+	lastFields []pgproto3.FieldDescription
 	// encoding is the session's client_encoding as the server reported it.
 	encoding atomic.Pointer[string]
 

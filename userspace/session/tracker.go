@@ -29,6 +29,9 @@ type prepared struct {
 	fingerprint          string
 	// fields is its RowDescription (formats unknown) once described.
 	fields []pgproto3.FieldDescription
+	// binds is the policies' last decision about a Bind of it, for reuse
+	// (client pump only).
+	binds stmt.Memo
 }
 
 // portal is a portal made by a Bind.
@@ -87,6 +90,48 @@ type tracker struct {
 	// hooked is set once a statement of the session asked for its results.
 	hooked   bool
 	settings settingsLog
+	// free are portals the server no longer has, for the next Binds: a
+	// portal per execution allocates nothing. Portals leave the map on the
+	// backend pump only, and nothing holds one after that pump let it go.
+	free []*portal
+}
+
+// newPortal returns a cleared portal for a Bind.
+func (t *tracker) newPortal() *portal {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n := len(t.free); n > 0 {
+		pt := t.free[n-1]
+		t.free = t.free[:n-1]
+		return pt
+	}
+	return &portal{}
+}
+
+// dropPortal forgets a portal of the map (called with mu held).
+func (t *tracker) dropPortal(name string) {
+	if pt := t.portals[name]; pt != nil {
+		delete(t.portals, name)
+		t.recycle(pt)
+	}
+}
+
+// dropPortals forgets every portal keep says no to (called with mu held).
+func (t *tracker) dropPortals(keep func(*portal) bool) {
+	for name, pt := range t.portals {
+		if keep == nil || !keep(pt) {
+			delete(t.portals, name)
+			t.recycle(pt)
+		}
+	}
+}
+
+// recycle keeps a portal that left the map for reuse (called with mu held).
+func (t *tracker) recycle(pt *portal) {
+	*pt = portal{}
+	if len(t.free) < 8 {
+		t.free = append(t.free, pt)
+	}
 }
 
 func newTracker() *tracker {
@@ -109,22 +154,22 @@ func (t *tracker) isHooked() bool {
 	return t.hooked
 }
 
-// candidates returns the statements a Bind of name may run: the latest
+// candidates appends to dst the statements a Bind of name may run: the latest
 // Parse of that name not yet answered (it may still fail) and the server's.
-func (t *tracker) candidates(name string) []*prepared {
+func (t *tracker) candidates(dst []*prepared, name string) []*prepared {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	in, ok := t.inflight[name]
 	conf := t.statements[name]
 	switch {
 	case ok && conf != nil && conf != in && name != "":
-		return []*prepared{in, conf}
+		return append(dst, in, conf)
 	case ok:
-		return []*prepared{in}
+		return append(dst, in)
 	case conf != nil:
-		return []*prepared{conf}
+		return append(dst, conf)
 	}
-	return nil
+	return dst
 }
 
 // declare notes a cursor a statement let through is about to DECLARE.
@@ -199,6 +244,9 @@ func (t *tracker) bindAnswered(pt *portal) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pt.prep = t.statements[pt.stmtName]
+	if old := t.portals[pt.name]; old != nil && old != pt {
+		t.recycle(old)
+	}
 	t.portals[pt.name] = pt
 }
 
@@ -209,7 +257,7 @@ func (t *tracker) closeAnswered(target byte, name string) {
 	if target == 'S' {
 		delete(t.statements, name)
 	} else {
-		delete(t.portals, name)
+		t.dropPortal(name)
 	}
 }
 
@@ -276,13 +324,14 @@ func (t *tracker) completed(s sqlparse.Stmt, tag []byte, hooks []stmt.ResultHook
 	case sqlparse.Prepare:
 		t.statements[e.Key] = &prepared{name: e.Key, sql: e.Query, prepareText: s.Text, hooks: hooks}
 	case sqlparse.Declare:
+		t.dropPortal(e.Key)
 		t.portals[e.Key] = &portal{name: e.Key, hooks: hooks, cursor: true, holdable: e.Hold}
 		delete(t.declared, e.Key)
 	case sqlparse.ClosePortal:
 		if e.All {
-			clear(t.portals)
+			t.dropPortals(nil)
 		} else {
-			delete(t.portals, e.Key)
+			t.dropPortal(e.Key)
 		}
 	case sqlparse.Deallocate:
 		if e.All {
@@ -293,7 +342,7 @@ func (t *tracker) completed(s sqlparse.Stmt, tag []byte, hooks []stmt.ResultHook
 	}
 	if e.Kind == sqlparse.DiscardAll {
 		t.dropNamed()
-		clear(t.portals)
+		t.dropPortals(nil)
 	}
 	switch string(tag) {
 	case "COMMIT":
@@ -339,11 +388,7 @@ func (t *tracker) ready(status byte) {
 		// Portals end with their transaction (a failed block's portals
 		// live on until it ends: ROLLBACK TO SAVEPOINT can revive them);
 		// WITH HOLD cursors stay.
-		for name, pt := range t.portals {
-			if !pt.holdable {
-				delete(t.portals, name)
-			}
-		}
+		t.dropPortals(func(pt *portal) bool { return pt.holdable })
 	}
 }
 

@@ -67,14 +67,14 @@ func TestTrackerStatementsAndPortals(t *testing.T) {
 	tr := newTracker()
 	a := &prepared{name: "a", sql: "SELECT 1"}
 	tr.sent(a)
-	if c := tr.candidates("a"); len(c) != 1 || c[0] != a {
+	if c := tr.candidates(nil, "a"); len(c) != 1 || c[0] != a {
 		t.Fatal("a Parse in flight is what a Bind of its name uses")
 	}
 	tr.parseAnswered(a, true, true)
 	dup := &prepared{name: "a", sql: "SELECT 2"}
 	tr.sent(dup)
 	tr.parseAnswered(dup, false, true) // 42P05: the old one stays
-	if got := tr.candidates("a"); len(got) != 1 || got[0] != a {
+	if got := tr.candidates(nil, "a"); len(got) != 1 || got[0] != a {
 		t.Fatalf("after a failed duplicate Parse: %+v", got)
 	}
 	un := &prepared{name: "", sql: "SELECT 3"}
@@ -83,7 +83,7 @@ func TestTrackerStatementsAndPortals(t *testing.T) {
 	bad := &prepared{name: "", sql: "SELEC"}
 	tr.sent(bad)
 	tr.parseAnswered(bad, false, true)
-	if tr.candidates("") != nil {
+	if tr.candidates(nil, "") != nil {
 		t.Fatal("a failed Parse of the unnamed statement drops the old one, as PostgreSQL does")
 	}
 	pt := &portal{name: "c", stmtName: "a"}

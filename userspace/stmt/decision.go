@@ -131,11 +131,20 @@ type Outcome struct {
 // Decide asks every policy in order. A rewrite is visible to the policies
 // after it (st.SQL and st.Parsed change); a refusal stops the chain.
 func (c Chain) Decide(ctx context.Context, st *Statement) Outcome {
+	return c.decide(ctx, st, nil)
+}
+
+// decide is Decide; when keep is not nil, each policy's decision is stored
+// at its index (keep has one slot per policy).
+func (c Chain) decide(ctx context.Context, st *Statement, keep []Decision) Outcome {
 	start := time.Now()
 	out := Outcome{Action: Allow, SQL: st.SQL}
 	rank := 0 // strength of the decision that set Source: 1 any, 2 rewrite, 3 route
-	for _, p := range c {
+	for i, p := range c {
 		d := p.Decide(ctx, st)
+		if keep != nil {
+			keep[i] = d
+		}
 		if d.Results != nil {
 			out.Hooks = append(out.Hooks, d.Results)
 		}
@@ -170,5 +179,90 @@ func (c Chain) Decide(ctx context.Context, st *Statement) Outcome {
 		}
 	}
 	out.Elapsed = time.Since(start)
+	return out
+}
+
+// Reuser may be implemented by a Policy whose decision about a Bind can be
+// given again, without asking, to later Binds of the same prepared
+// statement in the same session: a prepared statement run again and again
+// (the hot path of every pooled application) is decided once a second, not
+// at every execution. Only decisions that let the statement run as it is
+// are reused (Allow, no result hook, no route); refusals, routes and result
+// hooks are decided every time.
+type Reuser interface {
+	// Epoch changes whenever the policy's decision about a Bind may have
+	// changed: a configuration or override reload, a cache entry written
+	// or removed, a catalog read again. It must be cheap (an atomic load).
+	Epoch() uint64
+	// Reused is called instead of Decide when the session reuses d, the
+	// policy's earlier decision about st; it returns the decision to report
+	// (for records) and may count it.
+	Reused(st *Statement, d Decision) Decision
+}
+
+// MaxReuse bounds how long a decision is reused: after it the policies are
+// asked again, so the lifetimes of their own caches, table facts and
+// catalogs apply within a second.
+const MaxReuse = time.Second
+
+// Memo is a Chain's decision about the Binds of one prepared statement,
+// kept for reuse. The zero value holds nothing; a Memo belongs to one
+// session (it is not safe for concurrent use).
+type Memo struct {
+	ok        bool
+	epoch     uint64
+	at        time.Time
+	decisions []Decision
+}
+
+// Forget drops what m holds.
+func (m *Memo) Forget() { m.ok = false }
+
+// epoch returns the sum of the policies' epochs (each only grows, so the
+// sum changes whenever one does), and false when a policy is not a Reuser.
+func (c Chain) epoch() (uint64, bool) {
+	var sum uint64
+	for _, p := range c {
+		r, ok := p.(Reuser)
+		if !ok {
+			return 0, false
+		}
+		sum += r.Epoch()
+	}
+	return sum, true
+}
+
+// DecideBind is Decide for a Bind of the prepared statement whose last
+// decision m holds, at time now. When every policy is a Reuser, no epoch
+// changed and less than MaxReuse passed since m's decision, each policy's
+// Reused replaces its Decide and m's outcome is given again (Elapsed 0).
+// Otherwise the chain decides and m keeps the outcome if it can be reused.
+func (c Chain) DecideBind(ctx context.Context, st *Statement, m *Memo, now time.Time) Outcome {
+	epoch, reusable := c.epoch()
+	if !reusable {
+		m.ok = false
+		return c.decide(ctx, st, nil)
+	}
+	if age := now.Sub(m.at); m.ok && m.epoch == epoch && age >= 0 && age < MaxReuse {
+		out := Outcome{Action: Allow, SQL: st.SQL}
+		for i, p := range c {
+			// As in decide, the last policy that gave a source or verdict names them.
+			if d := p.(Reuser).Reused(st, m.decisions[i]); d.Source != "" || d.Verdict != "" {
+				out.Source, out.Verdict = d.Source, d.Verdict
+			}
+		}
+		return out
+	}
+	if len(m.decisions) != len(c) {
+		m.decisions = make([]Decision, len(c))
+	}
+	out := c.decide(ctx, st, m.decisions)
+	m.ok = out.Action == Allow && len(out.Hooks) == 0 && out.Leg == "" && !out.Rewritten
+	if m.ok {
+		m.epoch, m.at = epoch, now
+		for i := range m.decisions {
+			m.decisions[i].Err, m.decisions[i].Results = nil, nil
+		}
+	}
 	return out
 }

@@ -41,6 +41,16 @@ func (g *Guardrails) Decided(verdict, source string, seconds float64) {
 	}
 }
 
+// Reused counts a decision a session gave again to a Bind of a prepared
+// statement (no time is observed: nothing was looked up).
+func (g *Guardrails) Reused(verdict, source string) {
+	if c, ok := g.decided[[2]string{verdict, source}]; ok {
+		c.Inc()
+	} else {
+		g.Decisions.WithLabelValues(verdict, source).Inc()
+	}
+}
+
 // RoutedTo counts a statement run on a node.
 func (g *Guardrails) RoutedTo(node string) {
 	if c, ok := g.routed[node]; ok {

@@ -92,3 +92,49 @@ func IsFatal(msg []byte) bool {
 	}
 	return string(sev) == "FATAL" || string(sev) == "PANIC"
 }
+
+// BindNames reads the destination portal and the prepared statement of a
+// Bind (header included) without decoding its parameters: the proxy
+// routes and decides a Bind by its names, and the server checks the rest.
+// The slices point into msg.
+func BindNames(msg []byte) (portal, statement []byte, err error) {
+	if len(msg) < HeaderLen {
+		return nil, nil, ErrProtocol
+	}
+	body := msg[HeaderLen:]
+	i := bytes.IndexByte(body, 0)
+	if i < 0 {
+		return nil, nil, ErrProtocol
+	}
+	portal, body = body[:i], body[i+1:]
+	if i = bytes.IndexByte(body, 0); i < 0 {
+		return nil, nil, ErrProtocol
+	}
+	return portal, body[:i], nil
+}
+
+// ExecuteName reads the portal an Execute (header included) runs.
+func ExecuteName(msg []byte) (portal []byte, err error) {
+	if len(msg) < HeaderLen {
+		return nil, ErrProtocol
+	}
+	body := msg[HeaderLen:]
+	i := bytes.IndexByte(body, 0)
+	if i < 0 || len(body)-i-1 != 4 { // the name, then the row limit
+		return nil, ErrProtocol
+	}
+	return body[:i], nil
+}
+
+// ObjectName reads what a Describe or Close (header included) is about:
+// 'S' (a prepared statement) or 'P' (a portal), and its name.
+func ObjectName(msg []byte) (kind byte, name []byte, err error) {
+	if len(msg) < HeaderLen+2 {
+		return 0, nil, ErrProtocol
+	}
+	body := msg[HeaderLen:]
+	if i := bytes.IndexByte(body[1:], 0); i != len(body)-2 {
+		return 0, nil, ErrProtocol
+	}
+	return body[0], body[1 : len(body)-1], nil
+}

@@ -42,3 +42,27 @@ Feature: Overrides: an operator allows or blocks a statement shape in seconds, w
     When the client runs "SELECT name FROM gr_countries WHERE code = 'c3'"
     Then the statement is refused with SQLSTATE 54000 and a message starting "pgproxy blocked this query: blocked by an override"
     And the metric pgproxy_overrides_reloads_total{result="error"} rose by at least 1
+
+  Scenario: a prepared statement run again and again is blocked at its next execution once an override blocks it
+    The session gives a prepared statement's decision again to its next executions (a second at
+    most); an override put in force ends that at once.
+    Given an empty overrides file
+    And the proxy runs in blocking mode
+    And the client uses the extended protocol
+    And the metrics are noted
+    When the client runs "SELECT name FROM gr_countries WHERE code = 'c2'"
+    And the client runs "SELECT name FROM gr_countries WHERE code = 'c2'"
+    And the client runs "SELECT name FROM gr_countries WHERE code = 'c2'"
+    Then the statement succeeds with "Country 2"
+    And the metric pgproxy_analysis_decisions_total{verdict="efficient",source="memory"} rose by at least 1
+    When the overrides file becomes:
+      """
+      overrides:
+        - sql: SELECT name FROM gr_countries WHERE code = 'c1'
+          action: block
+          reason: this report is being retired
+      """
+    Then within 5 seconds "SELECT name FROM gr_countries WHERE code = 'c2'" is refused with SQLSTATE 54000
+    And the proxy log says "overrides reloaded"
+    When the client runs "SELECT name FROM gr_countries WHERE code = 'c2'"
+    Then the statement is refused with SQLSTATE 54000 and a message starting "pgproxy blocked this query: blocked by an override: this report is being retired"

@@ -55,7 +55,9 @@ Feature: The masking file is read again on change, and checked at start-up
   Scenario: a protocol-level statement prepared before the reload is refused, not run with the old masks
     Given a proxy of its own reading a copy of masking.yaml
     When analyst prepares "SELECT city FROM customers WHERE id = $1" as "by_id" through its own proxy
-    And the masking file gets under customers:
+    Then the prepared statement "by_id" of analyst through its own proxy gives "Johannesburg" for 1
+    And the prepared statement "by_id" of analyst through its own proxy gives "Johannesburg" for 1
+    When the masking file gets under customers:
       """
       - name: city
         mask_type: full
