@@ -305,6 +305,13 @@ func constantSites(tree *pg_query.ParseResult, visit func(kind byte, n *pg_query
 // pointer: an interface holds it without allocating, and the memo keeps
 // the rules alive, so the address names them).
 type suffixMemo struct{ rules *Rules }
+
+// ConstantSensitive reports whether a decision about the statement may
+// depend on its constants (a LIMIT, an OFFSET, a LIKE pattern, ...): then it
+// holds for that text only, not for every text of its shape.
+func (a *Analyzer) ConstantSensitive(p *sqlparse.Parsed) bool {
+	return p.ShapeMemo(sensitiveMemo{}, func() any { return constantSensitive(p.ShapeTree()) }).(bool)
+}
 type sensitiveMemo struct{}
 
 // shapeSuffix is ShapeSuffix of a statement, computed once per text; for a

@@ -22,6 +22,9 @@ type LockedSettings struct{}
 // Epoch implements stmt.Reuser: the guard does not look at Binds.
 func (LockedSettings) Epoch() uint64 { return 0 }
 
+// Reusable implements stmt.Reuser: the guard reads a text's shape only.
+func (LockedSettings) Reusable(*stmt.Statement, stmt.Decision) bool { return true }
+
 // Reused implements stmt.Reuser.
 func (LockedSettings) Reused(_ *stmt.Statement, d stmt.Decision) stmt.Decision { return d }
 

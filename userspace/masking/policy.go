@@ -106,8 +106,20 @@ func (p *Policy) SetConfig(cfg *Config) {
 // with every catalog read again or marked stale.
 func (p *Policy) Epoch() uint64 { return p.epoch.Load() }
 
-// Reused implements stmt.Reuser.
-func (p *Policy) Reused(_ *stmt.Statement, d stmt.Decision) stmt.Decision { return d }
+// Reusable implements stmt.Reuser: a statement that touches nothing masked
+// (decided by shape), or one of a role that sees clear values.
+func (p *Policy) Reusable(_ *stmt.Statement, d stmt.Decision) bool {
+	return d.Action == stmt.Allow && d.Results == nil && (d.Source == "" || d.Source == SourceUnmasked)
+}
+
+// Reused implements stmt.Reuser: a Query that touches nothing masked is
+// counted as such again (a Bind's decision is not counted).
+func (p *Policy) Reused(st *stmt.Statement, d stmt.Decision) stmt.Decision {
+	if st.Protocol != stmt.Bind && d.Source == "" {
+		p.decided("untouched", d)
+	}
+	return d
+}
 
 // Catalog returns the catalog of a database, reading it when it is missing,
 // stale or was read for another configuration.

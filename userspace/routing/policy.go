@@ -80,6 +80,25 @@ const (
 // cache); the mode, exempt roles and session facts do not change.
 func (p *Policy) Epoch() uint64 { return p.Analyzer.Epoch() }
 
+// Reusable implements stmt.Reuser: not the decision about an inefficient
+// statement (every execution of one is recorded), and for a Query only one
+// that holds for every text of its shape (one statement, whose decision
+// does not read its constants).
+func (p *Policy) Reusable(st *stmt.Statement, d stmt.Decision) bool {
+	if d.Verdict == string(analysis.Inefficient) {
+		return false
+	}
+	if st.Protocol == stmt.Bind {
+		return true
+	}
+	if st.SQL == "" {
+		return false
+	}
+	parsed := st.Parsed()
+	tree := parsed.ShapeTree()
+	return parsed.Err == nil && tree != nil && len(tree.Stmts) == 1 && !p.Analyzer.ConstantSensitive(parsed)
+}
+
 // Reused implements stmt.Reuser: the statement runs on the fast node, and a
 // decision of the analysis is counted and reported as one from memory (an
 // override's stays the override's).

@@ -134,3 +134,42 @@ func TestSeveralStatementsAreEachJudged(t *testing.T) {
 		t.Fatalf("a Query that only reads goes to the shunt whole: %+v", d)
 	}
 }
+
+// What the session may give again without asking: not an inefficient
+// statement's decision (each execution is an issue), and for a Query only a
+// decision that holds for every text of the shape.
+func TestReusable(t *testing.T) {
+	slow := "SELECT * FROM big WHERE note = 'x'"
+	p, issues, parser := newPolicy(t, NonBlocking, slow)
+	facts := &stmt.Facts{User: "alice", Database: "app"}
+	for _, c := range []struct {
+		proto stmt.Protocol
+		sql   string
+		want  bool
+	}{
+		{stmt.Simple, "SELECT * FROM t WHERE id = 1", true},
+		{stmt.Bind, "SELECT * FROM t WHERE id = 1", true},
+		{stmt.Simple, "SELECT * FROM big WHERE note = 'y'", false},    // inefficient: logged at every execution
+		{stmt.Bind, "SELECT * FROM big WHERE note = 'y'", false},      // the same for a Bind
+		{stmt.Simple, "SELECT * FROM t WHERE id = 1 OFFSET 5", false}, // the decision reads the constant
+		{stmt.Simple, "SELECT 1; SELECT * FROM t WHERE id = 1", false},
+	} {
+		var st stmt.Statement
+		st.Reset(c.proto, "", "", c.sql, nil, facts, parser)
+		d := p.Decide(context.Background(), &st)
+		if got := p.Reusable(&st, d); got != c.want {
+			t.Errorf("%v %q (%+v): Reusable %v, want %v", c.proto, c.sql, d, got, c.want)
+		}
+	}
+	before := len(*issues)
+	var reused []string
+	p.OnReuse = func(verdict, source string) { reused = append(reused, verdict+"/"+source) }
+	var st stmt.Statement
+	st.Reset(stmt.Bind, "", "", "SELECT * FROM t WHERE id = 1", nil, facts, parser)
+	if d := p.Reused(&st, stmt.Decision{Source: "planner", Verdict: "efficient"}); d.Source != "memory" || len(reused) != 1 || reused[0] != "efficient/memory" {
+		t.Errorf("Reused: %+v, counted %v", d, reused)
+	}
+	if len(*issues) != before {
+		t.Errorf("Reused recorded an issue")
+	}
+}

@@ -235,6 +235,26 @@ func (s *Session) decideBind(name, portal string, prep *prepared) stmt.Outcome {
 	return s.Policies.DecideBind(s.ctx, &s.st, &prep.binds, s.arrived())
 }
 
+// decideQuery decides about the text of a simple Query, reusing the
+// policies' last decision about a text of its shape when they allow it
+// (stmt.Chain.DecideText).
+func (s *Session) decideQuery(sql string) stmt.Outcome {
+	p := s.parse(sql)
+	key := p.Shape()
+	m := s.shapes[key]
+	if m == nil {
+		if s.shapes == nil || len(s.shapes) >= 256 {
+			s.shapes = make(map[*sqlparse.Parsed]*stmt.Memo)
+		}
+		m = &stmt.Memo{}
+		s.shapes[key] = m
+	}
+	s.facts.TxStatus = s.tr.txStatus()
+	s.st.Reset(stmt.Simple, "", "", sql, nil, &s.facts, s.Parser)
+	s.st.UseParsed(p)
+	return s.Policies.DecideText(s.ctx, &s.st, m, s.arrived())
+}
+
 // decideText decides about a statement text (Simple or Parse). Text the
 // proxy cannot read exactly as PostgreSQL will is refused before any policy
 // sees it; the result hooks of cursors and prepared statements the text
@@ -246,7 +266,12 @@ func (s *Session) decideText(proto stmt.Protocol, name, sql string, paramOIDs []
 	if e := s.unreadable(sql); e != nil {
 		return stmt.Outcome{Action: stmt.Refuse, Err: e, SQL: sql, Source: "pgproxy"}
 	}
-	out := s.decide(proto, name, "", sql, sql, paramOIDs)
+	var out stmt.Outcome
+	if proto == stmt.Simple {
+		out = s.decideQuery(sql)
+	} else {
+		out = s.decide(proto, name, "", sql, sql, paramOIDs)
+	}
 	if out.Action == stmt.Refuse {
 		return out
 	}

@@ -118,6 +118,9 @@ type Session struct {
 	// message.
 	arrival      time.Time
 	arrivalBytes uint64
+	// shapes are the policies' last decisions about the shapes of simple
+	// Queries, for reuse (decideQuery; client pump only).
+	shapes map[*sqlparse.Parsed]*stmt.Memo
 	// names interns statement and portal names (intern).
 	names map[string]string
 	// candidates is clientBind's buffer for the statements a Bind may bind.

@@ -64,6 +64,17 @@ func (p *Parsed) ShapeMemo(key any, compute func() any) any {
 	return p.Memo(key, compute)
 }
 
+// Shape returns the parsed text that stands for this text's shape: the
+// text it was answered from (Shaped), else itself. Texts of one shape (one
+// statement with other constants) have the same Shape while the cache
+// holds it; a decision kept by Shape must not depend on the constants.
+func (p *Parsed) Shape() *Parsed {
+	if p.tpl != nil {
+		return p.tpl
+	}
+	return p
+}
+
 // SQL returns the text that was parsed.
 func (p *Parsed) SQL() string { return p.sql }
 

@@ -182,21 +182,28 @@ func (c Chain) decide(ctx context.Context, st *Statement, keep []Decision) Outco
 	return out
 }
 
-// Reuser may be implemented by a Policy whose decision about a Bind can be
-// given again, without asking, to later Binds of the same prepared
-// statement in the same session: a prepared statement run again and again
-// (the hot path of every pooled application) is decided once a second, not
-// at every execution. Only decisions that let the statement run as it is
-// are reused (Allow, no result hook, no route); refusals, routes and result
-// hooks are decided every time.
+// Reuser may be implemented by a Policy whose decisions can be given again
+// without asking: to later Binds of the same prepared statement in the same
+// session (a prepared statement run again and again, the hot path of every
+// pooled application, is decided once a second, not at every execution),
+// and to later simple Queries of the session whose texts have the same shape
+// (sqlparse.Parsed.Shape: the same statement with other constants). Only
+// decisions that let the statement run as it is are reused (Allow, no result
+// hook, no route, no rewrite), and only those every policy calls reusable;
+// refusals, routes and result hooks are decided every time.
 type Reuser interface {
-	// Epoch changes whenever the policy's decision about a Bind may have
-	// changed: a configuration or override reload, a cache entry written
-	// or removed, a catalog read again. It must be cheap (an atomic load).
+	// Epoch changes whenever the policy's decisions may have changed: a
+	// configuration or override reload, a cache entry written or removed, a
+	// catalog read again. It must be cheap (an atomic load).
 	Epoch() uint64
+	// Reusable reports whether d, the policy's decision about st, may be
+	// given again: for a Bind, to the next Binds of its statement; for a
+	// Query, to texts of the same shape (so d must not depend on the
+	// text's constants).
+	Reusable(st *Statement, d Decision) bool
 	// Reused is called instead of Decide when the session reuses d, the
-	// policy's earlier decision about st; it returns the decision to report
-	// (for records) and may count it.
+	// policy's earlier decision; it returns the decision to report (for
+	// records) and may count it.
 	Reused(st *Statement, d Decision) Decision
 }
 
@@ -233,11 +240,22 @@ func (c Chain) epoch() (uint64, bool) {
 }
 
 // DecideBind is Decide for a Bind of the prepared statement whose last
-// decision m holds, at time now. When every policy is a Reuser, no epoch
-// changed and less than MaxReuse passed since m's decision, each policy's
-// Reused replaces its Decide and m's outcome is given again (Elapsed 0).
-// Otherwise the chain decides and m keeps the outcome if it can be reused.
+// decision m holds, at time now; DecideText is Decide for a simple Query of a
+// shape whose last decision m holds (see Reuser). When every policy is a
+// Reuser, no epoch changed and less than MaxReuse passed since m's decision,
+// each policy's Reused replaces its Decide and m's outcome is given again
+// (Elapsed 0). Otherwise the chain decides and m keeps the outcome if every
+// policy calls its decision reusable.
 func (c Chain) DecideBind(ctx context.Context, st *Statement, m *Memo, now time.Time) Outcome {
+	return c.decideReusing(ctx, st, m, now)
+}
+
+// DecideText: see DecideBind.
+func (c Chain) DecideText(ctx context.Context, st *Statement, m *Memo, now time.Time) Outcome {
+	return c.decideReusing(ctx, st, m, now)
+}
+
+func (c Chain) decideReusing(ctx context.Context, st *Statement, m *Memo, now time.Time) Outcome {
 	epoch, reusable := c.epoch()
 	if !reusable {
 		m.ok = false
@@ -258,6 +276,12 @@ func (c Chain) DecideBind(ctx context.Context, st *Statement, m *Memo, now time.
 	}
 	out := c.decide(ctx, st, m.decisions)
 	m.ok = out.Action == Allow && len(out.Hooks) == 0 && out.Leg == "" && !out.Rewritten
+	for i, p := range c {
+		if !m.ok {
+			break
+		}
+		m.ok = p.(Reuser).Reusable(st, m.decisions[i])
+	}
 	if m.ok {
 		m.epoch, m.at = epoch, now
 		for i := range m.decisions {

@@ -12,7 +12,11 @@ type reuser struct {
 	d       Decision
 	decided int
 	reused  []Decision
+	// keep is what Reusable answers (nil: yes).
+	keep func(*Statement, Decision) bool
 }
+
+func (r *reuser) Reusable(st *Statement, d Decision) bool { return r.keep == nil || r.keep(st, d) }
 
 func (r *reuser) Decide(context.Context, *Statement) Decision { r.decided++; return r.d }
 func (r *reuser) Epoch() uint64                               { return r.epoch }
@@ -95,5 +99,37 @@ func TestDecideBindNeverReusesRefusalsRoutesHooksOrNonReusers(t *testing.T) {
 	}
 	if asked != 3 || r.decided != 3 {
 		t.Errorf("a chain with a policy that does not reuse: asked %d, decided %d; want 3 3", asked, r.decided)
+	}
+}
+
+func query(sql string) *Statement {
+	var st Statement
+	st.Reset(Simple, "", "", sql, nil, &Facts{}, nil)
+	return &st
+}
+
+func TestDecideTextReusesOnlyWhatEveryPolicyCallsReusable(t *testing.T) {
+	now := time.Unix(1000, 0)
+	a := &reuser{}
+	b := &reuser{d: Decision{Source: "rules", Verdict: "efficient"}, keep: func(st *Statement, _ Decision) bool {
+		return st.SQL != "SELECT * FROM t LIMIT 5" // as if the decision read the constant
+	}}
+	c := Chain{a, b}
+	var m Memo
+	c.DecideText(context.Background(), query("SELECT * FROM t WHERE id = 1"), &m, now)
+	out := c.DecideText(context.Background(), query("SELECT * FROM t WHERE id = 2"), &m, now.Add(time.Millisecond))
+	if a.decided != 1 || b.decided != 1 || out.Source != "memory" {
+		t.Fatalf("a text of the same shape: decided %d %d, outcome %+v; want reused", a.decided, b.decided, out)
+	}
+	var m2 Memo
+	for i := range 3 {
+		c.DecideText(context.Background(), query("SELECT * FROM t LIMIT 5"), &m2, now.Add(time.Duration(i)*time.Millisecond))
+	}
+	if b.decided != 4 {
+		t.Fatalf("a decision one policy does not call reusable: decided %d, want 4", b.decided)
+	}
+	// The statement given to Reused is the new one (its counts and records are its own).
+	if got := b.reused[0]; got.Source != "rules" {
+		t.Fatalf("Reused got %+v", got)
 	}
 }
