@@ -312,6 +312,7 @@ type suffixMemo struct{ rules *Rules }
 func (a *Analyzer) ConstantSensitive(p *sqlparse.Parsed) bool {
 	return p.ShapeMemo(sensitiveMemo{}, func() any { return constantSensitive(p.ShapeTree()) }).(bool)
 }
+
 type sensitiveMemo struct{}
 
 // shapeSuffix is ShapeSuffix of a statement, computed once per text; for a
