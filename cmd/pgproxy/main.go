@@ -154,6 +154,7 @@ func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger
 		ms.policy.Parser = opts.Parser
 		ps.masking = ms
 		chain = append(chain, ms.policy)
+		opts.Settings = maskingSettings()
 	}
 	opts.Policies = chain
 	if !cfg.Guardrails.Enabled {

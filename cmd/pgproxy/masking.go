@@ -16,6 +16,7 @@ import (
 	"github.com/pgproxy/pgproxy/userspace/backend"
 	"github.com/pgproxy/pgproxy/userspace/config"
 	"github.com/pgproxy/pgproxy/userspace/masking"
+	"github.com/pgproxy/pgproxy/userspace/session"
 	"github.com/pgproxy/pgproxy/userspace/telemetry"
 )
 
@@ -164,5 +165,19 @@ func (ms *maskingSet) close() {
 	for k, p := range ms.pools {
 		p.Close()
 		delete(ms.pools, k)
+	}
+}
+
+// maskingSettings are the settings masking relies on that no statement
+// shows it: a client may not choose them in its startup packet, and the
+// server must report standard_conforming_strings on (a role or database
+// default could turn it off; with it off the proxy would read string
+// literals otherwise than the server). SET of them is refused by the
+// masking policy itself.
+func maskingSettings() *session.SettingsGuard {
+	return &session.SettingsGuard{
+		Fixed:    []string{"standard_conforming_strings", "client_min_messages", "debug_print_"},
+		Required: map[string]string{"standard_conforming_strings": "on"},
+		Why:      "data masking is on",
 	}
 }

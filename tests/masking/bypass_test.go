@@ -177,6 +177,10 @@ func runAttempt(a *attempt, target string) (*run, error) {
 	}
 	s, err := open(a.role())
 	if err != nil {
+		if target != "direct" && refusedAtStartup(err) {
+			// The proxy refused the startup packet itself (its settings).
+			return &run{outcomes: []*outcome{{sql: "(startup)", err: err}}, text: err.Error()}, nil
+		}
 		return nil, err
 	}
 	r := &run{}

@@ -320,7 +320,16 @@ func (o *outcome) code() string {
 // refusedByMasking reports whether the outcome is the masking's refusal.
 func (o *outcome) refusedByMasking() bool {
 	var pe *pgconn.PgError
-	return errors.As(o.err, &pe) && pe.Code == "42501" && strings.HasPrefix(pe.Message, "pgproxy masking: ")
+	return (errors.As(o.err, &pe) && pe.Code == "42501" && strings.HasPrefix(pe.Message, "pgproxy masking: ")) || refusedAtStartup(o.err)
+}
+
+// refusedAtStartup reports a connection the proxy refused for a setting
+// while masking is on: chosen in its startup packet (28000), or reported by
+// the server with a value masking cannot work under (42501).
+func refusedAtStartup(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "28000" || pe.Code == "42501") && strings.HasPrefix(pe.Message, "pgproxy ") &&
+		strings.Contains(pe.Message, "while data masking is on")
 }
 
 // clearData are the clear values of every masked column of the data set,

@@ -107,9 +107,49 @@ func (p *Policy) SetConfig(cfg *Config) {
 func (p *Policy) Epoch() uint64 { return p.epoch.Load() }
 
 // Reusable implements stmt.Reuser: a statement that touches nothing masked
-// (decided by shape), or one of a role that sees clear values.
-func (p *Policy) Reusable(_ *stmt.Statement, d stmt.Decision) bool {
-	return d.Action == stmt.Allow && d.Results == nil && (d.Source == "" || d.Source == SourceUnmasked)
+// (decided by shape), or a statement of a role that sees clear values that
+// cannot change the catalog (a DDL statement marks it stale each time).
+func (p *Policy) Reusable(st *stmt.Statement, d stmt.Decision) bool {
+	if d.Action != stmt.Allow || d.Results != nil {
+		return false
+	}
+	switch d.Source {
+	case "":
+		return true
+	case SourceUnmasked:
+		return st.SQL == "" || !mayChangeCatalog(st.Parsed())
+	}
+	return false
+}
+
+type catalogChangeKey struct{}
+
+// mayChangeCatalog reports whether a text may change what the catalog
+// says: anything but reads, writes, transaction control, settings, cursors
+// and prepared statements (decided once per shape).
+func mayChangeCatalog(parsed *sqlparse.Parsed) bool {
+	if parsed.Err != nil {
+		return false
+	}
+	return parsed.ShapeMemo(catalogChangeKey{}, func() any {
+		tree := parsed.ShapeTree()
+		if tree == nil {
+			return false
+		}
+		for _, raw := range tree.Stmts {
+			switch n := raw.Stmt; {
+			case n.GetSelectStmt() != nil, n.GetInsertStmt() != nil, n.GetUpdateStmt() != nil, n.GetDeleteStmt() != nil,
+				n.GetMergeStmt() != nil, n.GetTransactionStmt() != nil, n.GetVariableSetStmt() != nil,
+				n.GetVariableShowStmt() != nil, n.GetExplainStmt() != nil, n.GetCopyStmt() != nil,
+				n.GetPrepareStmt() != nil, n.GetExecuteStmt() != nil, n.GetDeallocateStmt() != nil,
+				n.GetDeclareCursorStmt() != nil, n.GetFetchStmt() != nil, n.GetClosePortalStmt() != nil,
+				n.GetListenStmt() != nil, n.GetNotifyStmt() != nil, n.GetUnlistenStmt() != nil:
+			default:
+				return true
+			}
+		}
+		return false
+	}).(bool)
 }
 
 // Reused implements stmt.Reuser: a Query that touches nothing masked is
@@ -187,6 +227,12 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 	}
 	cfg := p.cfg.Load()
 	if cfg.Unmasked(st.Facts.Identity, st.Facts.Roles, st.Facts.User) {
+		// Its statements are not rewritten, but what its DDL changes (a
+		// view over a masked table) must be known to the next statement of
+		// a masked session.
+		if st.Protocol != stmt.FunctionCall && st.SQL != "" && mayChangeCatalog(st.Parsed()) {
+			p.invalidate(st.Facts.Backend, st.Facts.Database)
+		}
 		return stmt.Decision{Source: SourceUnmasked}
 	}
 	if st.Protocol == stmt.FunctionCall {

@@ -46,6 +46,9 @@ type Options struct {
 	Parser *sqlparse.Parser
 	// Records receives every finished statement's record (must not block).
 	Records func(*stmt.Record)
+	// Settings, when set, keeps settings the policies rely on out of the
+	// clients' reach (startup packet, role defaults).
+	Settings *session.SettingsGuard
 	// Shunt, when set, is the slow node statements may be routed to (its
 	// URL: host, port, sslmode, and the account the proxy logs in with when
 	// the session has no credentials of its own).
@@ -83,7 +86,7 @@ func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, opts Option
 	}
 	sc := &session.Config{
 		RequireTLS: cfg.RequireClientTLS, AllowMD5: cfg.AllowMD5Auth, StartupTimeout: cfg.StartupTimeout,
-		MaxMessageSize: cfg.MaxMessageSize, DefaultDatabase: cfg.Backend.Database,
+		MaxMessageSize: cfg.MaxMessageSize, DefaultDatabase: cfg.Backend.Database, Settings: opts.Settings,
 	}
 	if cfg.TLSEnabled {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCertPath, cfg.TLSKeyPath)

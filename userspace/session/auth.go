@@ -245,8 +245,13 @@ func (s *Session) relayUntilReady() error {
 			return s.cw.Flush()
 		case 'S':
 			var ps pgproto3.ParameterStatus
-			if wire.Decode(msg, &ps) == nil && ps.Name == "client_encoding" {
-				s.setClientEncoding(ps.Value)
+			if wire.Decode(msg, &ps) == nil {
+				if ps.Name == "client_encoding" {
+					s.setClientEncoding(ps.Value)
+				}
+				if e := s.Config.Settings.reported(ps.Name, ps.Value); e != nil {
+					return e
+				}
 			}
 			if _, err := s.cw.Write(msg); err != nil {
 				return err

@@ -96,7 +96,7 @@ func (s *Session) relayBackendMessage() error {
 			return s.failClosed()
 		}
 	case 'S':
-		if s.tr != nil || (s.login != nil && len(s.login.Locked) > 0) {
+		if s.tr != nil || s.Config.Settings != nil || (s.login != nil && len(s.login.Locked) > 0) {
 			return s.watchParameter()
 		}
 	case 'N':
@@ -539,6 +539,10 @@ func (s *Session) watchParameter() error {
 	name, value := ps.Name, ps.Value
 	if name == "client_encoding" {
 		s.setClientEncoding(value)
+	}
+	if e := s.Config.Settings.reported(name, value); e != nil {
+		s.fatal.CompareAndSwap(nil, e)
+		return errLockedSetting
 	}
 	if s.login != nil {
 		if want, locked := s.login.Locked[name]; locked && value != want {

@@ -208,6 +208,11 @@ func (s *Session) loginBackend(ctx context.Context, login *Login) error {
 	if enc, ok := est.Params["client_encoding"]; ok {
 		s.setClientEncoding(enc)
 	}
+	for name, value := range est.Params {
+		if e := s.Config.Settings.reported(name, value); e != nil {
+			return e
+		}
+	}
 	for name, want := range login.Locked {
 		if got, ok := est.Params[name]; ok && got != want {
 			s.Log.Warn("backend reported a locked setting with another value at login", "setting", name)

@@ -38,6 +38,10 @@ type Config struct {
 	MaxMessageSize int
 	// DefaultDatabase is used when the client names none.
 	DefaultDatabase string
+	// Settings, when set, are settings statements must run under (data
+	// masking needs them): a client may not choose them at startup, and a
+	// session whose server reports another value ends.
+	Settings *SettingsGuard
 }
 
 // Dialer opens the backend connection of a session and reports whether it is
@@ -194,6 +198,11 @@ func (s *Session) Run(ctx context.Context) {
 	}
 	if s.startup == nil {
 		return // cancel request served
+	}
+	if e := s.Config.Settings.startup(s.startup.Params); e != nil {
+		s.Log.Info("startup parameters refused", "reason", e.Message)
+		s.endWithError(e)
+		return
 	}
 	auth := s.runAuth
 	if s.Authenticator != nil {

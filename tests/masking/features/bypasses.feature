@@ -172,20 +172,19 @@ Feature: The bypass corpus: no way around the masking
       | generated column copy                              |
       | table with a rule                                  |
 
-    # Known leak (tests/BUGS.md 26): DDL in a session of an unmasked role does not make the proxy
-    # read the catalog again, so a view it creates over a masked table is unknown to the rewriter
-    # (until METADATA_CACHE_TTL) and other sessions read it in clear.
-    @known-bug
+    # DDL in a session of an unmasked role makes the proxy read the catalog again (tests/BUGS.md
+    # 26), so a view it creates over a masked table is known to the rewriter at the next statement.
     Examples:
       | attempt                                            |
       | view created by an unmasked role                   |
 
-    # Known leaks (tests/BUGS.md 25): settings given in the startup packet are outside what the
-    # statement policies see. With client_min_messages=log the server sends its log_statement line
-    # (the rewritten text, with the keyed hash's padded key) before the statement runs; with
-    # standard_conforming_strings=off it reads as code what the proxy's parser read as a string.
-    @known-bug
+    # Settings given in the startup packet are outside what the statement policies see
+    # (tests/BUGS.md 25): with client_min_messages=log the server would send its log_statement
+    # line (the rewritten text, with the keyed hash's padded key) before the statement runs; with
+    # standard_conforming_strings=off it would read as code what the proxy's parser read as a
+    # string. The proxy refuses such a startup packet (28000).
     Examples:
       | attempt                                            |
       | statement log by startup options                   |
       | standard_conforming_strings off by startup options |
+      | standard_conforming_strings off by a role default  |
