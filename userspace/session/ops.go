@@ -105,7 +105,7 @@ type opQueue struct {
 	ring   []*op
 	head   int
 	n      int
-	free   []*op
+	free   freeList[op]
 	closed bool
 
 	// skipLeg: an extended-protocol error on this leg; its messages are
@@ -137,12 +137,28 @@ var errQueueStalled = errors.New("too many outstanding messages without an answe
 func (q *opQueue) get() *op {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if n := len(q.free); n > 0 {
-		o := q.free[n-1]
-		q.free = q.free[:n-1]
-		return o
+	return q.free.get()
+}
+
+// freeList keeps cleared values for reuse, so a steady stream allocates
+// nothing (its owner's lock held).
+type freeList[T any] []*T
+
+// get returns a kept value, or a new one.
+func (f *freeList[T]) get() *T {
+	if n := len(*f); n > 0 {
+		v := (*f)[n-1]
+		*f = (*f)[:n-1]
+		return v
 	}
-	return &op{}
+	return new(T)
+}
+
+// put keeps a cleared value, up to max of them.
+func (f *freeList[T]) put(v *T, max int) {
+	if len(*f) < max {
+		*f = append(*f, v)
+	}
 }
 
 // push appends o, unless the server will ignore its message: after an
@@ -242,9 +258,7 @@ func (q *opQueue) takeDropped() []*op {
 // recycle returns a settled op to the free list (called with mu held).
 func (q *opQueue) recycle(o *op) {
 	o.reset()
-	if len(q.free) < 64 {
-		q.free = append(q.free, o)
-	}
+	q.free.put(o, 64)
 }
 
 // grow doubles the ring (called with mu held).

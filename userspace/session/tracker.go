@@ -93,19 +93,14 @@ type tracker struct {
 	// free are portals the server no longer has, for the next Binds: a
 	// portal per execution allocates nothing. Portals leave the map on the
 	// backend pump only, and nothing holds one after that pump let it go.
-	free []*portal
+	free freeList[portal]
 }
 
 // newPortal returns a cleared portal for a Bind.
 func (t *tracker) newPortal() *portal {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if n := len(t.free); n > 0 {
-		pt := t.free[n-1]
-		t.free = t.free[:n-1]
-		return pt
-	}
-	return &portal{}
+	return t.free.get()
 }
 
 // dropPortal forgets a portal of the map (called with mu held).
@@ -129,9 +124,7 @@ func (t *tracker) dropPortals(keep func(*portal) bool) {
 // recycle keeps a portal that left the map for reuse (called with mu held).
 func (t *tracker) recycle(pt *portal) {
 	*pt = portal{}
-	if len(t.free) < 8 {
-		t.free = append(t.free, pt)
-	}
+	t.free.put(pt, 8)
 }
 
 func newTracker() *tracker {
