@@ -137,10 +137,14 @@ func mayChangeCatalog(parsed *sqlparse.Parsed) bool {
 			return false
 		}
 		for _, raw := range tree.Stmts {
-			switch n := raw.Stmt; {
+			n := raw.Stmt
+			for n.GetExplainStmt() != nil { // EXPLAIN ANALYZE CREATE MATERIALIZED VIEW ... runs it
+				n = n.GetExplainStmt().Query
+			}
+			switch {
 			case n.GetSelectStmt() != nil, n.GetInsertStmt() != nil, n.GetUpdateStmt() != nil, n.GetDeleteStmt() != nil,
 				n.GetMergeStmt() != nil, n.GetTransactionStmt() != nil, n.GetVariableSetStmt() != nil,
-				n.GetVariableShowStmt() != nil, n.GetExplainStmt() != nil, n.GetCopyStmt() != nil,
+				n.GetVariableShowStmt() != nil, n.GetCopyStmt() != nil,
 				n.GetPrepareStmt() != nil, n.GetExecuteStmt() != nil, n.GetDeallocateStmt() != nil,
 				n.GetDeclareCursorStmt() != nil, n.GetFetchStmt() != nil, n.GetClosePortalStmt() != nil,
 				n.GetListenStmt() != nil, n.GetNotifyStmt() != nil, n.GetUnlistenStmt() != nil:

@@ -93,3 +93,25 @@ func TestSecondWallMasksDescribedColumns(t *testing.T) {
 		t.Errorf("detail kept: %q", e.Detail)
 	}
 }
+
+// What an unmasked role runs marks the catalog stale when it may change it
+// (EXPLAIN ANALYZE runs what it explains); reads and writes do not.
+func TestMayChangeCatalog(t *testing.T) {
+	parser := sqlparse.NewParser(16)
+	for sql, want := range map[string]bool{
+		"SELECT email FROM customers WHERE id = 1":     false,
+		"UPDATE customers SET note = 'x' WHERE id = 1": false,
+		"BEGIN":                 false,
+		"SET work_mem = '64MB'": false,
+		"EXPLAIN SELECT 1":      false,
+		"CREATE VIEW v AS SELECT email FROM customers":                          true,
+		"EXPLAIN ANALYZE CREATE MATERIALIZED VIEW mv AS SELECT ssn FROM people": true,
+		"EXPLAIN (ANALYZE) CREATE TABLE t2 AS SELECT 1":                         true,
+		"ALTER TABLE customers RENAME TO c2":                                    true,
+		"SELECT 1; DROP VIEW v":                                                 true,
+	} {
+		if got := mayChangeCatalog(parser.Parse(sql)); got != want {
+			t.Errorf("%s: %v, want %v", sql, got, want)
+		}
+	}
+}

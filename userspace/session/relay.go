@@ -201,7 +201,16 @@ func (s *Session) pushOp(o *op) error {
 	if o.rec != nil { // the record's time on the backend starts here
 		o.sent = time.Now()
 	}
-	return s.ops.push(o, s.flushLegs)
+	return s.ops.push(o, s.flushBeforeWait)
+}
+
+// flushBeforeWait runs when the op queue is full, before the client pump
+// waits for room: what it buffered goes to the backends, and the arrival
+// clock is read again afterwards (the wait may be long: a decision reused
+// for a second must not be timed from before it).
+func (s *Session) flushBeforeWait() error {
+	s.arrival = time.Time{}
+	return s.flushLegs()
 }
 
 // flushLegs sends what the client pump buffered for the backends.

@@ -34,7 +34,10 @@ func (g *SettingsGuard) startup(params []wire.Param) *wire.Error {
 			// PostgreSQL reads "-c name=value" and "--name=value", with
 			// dashes for underscores in either: look for the name in a
 			// form with the same folding, anywhere in the value.
-			opts := strings.ReplaceAll(strings.ToLower(p.Value), "-", "_")
+			// A backslash escapes the next character there
+			// ("client\_min\_messages"): it is dropped before looking.
+			opts := strings.ReplaceAll(strings.ToLower(p.Value), "\\", "")
+			opts = strings.ReplaceAll(opts, "-", "_")
 			for _, f := range g.Fixed {
 				if strings.Contains(opts, f) {
 					return g.refusal(f, "in the startup options")
