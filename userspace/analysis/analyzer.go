@@ -320,7 +320,7 @@ type sensitiveMemo struct{}
 // constant ShapeSuffix reads, "" without parsing it.
 func (a *Analyzer) shapeSuffix(p *sqlparse.Parsed) string {
 	th := a.Rules.thresholds()
-	if p.Shaped() && !p.ShapeMemo(sensitiveMemo{}, func() any { return constantSensitive(p.ShapeTree()) }).(bool) {
+	if p.Shaped() && !a.ConstantSensitive(p) {
 		return ""
 	}
 	return p.Memo(suffixMemo{&a.Rules}, func() any { return ShapeSuffix(p.Tree(), th) }).(string)

@@ -214,30 +214,32 @@ func (s *Session) decide(proto stmt.Protocol, name, portal, sql, clientSQL strin
 	if len(s.Policies) == 0 {
 		return stmt.Outcome{Action: stmt.Allow, SQL: sql}
 	}
+	return s.Policies.Decide(s.ctx, s.statement(proto, name, portal, sql, clientSQL, paramOIDs))
+}
+
+// statement fills the session's Statement for the policies.
+func (s *Session) statement(proto stmt.Protocol, name, portal, sql, clientSQL string, paramOIDs []uint32) *stmt.Statement {
 	s.facts.TxStatus = s.tr.txStatus()
 	s.st.Reset(proto, name, portal, sql, paramOIDs, &s.facts, s.Parser)
 	s.st.ClientSQL = clientSQL
 	s.st.UseParsed(s.lastParsed)
-	return s.Policies.Decide(s.ctx, &s.st)
+	return &s.st
 }
 
 // decideBind decides about a Bind of the one statement it can bind,
 // reusing the policies' last decision about that statement when they allow
-// it (stmt.Chain.DecideBind).
+// it (stmt.Chain.DecideReusing).
 func (s *Session) decideBind(name, portal string, prep *prepared) stmt.Outcome {
 	if len(s.Policies) == 0 {
 		return stmt.Outcome{Action: stmt.Allow, SQL: prep.sql}
 	}
-	s.facts.TxStatus = s.tr.txStatus()
-	s.st.Reset(stmt.Bind, name, portal, prep.sql, nil, &s.facts, s.Parser)
-	s.st.ClientSQL = prep.client()
-	s.st.UseParsed(s.lastParsed)
-	return s.Policies.DecideBind(s.ctx, &s.st, &prep.binds, s.arrived())
+	st := s.statement(stmt.Bind, name, portal, prep.sql, prep.client(), nil)
+	return s.Policies.DecideReusing(s.ctx, st, &prep.binds, s.arrived())
 }
 
 // decideQuery decides about the text of a simple Query, reusing the
 // policies' last decision about a text of its shape when they allow it
-// (stmt.Chain.DecideText).
+// (stmt.Chain.DecideReusing).
 func (s *Session) decideQuery(sql string) stmt.Outcome {
 	p := s.parse(sql)
 	key := p.Shape()
@@ -249,10 +251,8 @@ func (s *Session) decideQuery(sql string) stmt.Outcome {
 		m = &stmt.Memo{}
 		s.shapes[key] = m
 	}
-	s.facts.TxStatus = s.tr.txStatus()
-	s.st.Reset(stmt.Simple, "", "", sql, nil, &s.facts, s.Parser)
-	s.st.UseParsed(p)
-	return s.Policies.DecideText(s.ctx, &s.st, m, s.arrived())
+	st := s.statement(stmt.Simple, "", "", sql, sql, nil) // p is s.lastParsed
+	return s.Policies.DecideReusing(s.ctx, st, m, s.arrived())
 }
 
 // decideText decides about a statement text (Simple or Parse). Text the
@@ -608,10 +608,9 @@ func (s *Session) clientExecute(msg []byte, portalName string, arrived time.Time
 func (s *Session) clientFunctionCall(msg []byte, function uint32, arrived time.Time) error {
 	out := stmt.Outcome{Action: stmt.Allow}
 	if len(s.Policies) > 0 {
-		s.facts.TxStatus = s.tr.txStatus()
-		s.st.Reset(stmt.FunctionCall, "", "", "", nil, &s.facts, s.Parser)
-		s.st.Function = function
-		out = s.Policies.Decide(s.ctx, &s.st)
+		st := s.statement(stmt.FunctionCall, "", "", "", "", nil)
+		st.Function = function
+		out = s.Policies.Decide(s.ctx, st)
 	}
 	if out.Action != stmt.Refuse && s.tr.isHooked() {
 		// A function's result (query_to_xml and the like run any SQL) is

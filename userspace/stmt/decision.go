@@ -222,9 +222,6 @@ type Memo struct {
 	decisions []Decision
 }
 
-// Forget drops what m holds.
-func (m *Memo) Forget() { m.ok = false }
-
 // epoch returns the sum of the policies' epochs (each only grows, so the
 // sum changes whenever one does), and false when a policy is not a Reuser.
 func (c Chain) epoch() (uint64, bool) {
@@ -239,23 +236,13 @@ func (c Chain) epoch() (uint64, bool) {
 	return sum, true
 }
 
-// DecideBind is Decide for a Bind of the prepared statement whose last
-// decision m holds, at time now; DecideText is Decide for a simple Query of a
-// shape whose last decision m holds (see Reuser). When every policy is a
-// Reuser, no epoch changed and less than MaxReuse passed since m's decision,
-// each policy's Reused replaces its Decide and m's outcome is given again
-// (Elapsed 0). Otherwise the chain decides and m keeps the outcome if every
-// policy calls its decision reusable.
-func (c Chain) DecideBind(ctx context.Context, st *Statement, m *Memo, now time.Time) Outcome {
-	return c.decideReusing(ctx, st, m, now)
-}
-
-// DecideText: see DecideBind.
-func (c Chain) DecideText(ctx context.Context, st *Statement, m *Memo, now time.Time) Outcome {
-	return c.decideReusing(ctx, st, m, now)
-}
-
-func (c Chain) decideReusing(ctx context.Context, st *Statement, m *Memo, now time.Time) Outcome {
+// DecideReusing is Decide for a Bind of a prepared statement, or a simple
+// Query of a shape, whose last decision m holds, at time now (see Reuser).
+// When every policy is a Reuser, no epoch changed and less than MaxReuse
+// passed since m's decision, each policy's Reused replaces its Decide and the
+// decision is given again (Elapsed 0). Otherwise the chain decides and m
+// keeps the decisions if every policy calls its own reusable.
+func (c Chain) DecideReusing(ctx context.Context, st *Statement, m *Memo, now time.Time) Outcome {
 	epoch, reusable := c.epoch()
 	if !reusable {
 		m.ok = false
@@ -284,9 +271,6 @@ func (c Chain) decideReusing(ctx context.Context, st *Statement, m *Memo, now ti
 	}
 	if m.ok {
 		m.epoch, m.at = epoch, now
-		for i := range m.decisions {
-			m.decisions[i].Err, m.decisions[i].Results = nil, nil
-		}
 	}
 	return out
 }

@@ -32,17 +32,17 @@ func bind() *Statement {
 	return &st
 }
 
-func TestDecideBindReusesAllowWithinTheEpochAndASecond(t *testing.T) {
+func TestDecideReusingGivesAllowAgainWithinTheEpochAndASecond(t *testing.T) {
 	a := &reuser{d: Decision{Source: "guard"}}
 	b := &reuser{d: Decision{Source: "rules", Verdict: "efficient"}}
 	c := Chain{a, b}
 	var m Memo
 	now := time.Unix(1000, 0)
-	out := c.DecideBind(context.Background(), bind(), &m, now)
+	out := c.DecideReusing(context.Background(), bind(), &m, now)
 	if out.Action != Allow || out.Source != "rules" || a.decided != 1 || b.decided != 1 {
 		t.Fatalf("first Bind: %+v, decided %d %d", out, a.decided, b.decided)
 	}
-	out = c.DecideBind(context.Background(), bind(), &m, now.Add(MaxReuse-time.Millisecond))
+	out = c.DecideReusing(context.Background(), bind(), &m, now.Add(MaxReuse-time.Millisecond))
 	if a.decided != 1 || b.decided != 1 || len(a.reused) != 1 || len(b.reused) != 1 {
 		t.Fatalf("second Bind asked again: decided %d %d, reused %d %d", a.decided, b.decided, len(a.reused), len(b.reused))
 	}
@@ -53,27 +53,27 @@ func TestDecideBindReusesAllowWithinTheEpochAndASecond(t *testing.T) {
 		t.Fatalf("Reused got %+v, want the policy's own decision", b.reused[0])
 	}
 	// A second later the policies are asked again.
-	c.DecideBind(context.Background(), bind(), &m, now.Add(MaxReuse))
+	c.DecideReusing(context.Background(), bind(), &m, now.Add(MaxReuse))
 	if a.decided != 2 || b.decided != 2 {
 		t.Fatalf("after MaxReuse: decided %d %d, want 2 2", a.decided, b.decided)
 	}
 	// An epoch change (an override reload, say) is seen at the next Bind.
 	b.epoch++
 	b.d = Decision{Action: Refuse, Source: "override", Verdict: "inefficient"}
-	out = c.DecideBind(context.Background(), bind(), &m, now.Add(MaxReuse+time.Millisecond))
+	out = c.DecideReusing(context.Background(), bind(), &m, now.Add(MaxReuse+time.Millisecond))
 	if out.Action != Refuse || b.decided != 3 {
 		t.Fatalf("after an epoch change: %+v, decided %d", out, b.decided)
 	}
 	// A clock that went back is not trusted either.
 	b.d = Decision{}
-	c.DecideBind(context.Background(), bind(), &m, now)
-	c.DecideBind(context.Background(), bind(), &m, now.Add(-time.Millisecond))
+	c.DecideReusing(context.Background(), bind(), &m, now)
+	c.DecideReusing(context.Background(), bind(), &m, now.Add(-time.Millisecond))
 	if b.decided != 5 {
 		t.Fatalf("clock went back: decided %d, want 5", b.decided)
 	}
 }
 
-func TestDecideBindNeverReusesRefusalsRoutesHooksOrNonReusers(t *testing.T) {
+func TestDecideReusingNeverReusesRefusalsRoutesHooksOrNonReusers(t *testing.T) {
 	now := time.Unix(1000, 0)
 	for _, d := range []Decision{
 		{Action: Refuse, Source: "rules"},
@@ -84,7 +84,7 @@ func TestDecideBindNeverReusesRefusalsRoutesHooksOrNonReusers(t *testing.T) {
 		var m Memo
 		for i := range 3 {
 			c := Chain{r}
-			c.DecideBind(context.Background(), bind(), &m, now.Add(time.Duration(i)*time.Millisecond))
+			c.DecideReusing(context.Background(), bind(), &m, now.Add(time.Duration(i)*time.Millisecond))
 		}
 		if r.decided != 3 || len(r.reused) != 0 {
 			t.Errorf("%+v: decided %d, reused %d; want every Bind decided", d, r.decided, len(r.reused))
@@ -95,7 +95,7 @@ func TestDecideBindNeverReusesRefusalsRoutesHooksOrNonReusers(t *testing.T) {
 	r := &reuser{}
 	var m Memo
 	for range 3 {
-		Chain{r, plain}.DecideBind(context.Background(), bind(), &m, now)
+		Chain{r, plain}.DecideReusing(context.Background(), bind(), &m, now)
 	}
 	if asked != 3 || r.decided != 3 {
 		t.Errorf("a chain with a policy that does not reuse: asked %d, decided %d; want 3 3", asked, r.decided)
@@ -108,7 +108,7 @@ func query(sql string) *Statement {
 	return &st
 }
 
-func TestDecideTextReusesOnlyWhatEveryPolicyCallsReusable(t *testing.T) {
+func TestDecideReusingByShapeOnlyWhatEveryPolicyCallsReusable(t *testing.T) {
 	now := time.Unix(1000, 0)
 	a := &reuser{}
 	b := &reuser{d: Decision{Source: "rules", Verdict: "efficient"}, keep: func(st *Statement, _ Decision) bool {
@@ -116,14 +116,14 @@ func TestDecideTextReusesOnlyWhatEveryPolicyCallsReusable(t *testing.T) {
 	}}
 	c := Chain{a, b}
 	var m Memo
-	c.DecideText(context.Background(), query("SELECT * FROM t WHERE id = 1"), &m, now)
-	out := c.DecideText(context.Background(), query("SELECT * FROM t WHERE id = 2"), &m, now.Add(time.Millisecond))
+	c.DecideReusing(context.Background(), query("SELECT * FROM t WHERE id = 1"), &m, now)
+	out := c.DecideReusing(context.Background(), query("SELECT * FROM t WHERE id = 2"), &m, now.Add(time.Millisecond))
 	if a.decided != 1 || b.decided != 1 || out.Source != "memory" {
 		t.Fatalf("a text of the same shape: decided %d %d, outcome %+v; want reused", a.decided, b.decided, out)
 	}
 	var m2 Memo
 	for i := range 3 {
-		c.DecideText(context.Background(), query("SELECT * FROM t LIMIT 5"), &m2, now.Add(time.Duration(i)*time.Millisecond))
+		c.DecideReusing(context.Background(), query("SELECT * FROM t LIMIT 5"), &m2, now.Add(time.Duration(i)*time.Millisecond))
 	}
 	if b.decided != 4 {
 		t.Fatalf("a decision one policy does not call reusable: decided %d, want 4", b.decided)

@@ -93,6 +93,16 @@ func IsFatal(msg []byte) bool {
 	return string(sev) == "FATAL" || string(sev) == "PANIC"
 }
 
+// cutName splits b after its first NUL: the name before it (pointing into
+// b) and the rest.
+func cutName(b []byte) (name, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return nil, nil, false
+	}
+	return b[:i], b[i+1:], true
+}
+
 // BindNames reads the destination portal and the prepared statement of a
 // Bind (header included) without decoding its parameters: the proxy
 // routes and decides a Bind by its names, and the server checks the rest.
@@ -101,16 +111,14 @@ func BindNames(msg []byte) (portal, statement []byte, err error) {
 	if len(msg) < HeaderLen {
 		return nil, nil, ErrProtocol
 	}
-	body := msg[HeaderLen:]
-	i := bytes.IndexByte(body, 0)
-	if i < 0 {
+	portal, rest, ok := cutName(msg[HeaderLen:])
+	if ok {
+		statement, _, ok = cutName(rest)
+	}
+	if !ok {
 		return nil, nil, ErrProtocol
 	}
-	portal, body = body[:i], body[i+1:]
-	if i = bytes.IndexByte(body, 0); i < 0 {
-		return nil, nil, ErrProtocol
-	}
-	return portal, body[:i], nil
+	return portal, statement, nil
 }
 
 // ExecuteName reads the portal an Execute (header included) runs.
@@ -118,12 +126,11 @@ func ExecuteName(msg []byte) (portal []byte, err error) {
 	if len(msg) < HeaderLen {
 		return nil, ErrProtocol
 	}
-	body := msg[HeaderLen:]
-	i := bytes.IndexByte(body, 0)
-	if i < 0 || len(body)-i-1 != 4 { // the name, then the row limit
+	portal, rest, ok := cutName(msg[HeaderLen:])
+	if !ok || len(rest) != 4 { // the name, then the row limit
 		return nil, ErrProtocol
 	}
-	return body[:i], nil
+	return portal, nil
 }
 
 // ObjectName reads what a Describe or Close (header included) is about:
@@ -133,8 +140,9 @@ func ObjectName(msg []byte) (kind byte, name []byte, err error) {
 		return 0, nil, ErrProtocol
 	}
 	body := msg[HeaderLen:]
-	if i := bytes.IndexByte(body[1:], 0); i != len(body)-2 {
+	name, rest, ok := cutName(body[1:])
+	if !ok || len(rest) != 0 {
 		return 0, nil, ErrProtocol
 	}
-	return body[0], body[1 : len(body)-1], nil
+	return body[0], name, nil
 }

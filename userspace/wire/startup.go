@@ -148,12 +148,8 @@ func ReadStartup(r io.Reader, allowDirectTLS bool) (*Startup, error) {
 }
 
 func cutNul(b []byte) (string, []byte, bool) {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i]), b[i+1:], true
-		}
-	}
-	return "", nil, false
+	name, rest, ok := cutName(b)
+	return string(name), rest, ok
 }
 
 // AppendStartupMessage encodes a protocol 3.0 StartupMessage with params in order.
