@@ -20,15 +20,20 @@ help: ## list the targets
 build: ## build bin/pgproxy
 	go build -o $(BIN) ./cmd/pgproxy
 
-test: ## ensure-deps, then unit and end-to-end tests (both always run)
+test: ## ensure-deps, then unit and end-to-end tests (both always run); failures are listed last
 	$(MAKE) ensure-deps
-	status=0; $(MAKE) test-unit || status=1; $(MAKE) test-e2e || status=1; exit $$status
+	status=0; $(MAKE) test-unit || status=1; $(MAKE) test-e2e || status=1; \
+	if [ $$status != 0 ]; then echo "--- failed (from tmp/unit.log and tmp/e2e.log):"; \
+		grep -h -E -- '^\s*--- FAIL|^FAIL|^panic:|_test\.go:[0-9]+:' tmp/unit.log | tail -40 || true; \
+		grep -h -E -- '^\s*--- FAIL|^FAIL|^panic:' tmp/e2e.log | tail -40 || true; fi; \
+	exit $$status
 
 ensure-deps: ## install (as root) or report what the tests need
 	hack/ensure-deps.sh
 
 test-unit: ## go test of every package outside tests/
-	go test $(RACE) -count=1 -timeout 20m $(UNIT_PKGS)
+	mkdir -p tmp
+	go test $(RACE) -count=1 -timeout 20m $(UNIT_PKGS) 2>&1 | tee tmp/unit.log
 
 test-e2e: ## end-to-end suites under tests/ against real servers (verbose)
 	mkdir -p tmp
