@@ -56,6 +56,10 @@ func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if opts.Tokens, err = iamTokens(ctx, cfg, log, metrics); err != nil {
+		return err
+	}
+	noteIAM(cfg, log)
 	g, err := statementPolicies(ctx, cfg, log, metrics, &opts)
 	if err != nil {
 		return err

@@ -74,7 +74,12 @@ func analyzeCommand(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	g, err := newGuard(ctx, cfg, log, nil, parser, dialer)
+	tokens, err := iamTokens(ctx, cfg, log, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgproxy analyze:", err)
+		return 2
+	}
+	g, err := newGuard(ctx, cfg, log, nil, parser, dialer, tokens)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgproxy analyze:", err)
 		return 2

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -180,11 +181,20 @@ func generatorConn(ctx context.Context, cfg *config.Config) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	pcfg, err := backend.PoolConfig(cfg.Backend, dialer, cfg.Backend.Addr(), cfg.Backend.Database, "pgproxy-generate-config")
+	tokens, err := iamTokens(ctx, cfg, slog.Default(), nil)
+	if err != nil {
+		return nil, err
+	}
+	pcfg, err := backend.PoolConfig(cfg.Backend, dialer, cfg.Backend.Addr(), cfg.Backend.Database, "pgproxy-generate-config", tokens)
 	if err != nil {
 		return nil, err
 	}
 	cc := pcfg.ConnConfig
+	if pcfg.BeforeConnect != nil { // an IAM login: the token
+		if err := pcfg.BeforeConnect(ctx, cc); err != nil {
+			return nil, err
+		}
+	}
 	cc.DefaultQueryExecMode = pgx.QueryExecModeExec
 	cc.RuntimeParams["default_transaction_read_only"] = "on"
 	cc.RuntimeParams["statement_timeout"] = strconv.Itoa(int((60 * time.Second).Milliseconds()))

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -46,11 +47,11 @@ type guard struct {
 
 // newGuard builds the guardrails from the configuration; m may be nil
 // (pgproxy analyze).
-func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, parser *sqlparse.Parser, dialer *backend.Dialer) (*guard, error) {
+func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, parser *sqlparse.Parser, dialer *backend.Dialer, tokens backend.Tokens) (*guard, error) {
 	g := &guard{cfg: cfg, log: log, m: m, stop: make(chan struct{})}
 	gc := cfg.Guardrails
 	th := analysis.Thresholds{MaxRows: float64(gc.MaxRows), MaxCost: float64(gc.MaxCost), MaxOffset: gc.MaxOffset}
-	g.pools = &backendPools{cfg: cfg, dialer: dialer, thresholds: th, parser: parser, pools: map[string]*backendPool{}}
+	g.pools = &backendPools{cfg: cfg, dialer: dialer, tokens: tokens, thresholds: th, parser: parser, pools: map[string]*backendPool{}}
 
 	hooks := cache.Hooks{}
 	if m != nil {
@@ -70,9 +71,15 @@ func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tele
 	if gc.ValkeyTLSSkipVerify {
 		log.Warn("VALKEY_TLS_SKIP_VERIFY=true: the Valkey server's certificate is not checked (development only)")
 	}
+	co := cache.Options{MemorySize: gc.CacheSize, TTL: gc.CacheTTL, ValkeyURL: gc.ValkeyURL,
+		TLSSkipVerify: gc.ValkeyTLSSkipVerify, Hooks: hooks}
+	if gc.ValkeyURL != "" {
+		if err := valkeyIAM(ctx, cfg, &co); err != nil {
+			return nil, err
+		}
+	}
 	var err error
-	g.cache, err = cache.New(cache.Options{MemorySize: gc.CacheSize, TTL: gc.CacheTTL, ValkeyURL: gc.ValkeyURL,
-		TLSSkipVerify: gc.ValkeyTLSSkipVerify, Hooks: hooks})
+	g.cache, err = cache.New(co)
 	if err != nil {
 		return nil, fmt.Errorf("VALKEY_URL: %w", err)
 	}
@@ -112,15 +119,25 @@ func (g *guard) wire(ctx context.Context, opts *proxy.Options) error {
 	gc := g.cfg.Guardrails
 	if gc.ReporterURL != "" {
 		ropts := reporter.Options{URL: gc.ReporterURL, Hooks: reporterHooks(g.m, g.log)}
-		if ctl := opts.DialControl; ctl != nil {
-			// The agent's sockets are marked so that its interception does
-			// not send them back to the proxy: the reporter's too.
+		if ctl := opts.DialControl; ctl != nil || gc.ReporterIAM {
 			cc, err := pgx.ParseConfig(gc.ReporterURL)
 			if err != nil {
 				return fmt.Errorf("REPORTER_DB_URL: %w", err)
 			}
-			cc.DialFunc = (&net.Dialer{KeepAlive: 5 * time.Minute, Control: ctl}).DialContext
+			if ctl != nil {
+				// The agent's sockets are marked so that its interception
+				// does not send them back to the proxy: the reporter's too.
+				cc.DialFunc = (&net.Dialer{KeepAlive: 5 * time.Minute, Control: ctl}).DialContext
+			}
 			ropts.URL, ropts.Config = "", cc
+			if gc.ReporterIAM {
+				tokens, endpoint := opts.Tokens, net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
+				ropts.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+					pw, err := tokens.Token(ctx, endpoint, cc.User)
+					cc.Password = pw
+					return err
+				}
+			}
 		}
 		rep, err := reporter.New(ctx, ropts)
 		if err != nil {
@@ -266,6 +283,7 @@ func reporterHooks(m *telemetry.Metrics, log *slog.Logger) reporter.Hooks {
 type backendPools struct {
 	cfg        *config.Config
 	dialer     *backend.Dialer
+	tokens     backend.Tokens
 	thresholds analysis.Thresholds
 	parser     *sqlparse.Parser
 	mu         sync.Mutex
@@ -293,7 +311,7 @@ func (b *backendPools) get(ctx context.Context, addr, database string) (*analysi
 	if len(b.pools) >= maxPools {
 		return nil, fmt.Errorf("too many databases analysed at once (%d)", maxPools)
 	}
-	pool, err := ownPool(ctx, b.cfg, b.dialer, addr, database, "pgproxy-analysis", 4)
+	pool, err := ownPool(ctx, b.cfg, b.dialer, b.tokens, addr, database, "pgproxy-analysis", 4)
 	if err != nil {
 		return nil, err
 	}
@@ -319,8 +337,8 @@ func ownTarget(cfg *config.Config, addr, database string) (string, string) {
 // ownPool opens the proxy's own pool to a database: PG_BACKEND_URL's
 // account through the proxy's dialer, at most maxConns connections, named
 // app in pg_stat_activity.
-func ownPool(ctx context.Context, cfg *config.Config, dialer *backend.Dialer, addr, database, app string, maxConns int32) (*pgxpool.Pool, error) {
-	pcfg, err := backend.PoolConfig(cfg.Backend, dialer, addr, database, app)
+func ownPool(ctx context.Context, cfg *config.Config, dialer *backend.Dialer, tokens backend.Tokens, addr, database, app string, maxConns int32) (*pgxpool.Pool, error) {
+	pcfg, err := backend.PoolConfig(cfg.Backend, dialer, addr, database, app, tokens)
 	if err != nil {
 		return nil, err
 	}

@@ -147,7 +147,7 @@ func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger
 		}
 	}
 	if cfg.Masking.Enabled {
-		ms, err := newMasking(ctx, cfg, log, m, dialer)
+		ms, err := newMasking(ctx, cfg, log, m, dialer, opts.Tokens)
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +164,7 @@ func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger
 		}
 		return ps, nil
 	}
-	g, err := newGuard(ctx, cfg, log, m, opts.Parser, dialer)
+	g, err := newGuard(ctx, cfg, log, m, opts.Parser, dialer, opts.Tokens)
 	if err != nil {
 		ps.close(ctx)
 		return nil, err
@@ -204,6 +204,10 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if opts.Tokens, err = iamTokens(ctx, cfg, log, metrics); err != nil {
+		return err
+	}
+	noteIAM(cfg, log)
 	g, err := statementPolicies(ctx, cfg, log, metrics, &opts)
 	if err != nil {
 		return err

@@ -28,6 +28,7 @@ type maskingSet struct {
 	m      *telemetry.Metrics
 	policy *masking.Policy
 	dialer *backend.Dialer
+	tokens backend.Tokens
 
 	mu    sync.Mutex
 	pools map[string]*pgxpool.Pool
@@ -41,13 +42,13 @@ type maskingSet struct {
 // newMasking loads the masking file and checks it against the default
 // database's catalog: a mask that cannot produce its column's type, or a
 // table or column that does not exist, stops start-up.
-func newMasking(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, dialer *backend.Dialer) (*maskingSet, error) {
+func newMasking(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, dialer *backend.Dialer, tokens backend.Tokens) (*maskingSet, error) {
 	mc := cfg.Masking
 	file, err := masking.Load(mc.ConfigPath, mc.HMACKey)
 	if err != nil {
 		return nil, fmt.Errorf("MASKING_CONFIG_PATH: %w", err)
 	}
-	ms := &maskingSet{cfg: cfg, log: log, m: m, dialer: dialer, pools: map[string]*pgxpool.Pool{}, stop: make(chan struct{})}
+	ms := &maskingSet{cfg: cfg, log: log, m: m, dialer: dialer, tokens: tokens, pools: map[string]*pgxpool.Pool{}, stop: make(chan struct{})}
 	ms.noteFile()
 	ms.policy = masking.NewPolicy(file, ms.connect, cfg.Guardrails.MetadataTTL, log)
 	if m != nil {
@@ -94,7 +95,7 @@ func (ms *maskingSet) connect(ctx context.Context, addr, database string) (maski
 	if len(ms.pools) >= maxPools {
 		return nil, fmt.Errorf("too many databases masked at once (%d)", maxPools)
 	}
-	pool, err := ownPool(ctx, ms.cfg, ms.dialer, addr, database, "pgproxy-masking", 2)
+	pool, err := ownPool(ctx, ms.cfg, ms.dialer, ms.tokens, addr, database, "pgproxy-masking", 2)
 	if err != nil {
 		return nil, err
 	}

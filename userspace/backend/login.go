@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -25,6 +26,21 @@ type Login struct {
 	base   *pgconn.Config
 	dialer *Dialer
 	noUser bool
+	tokens Tokens // IAM logins: the service account's password
+}
+
+// Tokens make the passwords of IAM logins (config.BackendURL.IAM): an RDS
+// or Aurora IAM token for each new connection.
+type Tokens interface {
+	// Token signs a login of user at endpoint (host:port).
+	Token(ctx context.Context, endpoint, user string) (string, error)
+	// Reason is what a client is told of err, an error of Token (the full
+	// error is for the log only).
+	Reason(err error) string
+	// Refused is told that the server at endpoint refused a token of user
+	// with err (28000 or 28P01): it logs and counts the refusal, and
+	// returns the hint the client gets.
+	Refused(endpoint, user string, err error) string
 }
 
 // loginParams are the PG_BACKEND_URL parameters the login honours, with
@@ -50,8 +66,12 @@ const neutralLogin = "host=127.0.0.1 port=5432 dbname=postgres user=pgproxy pass
 // libpq environment variables or files of the proxy's own process.
 //
 // A URL without a user makes a login that only logs in with the
-// credentials of a request (a client's own).
-func NewLogin(b config.BackendURL, d *Dialer) (*Login, error) {
+// credentials of a request (a client's own). A URL marked IAM logs the
+// service account in with a password from tokens, made for each login.
+func NewLogin(b config.BackendURL, d *Dialer, tokens Tokens) (*Login, error) {
+	if b.IAM && tokens == nil {
+		return nil, errors.New("PG_IAM_AUTH: no token source")
+	}
 	port, err := strconv.ParseUint(b.Port, 10, 16)
 	if err != nil {
 		return nil, fmt.Errorf("PG_BACKEND_URL: bad port %q", b.Port)
@@ -67,7 +87,11 @@ func NewLogin(b config.BackendURL, d *Dialer) (*Login, error) {
 		cfg.User = "pgproxy-no-service-account"
 	}
 	neutralise(cfg)
-	return &Login{base: cfg, dialer: d, noUser: b.User == ""}, nil
+	l := &Login{base: cfg, dialer: d, noUser: b.User == ""}
+	if b.IAM {
+		l.tokens = tokens
+	}
+	return l, nil
 }
 
 // splitAddr reads a host:port backend address.
@@ -115,8 +139,12 @@ func neutralise(cfg *pgconn.Config) {
 // and password with b's loginParams through d (its sslmode, CA, timeout,
 // keepalives and socket marks), with application_name set to app. As with
 // NewLogin, nothing comes from the libpq environment variables or files of
-// the proxy's process.
-func PoolConfig(b config.BackendURL, d *Dialer, addr, database, app string) (*pgxpool.Config, error) {
+// the proxy's process, and a URL marked IAM takes each connection's
+// password from tokens.
+func PoolConfig(b config.BackendURL, d *Dialer, addr, database, app string, tokens Tokens) (*pgxpool.Config, error) {
+	if b.IAM && tokens == nil {
+		return nil, errors.New("PG_IAM_AUTH: no token source")
+	}
 	host, port, err := splitAddr(addr)
 	if err != nil {
 		return nil, err
@@ -134,6 +162,13 @@ func PoolConfig(b config.BackendURL, d *Dialer, addr, database, app string) (*pg
 	cc.DialFunc = func(ctx context.Context, _, a string) (net.Conn, error) {
 		c, _, err := d.Dial(ctx, a)
 		return c, err
+	}
+	if b.IAM {
+		pcfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
+			pw, err := tokens.Token(ctx, addr, cc.User)
+			cc.Password = pw
+			return err
+		}
 	}
 	return pcfg, nil
 }
@@ -165,10 +200,19 @@ func (l *Login) Dial(ctx context.Context, addr string, req session.LoginRequest)
 		return nil, err
 	}
 	cfg.Host, cfg.Port, cfg.Database = host, port, database
+	iam := false
 	if c := req.Credentials; c != nil {
 		cfg.User, cfg.Password = c.User, c.Password
 	} else if l.noUser {
 		return nil, errors.New("no service account: the backend URL has no user")
+	} else if l.tokens != nil {
+		pw, err := l.tokens.Token(ctx, addr, cfg.User)
+		if err != nil {
+			return nil, &wire.Error{Severity: wire.SeverityFatal, Code: "08006",
+				Message: "the proxy cannot sign its RDS IAM login: " + l.tokens.Reason(err),
+				Hint:    "check the proxy's AWS credentials (and PG_IAM_ROLE_ARN's trust policy and STS reachability); the proxy retries at the next connection"}
+		}
+		cfg.Password, iam = pw, true
 	}
 	cfg.Fallbacks = nil
 	// The proxy's dialer negotiates TLS (sslmode, CA, keepalives, marks);
@@ -187,7 +231,11 @@ func (l *Login) Dial(ctx context.Context, addr string, req session.LoginRequest)
 	cfg.ConnectTimeout = l.dialer.Timeout
 	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, serverRefusal(err)
+		err = serverRefusal(err)
+		if we, ok := err.(*wire.Error); ok && iam && (we.Code == "28000" || we.Code == "28P01") {
+			we.Hint = l.tokens.Refused(addr, cfg.User, err)
+		}
+		return nil, err
 	}
 	for _, sql := range req.Replay {
 		if _, err := conn.Exec(ctx, sql).ReadAll(); err != nil {

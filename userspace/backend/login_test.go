@@ -57,7 +57,7 @@ func parseBackend(t *testing.T, raw string) config.BackendURL {
 
 func TestNewLoginIgnoresLibpqEnvironment(t *testing.T) {
 	libpqEnvironment(t)
-	l, err := NewLogin(parseBackend(t, "postgres://svc:s3cret@db.internal:6432/app?sslmode=require"), &Dialer{})
+	l, err := NewLogin(parseBackend(t, "postgres://svc:s3cret@db.internal:6432/app?sslmode=require"), &Dialer{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestNewLoginIgnoresLibpqEnvironment(t *testing.T) {
 	}
 
 	// Without a password in the URL (trust), neither PGPASSWORD nor the passfile fills one in.
-	l, err = NewLogin(parseBackend(t, "postgres://svc@db.internal/app"), &Dialer{})
+	l, err = NewLogin(parseBackend(t, "postgres://svc@db.internal/app"), &Dialer{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestNewLoginIgnoresLibpqEnvironment(t *testing.T) {
 func TestNewLoginURLParameters(t *testing.T) {
 	l, err := NewLogin(parseBackend(t,
 		"postgres://svc:pw@h/app?channel_binding=require&target_session_attrs=read-write&require_auth=scram-sha-256&application_name=x&options=-csearch_path%3Devil"),
-		&Dialer{})
+		&Dialer{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,11 +94,11 @@ func TestNewLoginURLParameters(t *testing.T) {
 		t.Errorf("URL parameters: channel_binding %q, validate %v, require_auth %q, runtime params %v",
 			c.ChannelBinding, c.ValidateConnect != nil, c.RequireAuth, c.RuntimeParams)
 	}
-	_, err = NewLogin(parseBackend(t, "postgres://svc:pw@h/app?target_session_attrs=sometimes"), &Dialer{})
+	_, err = NewLogin(parseBackend(t, "postgres://svc:pw@h/app?target_session_attrs=sometimes"), &Dialer{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "PG_BACKEND_URL") {
 		t.Errorf("a bad target_session_attrs: %v", err)
 	}
-	if l, err := NewLogin(parseBackend(t, "postgres://h/app"), &Dialer{}); err != nil {
+	if l, err := NewLogin(parseBackend(t, "postgres://h/app"), &Dialer{}, nil); err != nil {
 		t.Fatal(err)
 	} else if _, err := l.Dial(context.Background(), "h:5432", session.LoginRequest{}); err == nil {
 		t.Error("a URL without a user makes a login")
@@ -107,7 +107,7 @@ func TestNewLoginURLParameters(t *testing.T) {
 
 func TestNewLoginNamesPGSERVICE(t *testing.T) {
 	t.Setenv("PGSERVICE", "nowhere")
-	_, err := NewLogin(parseBackend(t, "postgres://svc:pw@h/app"), &Dialer{})
+	_, err := NewLogin(parseBackend(t, "postgres://svc:pw@h/app"), &Dialer{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "PGSERVICE") {
 		t.Fatalf("err = %v", err)
 	}
@@ -131,7 +131,7 @@ func TestLoginDialSendsOnlyTheSessionParameters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := NewLogin(parseBackend(t, "postgres://svc:s3cret@db.internal/app"), d)
+	l, err := NewLogin(parseBackend(t, "postgres://svc:s3cret@db.internal/app"), d, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestPoolConfigIgnoresLibpqEnvironment(t *testing.T) {
 	libpqEnvironment(t)
 	d := &Dialer{Timeout: 7 * time.Second}
 	pc, err := PoolConfig(parseBackend(t, "postgres://svc:s3cret@db.internal:6432/app?channel_binding=require"), d,
-		"10.0.0.5:5433", "shop", "pgproxy-analysis")
+		"10.0.0.5:5433", "shop", "pgproxy-analysis", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,63 @@ func TestPoolConfigIgnoresLibpqEnvironment(t *testing.T) {
 			len(c.Fallbacks), c.TLSConfig != nil, c.ChannelBinding, c.RequireAuth, c.MaxProtocolVersion,
 			c.ConnectTimeout, c.DialFunc != nil)
 	}
-	if _, err := PoolConfig(parseBackend(t, "postgres://svc@h/app"), d, "h", "app", "x"); err == nil {
+	if _, err := PoolConfig(parseBackend(t, "postgres://svc@h/app"), d, "h", "app", "x", nil); err == nil {
 		t.Error("an address without a port was accepted")
+	}
+}
+
+// signer is a Tokens that signs "token-for-<user>@<endpoint>".
+type signer struct{ refused []string }
+
+func (s *signer) Token(_ context.Context, endpoint, user string) (string, error) {
+	if user == "broken" {
+		return "", errors.New("no credentials in the chain")
+	}
+	return "token-for-" + user + "@" + endpoint, nil
+}
+
+func (s *signer) Reason(err error) string { return "reason: " + err.Error() }
+
+func (s *signer) Refused(endpoint, user string, _ error) string {
+	s.refused = append(s.refused, user+"@"+endpoint)
+	return "hint"
+}
+
+func TestIAMLoginsTakeTheirPasswordFromTokens(t *testing.T) {
+	b := parseBackend(t, "postgres://db.internal/app?sslmode=verify-full")
+	b.User, b.IAM = "iam_user", true
+	if _, err := NewLogin(b, &Dialer{}, nil); err == nil {
+		t.Error("an IAM login without a token source was made")
+	}
+	if _, err := PoolConfig(b, &Dialer{}, "db.internal:5432", "app", "x", nil); err == nil {
+		t.Error("an IAM pool without a token source was made")
+	}
+	pc, err := PoolConfig(b, &Dialer{}, "10.1.2.3:5432", "app", "pgproxy-analysis", &signer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc.ConnConfig.Password != "" || pc.BeforeConnect == nil {
+		t.Fatalf("pool: password %q, BeforeConnect set %v", pc.ConnConfig.Password, pc.BeforeConnect != nil)
+	}
+	cc := pc.ConnConfig.Copy()
+	if err := pc.BeforeConnect(context.Background(), cc); err != nil || cc.Password != "token-for-iam_user@10.1.2.3:5432" {
+		t.Errorf("BeforeConnect: password %q, %v", cc.Password, err)
+	}
+	// A URL that is not marked IAM ignores the token source.
+	plain := parseBackend(t, "postgres://svc:pw@db.internal/app")
+	pc, err = PoolConfig(plain, &Dialer{}, "db.internal:5432", "app", "x", &signer{})
+	if err != nil || pc.BeforeConnect != nil || pc.ConnConfig.Password != "pw" {
+		t.Errorf("plain pool: BeforeConnect %v, password %q, %v", pc.BeforeConnect != nil, pc.ConnConfig.Password, err)
+	}
+	// A token that cannot be signed is 08006 with the reason, before any dial.
+	b.User = "broken"
+	l, err := NewLogin(b, &Dialer{Timeout: time.Second}, &signer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Dial(context.Background(), "127.0.0.1:1", session.LoginRequest{Database: "app"})
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != "08006" || !strings.Contains(we.Message, "no credentials in the chain") || we.Hint == "" {
+		t.Errorf("unsignable login: %v", err)
 	}
 }

@@ -47,6 +47,9 @@ type Options struct {
 	// connection is made (a rotating IAM token, for example); it replaces the URL's. The
 	// context ends after ConnectTimeout.
 	Credentials func(ctx context.Context) (Credentials, error)
+	// ConnLifetime, when set, closes and remakes each connection after this long
+	// (ElastiCache ends IAM connections after 12 hours).
+	ConnLifetime time.Duration
 
 	// OpTimeout bounds each Valkey read and write (default DefaultOpTimeout). A read that
 	// runs out is a miss.
@@ -77,6 +80,9 @@ type Options struct {
 // Credentials are a Valkey AUTH user name (empty: "default") and password.
 type Credentials struct {
 	Username, Password string
+	// RefreshAfter, when set, is when live connections send AUTH again with new
+	// credentials (an IAM token before it expires).
+	RefreshAfter time.Time
 }
 
 // Hooks let the daemon count and log what the cache does. Each hook may be nil; hooks are

@@ -41,9 +41,10 @@ func clientOption(o Options) (valkey.ClientOption, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			c, err := creds(ctx)
-			return valkey.AuthCredentials{Username: c.Username, Password: c.Password}, err
+			return valkey.AuthCredentials{Username: c.Username, Password: c.Password, RefreshAfter: c.RefreshAfter}, err
 		}
 	}
+	opt.ConnLifetime = o.ConnLifetime
 	if opt.ClientName == "" {
 		opt.ClientName = "pgproxy"
 	}

@@ -18,6 +18,9 @@ type BackendURL struct {
 	Password string
 	SSLMode  string // disable, allow, prefer, require, verify-ca, verify-full
 	Params   map[string]string
+	// IAM: the password is an RDS IAM token made for each login
+	// (PG_IAM_AUTH); Password is empty.
+	IAM bool
 }
 
 // Addr returns host:port.

@@ -51,6 +51,8 @@ type Config struct {
 	Masking Masking
 	// Generator holds the masking file generator's settings.
 	Generator Generator
+	// AWS holds the IAM settings (PG_IAM_*, VALKEY_IAM_*).
+	AWS AWS
 }
 
 // Load reads explicit mode's configuration through getenv (os.Getenv, or
@@ -72,10 +74,11 @@ func load(p *parser) (*Config, error) {
 	loadExplicit(p, c)
 	c.OIDC = loadOIDC(p)
 	c.Agent = loadAgent(p)
-	c.Guardrails = loadGuardrails(p, c.Backend)
+	c.Guardrails = loadGuardrails(p, c.Backend, p.bool("PG_IAM_AUTH"))
 	c.Masking = loadMasking(p)
 	c.Generator = loadGenerator(p)
-	if c.Masking.Enabled && c.Backend.Host != "" && c.Backend.User == "" {
+	c.AWS = loadAWS(p, c)
+	if c.Masking.Enabled && c.Backend.Host != "" && c.Backend.User == "" && !c.AWS.PGIAM {
 		p.fail("MASKING_ENABLED", "=true needs a user (and password) in PG_BACKEND_URL: the proxy reads the catalogs on connections of its own")
 	}
 	if err := errors.Join(p.errs...); err != nil {

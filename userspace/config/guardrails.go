@@ -18,7 +18,10 @@ type Guardrails struct {
 	ShuntURL string
 	// ReporterURL is REPORTER_DB_URL ("" for no reporter), checked to be a
 	// PostgreSQL URL with a user.
-	ReporterURL   string
+	ReporterURL string
+	// ReporterIAM: the reporter logs in with an RDS IAM token (PG_IAM_AUTH
+	// and a REPORTER_DB_URL without a password).
+	ReporterIAM   bool
 	StoreRawQuery bool
 	// ValkeyURL is VALKEY_URL ("" for the in-process cache only).
 	ValkeyURL           string
@@ -45,8 +48,8 @@ const (
 
 // loadGuardrails parses the guardrails section; backend is the parsed
 // PG_BACKEND_URL (the proxy's own catalog and EXPLAIN connections log in
-// with its user).
-func loadGuardrails(p *parser, backend BackendURL) Guardrails {
+// with its user, or with PG_IAM_USERNAME when iam).
+func loadGuardrails(p *parser, backend BackendURL, iam bool) Guardrails {
 	g := Guardrails{
 		Enabled:             p.bool("ANALYSIS_ENABLED"),
 		Mode:                p.oneOf("PROXY_MODE", ModeBlocking, ModeNonBlocking, ModeShunt),
@@ -88,7 +91,7 @@ func loadGuardrails(p *parser, backend BackendURL) Guardrails {
 	if !g.Enabled {
 		return g
 	}
-	if backend.Host != "" && backend.User == "" {
+	if backend.Host != "" && backend.User == "" && !iam {
 		p.fail("ANALYSIS_ENABLED", "=true needs a user (and password) in PG_BACKEND_URL: the proxy reads table facts and plans on connections of its own")
 	}
 	if g.Mode == ModeShunt && g.ShuntURL == "" {

@@ -17,6 +17,7 @@ const (
 	SectionAgent    Section = "Transparent mode (pgproxy agent)"
 	SectionGuard    Section = "Guardrails (query analysis)"
 	SectionMasking  Section = "Data masking"
+	SectionAWS      Section = "AWS identity (IAM)"
 )
 
 // sectionNotes is the line --help prints under a section heading.
@@ -26,6 +27,7 @@ var sectionNotes = map[Section]string{
 	SectionAgent:    "only pgproxy agent reads these",
 	SectionGuard:    "both modes; inefficient read statements are blocked, logged or shunted",
 	SectionMasking:  "both modes; masked columns never leave the proxy in clear",
+	SectionAWS:      "both modes; credentials come from the default AWS chain (environment, profiles, IRSA, Pod Identity, ECS, instance metadata)",
 }
 
 // Var describes one environment variable: its section, name, default and
@@ -96,6 +98,18 @@ var Vars = []Var{
 	{SectionMasking, "MASKING_HMAC_KEY_FILE", "", "file holding the hmac mask's key, instead of MASKING_HMAC_KEY"},
 	{SectionMasking, "CONFIG_GENERATOR_MODE", "false", "pgproxy without a command runs generate-config instead of the proxy: scan PG_BACKEND_URL's tables and write MASKING_CONFIG_PATH for review"},
 	{SectionMasking, "CONFIG_GENERATOR_SCHEMAS", "public", "schemas generate-config scans: a comma list, or all (every schema but the system ones)"},
+	{SectionAWS, "PG_IAM_AUTH", "false", "the proxy's own logins (token sessions' service account, shunt node, analysis, catalogs, a reporter URL without password) use RDS / Aurora IAM tokens"},
+	{SectionAWS, "PG_IAM_USERNAME", "", "database user granted rds_iam that the proxy logs in as (required with PG_IAM_AUTH)"},
+	{SectionAWS, "PG_AWS_REGION", "", "region of the RDS / Aurora instance; signs the tokens (required with PG_IAM_AUTH)"},
+	{SectionAWS, "PG_IAM_ROLE_ARN", "", "role assumed through STS to sign the tokens (cross-account); empty: the chain's own credentials"},
+	{SectionAWS, "PG_IAM_EXTERNAL_ID", "", "external ID passed to AssumeRole with PG_IAM_ROLE_ARN"},
+	{SectionAWS, "PG_IAM_SESSION_NAME", "pgproxy", "RoleSessionName of the assumed roles (shown in CloudTrail)"},
+	{SectionAWS, "VALKEY_IAM_AUTH", "false", "the decision cache logs in to ElastiCache / Valkey with IAM tokens (needs a rediss:// VALKEY_URL without password)"},
+	{SectionAWS, "VALKEY_IAM_USER", "", "IAM-enabled ElastiCache user id (required with VALKEY_IAM_AUTH)"},
+	{SectionAWS, "VALKEY_CACHE_NAME", "", "replication group id or serverless cache name the tokens are signed for (required with VALKEY_IAM_AUTH)"},
+	{SectionAWS, "VALKEY_SERVERLESS", "false", "the cache is ElastiCache Serverless (tokens name ResourceType=ServerlessCache)"},
+	{SectionAWS, "VALKEY_AWS_REGION", "", "region of the cache (empty: PG_AWS_REGION)"},
+	{SectionAWS, "VALKEY_IAM_ROLE_ARN", "", "role assumed through STS to sign the cache's tokens (cross-account); empty: the chain's own credentials"},
 	{SectionAgent, "INTERCEPT_MODE", "connect", "connect (cgroup connect hooks on this node) or tproxy (traffic from other hosts)"},
 	{SectionAgent, "INTERCEPT_TARGETS", "", "comma list of intercepted destinations, address:port or CIDR:port, IPv4 or [IPv6]"},
 	{SectionAgent, "INTERCEPT_CGROUP", "", "cgroup v2 directory whose connections are intercepted (empty: the cgroup2 root)"},

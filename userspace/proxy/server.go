@@ -53,6 +53,9 @@ type Options struct {
 	// URL: host, port, sslmode, and the account the proxy logs in with when
 	// the session has no credentials of its own).
 	Shunt *config.BackendURL
+	// Tokens sign the proxy's own IAM logins (PG_IAM_AUTH): the service
+	// account's and the shunt node's, when their URLs are marked IAM.
+	Tokens backend.Tokens
 }
 
 // Server runs sessions for accepted connections.
@@ -106,7 +109,7 @@ func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, opts Option
 		if opts.Authenticator.Secret() == "token" && cfg.Backend.User == "" {
 			return nil, fmt.Errorf("PG_BACKEND_URL has no user: token authentication logs in as its service account")
 		}
-		if s.login, err = backend.NewLogin(cfg.Backend, d); err != nil {
+		if s.login, err = backend.NewLogin(cfg.Backend, d, opts.Tokens); err != nil {
 			return nil, err
 		}
 		s.auth = opts.Authenticator
@@ -117,7 +120,7 @@ func New(cfg *config.Config, m *telemetry.Metrics, log *slog.Logger, opts Option
 			return nil, fmt.Errorf("SHUNT_NODE_URL: %w", err)
 		}
 		sd.Control = opts.DialControl
-		if s.shuntLogin, err = backend.NewLogin(*sh, sd); err != nil {
+		if s.shuntLogin, err = backend.NewLogin(*sh, sd, opts.Tokens); err != nil {
 			return nil, fmt.Errorf("SHUNT_NODE_URL: %w", err)
 		}
 		s.shuntAddr = sh.Addr()

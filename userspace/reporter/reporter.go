@@ -36,6 +36,9 @@ type Options struct {
 	// then adjusted, for example its TLS settings), used instead of URL.
 	// New copies it.
 	Config *pgx.ConnConfig
+	// BeforeConnect, when set, adjusts a copy of the configuration before
+	// each connection attempt (an RDS IAM token as the password).
+	BeforeConnect func(ctx context.Context, cfg *pgx.ConnConfig) error
 	// QueueSize bounds each of the two queues (metrics, issues): the
 	// records waiting while the writer is busy or the database is down. A
 	// record that arrives when its queue is full is dropped and counted.

@@ -178,7 +178,14 @@ func (w *writer) ensureConn() error {
 	}
 	ctx, cancel := context.WithTimeout(w.r.hard, w.r.opts.WriteTimeout)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, w.r.cfg)
+	cfg := w.r.cfg
+	if before := w.r.opts.BeforeConnect; before != nil {
+		cfg = cfg.Copy()
+		if err := before(ctx, cfg); err != nil {
+			return fmt.Errorf("reporter: connect: %w", err)
+		}
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("reporter: connect: %w", err)
 	}

@@ -85,7 +85,7 @@ func startSeamWith(t *testing.T, shunt *harness.Cluster, policies ...stmt.Policy
 	}
 	if shunt != nil {
 		u, _ := config.ParseBackendURL(fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", harness.ScramUser, harness.ScramPass, shunt.Addr(), harness.TestDB))
-		login, err := backend.NewLogin(u, dialer)
+		login, err := backend.NewLogin(u, dialer, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,6 +22,7 @@ type Metrics struct {
 	rejected       *prometheus.CounterVec
 	cancels        *prometheus.CounterVec
 	refused        *prometheus.CounterVec
+	backendAuth    *prometheus.CounterVec
 	// Guardrails are the analysis, cache, routing and reporter collectors.
 	Guardrails *Guardrails
 	// Masking are the data masking collectors.
@@ -62,10 +63,14 @@ func NewMetrics() *Metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgproxy_refused_statements_total", Help: "Statements a policy refused (the client got an ERROR), by the policy that refused."},
 			[]string{"source"}),
+		backendAuth: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgproxy_backend_auth_failures_total", Help: "The proxy's own backend logins the server refused, by method (iam)."},
+			[]string{"method"}),
 	}
 	reg.MustRegister(m.ClientsActive, m.ClientsTotal, m.BackendConnect, m.Statement, m.BytesToBackend,
-		m.BytesToClient, m.errors, m.authFailures, m.rejected, m.cancels, m.refused,
+		m.BytesToClient, m.errors, m.authFailures, m.rejected, m.cancels, m.refused, m.backendAuth,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.backendAuth.WithLabelValues("iam") // shown at 0 from the start
 	m.Guardrails = newGuardrails(reg)
 	m.Masking = newMasking(reg)
 	return m
@@ -82,6 +87,10 @@ func (m *Metrics) Error(sqlstate []byte) {
 
 // AuthFailure counts a failed authentication.
 func (m *Metrics) AuthFailure(reason string) { m.authFailures.WithLabelValues(reason).Inc() }
+
+// BackendAuthFailure counts a login of the proxy's own that a backend
+// refused, by method.
+func (m *Metrics) BackendAuthFailure(method string) { m.backendAuth.WithLabelValues(method).Inc() }
 
 // Rejected counts a refused connection.
 func (m *Metrics) Rejected(reason string) { m.rejected.WithLabelValues(reason).Inc() }

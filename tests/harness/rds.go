@@ -1,0 +1,217 @@
+package harness
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// RDS is a stand-in for an RDS or Aurora PostgreSQL endpoint with IAM
+// authentication: it takes TLS only, asks for a cleartext password, checks
+// it as an RDS IAM token (SigV4 presigned rds-db connect for its own
+// host:port, the user of the startup message, the account's region, a
+// known and unexpired key) and then passes the connection to a real
+// PostgreSQL, which must trust that user from the loopback. Anything else
+// is refused as RDS refuses it: FATAL 28P01 PAM authentication failed.
+type RDS struct {
+	// Addr is host:port, the endpoint tokens must be signed for.
+	Addr string
+
+	acct     *AWSAccount
+	upstream string
+	tls      *tls.Config
+	ln       net.Listener
+
+	mu     sync.Mutex
+	logins []RDSLogin
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// RDSLogin is a login the stand-in judged.
+type RDSLogin struct {
+	User string
+	// Key is the access key that signed the token ("" when unreadable).
+	Key string
+	// Err is why it was refused (nil: passed on).
+	Err error
+	At  time.Time
+}
+
+// StartRDS serves the stand-in on a free loopback port with certs' server
+// certificate in front of upstream (host:port of a PostgreSQL). It stops in
+// cleanup.
+func StartRDS(t testing.TB, acct *AWSAccount, certs *Certs, upstream string) *RDS {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(certs.CertFile, certs.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &RDS{Addr: ln.Addr().String(), acct: acct, upstream: upstream, ln: ln, conns: map[net.Conn]struct{}{},
+		tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+	r.wg.Add(1)
+	go r.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		r.mu.Lock()
+		for c := range r.conns {
+			c.Close()
+		}
+		r.mu.Unlock()
+		r.wg.Wait()
+	})
+	return r
+}
+
+// Logins returns the logins judged so far.
+func (r *RDS) Logins() []RDSLogin {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]RDSLogin(nil), r.logins...)
+}
+
+func (r *RDS) record(l RDSLogin) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.logins = append(r.logins, l)
+}
+
+func (r *RDS) serve() {
+	defer r.wg.Done()
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		r.conns[c] = struct{}{}
+		r.mu.Unlock()
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.handle(c)
+			r.mu.Lock()
+			delete(r.conns, c)
+			r.mu.Unlock()
+		}()
+	}
+}
+
+func (r *RDS) handle(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	be := pgproto3.NewBackend(c, c)
+	msg, err := be.ReceiveStartupMessage()
+	if err != nil {
+		return
+	}
+	var conn net.Conn = c
+	switch m := msg.(type) {
+	case *pgproto3.CancelRequest:
+		r.forwardCancel(m)
+		return
+	case *pgproto3.SSLRequest:
+		if _, err := c.Write([]byte{'S'}); err != nil {
+			return
+		}
+		tc := tls.Server(c, r.tls)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		conn, be = tc, pgproto3.NewBackend(tc, tc)
+		if msg, err = be.ReceiveStartupMessage(); err != nil {
+			return
+		}
+	}
+	sm, ok := msg.(*pgproto3.StartupMessage)
+	if !ok {
+		return
+	}
+	user := sm.Parameters["user"]
+	fatal := func(code, text string) {
+		be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: text})
+		_ = be.Flush()
+	}
+	if conn == c {
+		r.record(RDSLogin{User: user, Err: errors.New("no TLS"), At: time.Now()})
+		fatal("28000", fmt.Sprintf("pg_hba.conf rejects connection for host %q, user %q, database %q, no encryption",
+			"127.0.0.1", user, sm.Parameters["database"]))
+		return
+	}
+	be.Send(&pgproto3.AuthenticationCleartextPassword{})
+	if err := be.Flush(); err != nil {
+		return
+	}
+	be.SetAuthType(pgproto3.AuthTypeCleartextPassword)
+	pm, err := be.Receive()
+	if err != nil {
+		return
+	}
+	pw, ok := pm.(*pgproto3.PasswordMessage)
+	if !ok {
+		return
+	}
+	login := RDSLogin{User: user, At: time.Now()}
+	p, err := VerifyPresigned(pw.Password, "rds-db", r.acct.Region, time.Now(), r.acct.Lookup)
+	login.Key = p.Key.ID
+	switch {
+	case err != nil:
+	case p.Query.Get("Action") != "connect":
+		err = fmt.Errorf("action %q", p.Query.Get("Action"))
+	case p.Query.Get("DBUser") != user:
+		err = fmt.Errorf("token for DBUser %q, login as %q", p.Query.Get("DBUser"), user)
+	case p.Host != r.Addr:
+		err = fmt.Errorf("token for host %q, this endpoint is %q", p.Host, r.Addr)
+	}
+	login.Err = err
+	r.record(login)
+	if err != nil {
+		fatal("28P01", fmt.Sprintf("PAM authentication failed for user %q", user))
+		return
+	}
+	up, err := net.DialTimeout("tcp", r.upstream, 5*time.Second)
+	if err != nil {
+		fatal("08006", "the RDS stand-in cannot reach its PostgreSQL: "+err.Error())
+		return
+	}
+	defer up.Close()
+	startup, err := sm.Encode(nil)
+	if err != nil {
+		return
+	}
+	if _, err := up.Write(startup); err != nil {
+		return
+	}
+	conn.SetDeadline(time.Time{})
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(up, conn); up.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+	go func() { io.Copy(conn, up); conn.Close(); done <- struct{}{} }()
+	<-done
+	<-done
+}
+
+// forwardCancel passes a CancelRequest on to the PostgreSQL (the keys are
+// its own: the stand-in relays its BackendKeyData).
+func (r *RDS) forwardCancel(m *pgproto3.CancelRequest) {
+	up, err := net.DialTimeout("tcp", r.upstream, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	b, err := m.Encode(nil)
+	if err == nil {
+		_, _ = up.Write(b)
+		_, _ = io.Copy(io.Discard, up)
+	}
+}

@@ -1,0 +1,138 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// AWS is the AWS identity section: RDS / Aurora IAM logins for the proxy's
+// own connections (PG_IAM_*), ElastiCache / Valkey IAM for the decision
+// cache (VALKEY_IAM_*).
+type AWS struct {
+	// PGIAM is PG_IAM_AUTH: the proxy's own logins (the service account of
+	// token sessions, the shunt node, the analysis and catalog connections,
+	// the reporter when its URL has no password) use an RDS IAM token.
+	PGIAM       bool
+	PGIAMUser   string
+	Region      string
+	RoleARN     string
+	ExternalID  string
+	SessionName string
+
+	// ValkeyIAM is VALKEY_IAM_AUTH: the decision cache logs in with an
+	// ElastiCache IAM token.
+	ValkeyIAM        bool
+	ValkeyUser       string
+	ValkeyCacheName  string
+	ValkeyServerless bool
+	ValkeyRegion     string
+	ValkeyRoleARN    string
+}
+
+// iamSSLModes are the sslmodes an IAM login accepts: the token is a
+// password that must only reach the server it was signed for.
+var iamSSLModes = map[string]bool{"verify-ca": true, "verify-full": true}
+
+// loadAWS parses the AWS section. With PG_IAM_AUTH it gives c.Backend
+// PG_IAM_USERNAME and marks it for IAM, and the shunt node the same when
+// its URL has no password (the guardrails section is parsed before).
+func loadAWS(p *parser, c *Config) AWS {
+	a := AWS{
+		PGIAM:            p.bool("PG_IAM_AUTH"),
+		PGIAMUser:        p.str("PG_IAM_USERNAME"),
+		Region:           p.str("PG_AWS_REGION"),
+		RoleARN:          p.str("PG_IAM_ROLE_ARN"),
+		ExternalID:       p.str("PG_IAM_EXTERNAL_ID"),
+		SessionName:      p.str("PG_IAM_SESSION_NAME"),
+		ValkeyIAM:        p.bool("VALKEY_IAM_AUTH"),
+		ValkeyUser:       p.str("VALKEY_IAM_USER"),
+		ValkeyCacheName:  p.str("VALKEY_CACHE_NAME"),
+		ValkeyServerless: p.bool("VALKEY_SERVERLESS"),
+		ValkeyRegion:     p.str("VALKEY_AWS_REGION"),
+		ValkeyRoleARN:    p.str("VALKEY_IAM_ROLE_ARN"),
+	}
+	if a.ValkeyRegion == "" {
+		a.ValkeyRegion = a.Region
+	}
+	for _, v := range []struct{ name, arn string }{{"PG_IAM_ROLE_ARN", a.RoleARN}, {"VALKEY_IAM_ROLE_ARN", a.ValkeyRoleARN}} {
+		if v.arn != "" && !strings.HasPrefix(v.arn, "arn:") {
+			p.fail(v.name, fmt.Sprintf("=%q is not a role ARN (arn:aws:iam::123456789012:role/name)", v.arn))
+		}
+	}
+	if len(a.SessionName) < 2 || len(a.SessionName) > 64 {
+		p.fail("PG_IAM_SESSION_NAME", fmt.Sprintf("=%q must be 2 to 64 characters", a.SessionName))
+	}
+	if a.PGIAM {
+		loadPGIAM(p, c, a)
+	} else if a.RoleARN != "" || a.ExternalID != "" {
+		p.fail("PG_IAM_ROLE_ARN", "and PG_IAM_EXTERNAL_ID need PG_IAM_AUTH=true")
+	}
+	if a.ValkeyIAM {
+		loadValkeyIAM(p, c, a)
+	}
+	return a
+}
+
+func loadPGIAM(p *parser, c *Config, a AWS) {
+	if a.PGIAMUser == "" {
+		p.fail("PG_IAM_USERNAME", "is required with PG_IAM_AUTH=true (a database user granted rds_iam)")
+	}
+	if a.Region == "" {
+		p.fail("PG_AWS_REGION", "is required with PG_IAM_AUTH=true (the region of the RDS or Aurora instance, e.g. eu-west-1)")
+	}
+	b := &c.Backend
+	if b.Host == "" {
+		return // PG_BACKEND_URL itself failed
+	}
+	if b.Password != "" {
+		p.fail("PG_IAM_AUTH", "=true with a password in PG_BACKEND_URL: the proxy logs in with IAM tokens; remove the password")
+	}
+	if b.User != "" && a.PGIAMUser != "" && b.User != a.PGIAMUser {
+		p.fail("PG_IAM_USERNAME", fmt.Sprintf("=%q differs from PG_BACKEND_URL's user %q: name the IAM user once", a.PGIAMUser, b.User))
+	}
+	if !iamSSLModes[b.SSLMode] {
+		p.fail("PG_IAM_AUTH", fmt.Sprintf("=true needs sslmode=verify-full (or verify-ca) in PG_BACKEND_URL, not %q: an IAM token is a password and RDS requires TLS for it", b.SSLMode))
+	}
+	b.User, b.IAM = a.PGIAMUser, true
+	if sh := &c.Guardrails.Shunt; sh.Host != "" && sh.Password == "" {
+		if sh.User == "" {
+			sh.User = a.PGIAMUser
+		}
+		if !iamSSLModes[sh.SSLMode] {
+			p.fail("SHUNT_NODE_URL", fmt.Sprintf("has sslmode=%q: with PG_IAM_AUTH=true a shunt node without a password logs in with an IAM token and needs verify-full or verify-ca", sh.SSLMode))
+		}
+		sh.IAM = true
+	}
+	if r := c.Guardrails.ReporterURL; r != "" {
+		if rb, err := ParseBackendURL(r); err == nil && rb.Password == "" {
+			if !iamSSLModes[rb.SSLMode] {
+				p.fail("REPORTER_DB_URL", fmt.Sprintf("has sslmode=%q: with PG_IAM_AUTH=true a reporter without a password logs in with an IAM token and needs verify-full or verify-ca", rb.SSLMode))
+			}
+			c.Guardrails.ReporterIAM = true
+		}
+	}
+}
+
+func loadValkeyIAM(p *parser, c *Config, a AWS) {
+	g := c.Guardrails
+	if g.ValkeyURL == "" {
+		p.fail("VALKEY_IAM_AUTH", "=true needs VALKEY_URL (rediss://host:6379)")
+	} else if u, err := url.Parse(g.ValkeyURL); err == nil {
+		if u.Scheme != "rediss" {
+			p.fail("VALKEY_IAM_AUTH", "=true needs a rediss:// VALKEY_URL: ElastiCache takes IAM tokens over TLS only")
+		}
+		if _, ok := u.User.Password(); ok {
+			p.fail("VALKEY_IAM_AUTH", "=true with a password in VALKEY_URL: the proxy logs in with IAM tokens; remove the password")
+		}
+	}
+	if a.ValkeyUser == "" {
+		p.fail("VALKEY_IAM_USER", "is required with VALKEY_IAM_AUTH=true (the IAM-enabled ElastiCache user id)")
+	}
+	if a.ValkeyCacheName == "" {
+		p.fail("VALKEY_CACHE_NAME", "is required with VALKEY_IAM_AUTH=true (the replication group or serverless cache name)")
+	}
+	if a.ValkeyRegion == "" {
+		p.fail("VALKEY_AWS_REGION", "is required with VALKEY_IAM_AUTH=true (or set PG_AWS_REGION)")
+	}
+}
