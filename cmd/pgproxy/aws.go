@@ -13,17 +13,29 @@ import (
 	"github.com/pgproxy/pgproxy/userspace/telemetry"
 )
 
-// iamTokens is the signer of the proxy's own RDS / Aurora IAM logins, nil
-// without PG_IAM_AUTH; m may be nil (the one-shot commands). Credentials
-// are fetched at the first login, not here: start-up does not wait for
-// AWS.
+// iamTokens is the source of the proxy's own IAM logins' credentials (RDS
+// / Aurora tokens, or Redshift temporary credentials with
+// BACKEND_FLAVOR=redshift), nil without PG_IAM_AUTH; m may be nil (the
+// one-shot commands). Credentials are fetched at the first login, not
+// here: start-up does not wait for AWS.
 func iamTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics) (backend.Tokens, error) {
 	a := cfg.AWS
 	if !a.PGIAM {
 		return nil, nil
 	}
-	creds, err := awsiam.NewCredentials(ctx, awsiam.Identity{Region: a.Region, RoleARN: a.RoleARN,
-		ExternalID: a.ExternalID, SessionName: a.SessionName})
+	id := awsiam.Identity{Region: a.Region, RoleARN: a.RoleARN, ExternalID: a.ExternalID, SessionName: a.SessionName}
+	if cfg.Flavor == config.FlavorRedshift {
+		r, err := awsiam.NewRedshift(ctx, id, a.RedshiftCluster, a.RedshiftWorkgroup)
+		if err != nil {
+			return nil, fmt.Errorf("PG_IAM_AUTH: %w", err)
+		}
+		r.Log = log
+		if m != nil {
+			r.OnRefused = func() { m.BackendAuthFailure("iam") }
+		}
+		return r, nil
+	}
+	creds, err := awsiam.NewCredentials(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("PG_IAM_AUTH: %w", err)
 	}
@@ -37,15 +49,20 @@ func iamTokens(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tel
 // noteIAM tells at start-up which logins IAM serves.
 func noteIAM(cfg *config.Config, log *slog.Logger) {
 	a := cfg.AWS
-	if a.PGIAM {
+	if a.PGIAM && cfg.Flavor == config.FlavorRedshift {
+		log.Info("Redshift IAM: the proxy's own logins use temporary credentials", "db_user", a.PGIAMUser,
+			"cluster", a.RedshiftCluster, "workgroup", a.RedshiftWorkgroup, "region", a.Region, "role_arn", a.RoleARN)
+	} else if a.PGIAM {
 		log.Info("RDS IAM: the proxy's own logins use IAM tokens", "iam_user", a.PGIAMUser, "region", a.Region,
 			"role_arn", a.RoleARN, "shunt", cfg.Guardrails.Shunt.IAM, "reporter", cfg.Guardrails.ReporterIAM)
+	}
+	if a.PGIAM {
 		if !cfg.OIDC.Enabled {
-			log.Info("RDS IAM with passthrough authentication: clients' own user names and passwords still go to " +
+			log.Info("IAM with passthrough authentication: clients' own user names and passwords still go to " +
 				"PG_BACKEND_URL's server; IAM serves only the proxy's own connections (analysis, catalogs, shunt node, reporter)")
 		}
 	}
-	if a.ValkeyIAM {
+	if a.ValkeyIAM && cfg.Guardrails.Enabled {
 		log.Info("ElastiCache IAM: the decision cache logs in with IAM tokens", "iam_user", a.ValkeyUser,
 			"cache", a.ValkeyCacheName, "serverless", a.ValkeyServerless, "region", a.ValkeyRegion, "role_arn", a.ValkeyRoleARN)
 	}
@@ -63,7 +80,8 @@ func valkeyIAM(ctx context.Context, cfg *config.Config, o *cache.Options) error 
 	if !a.ValkeyIAM {
 		return nil
 	}
-	creds, err := awsiam.NewCredentials(ctx, awsiam.Identity{Region: a.ValkeyRegion, RoleARN: a.ValkeyRoleARN, SessionName: a.SessionName})
+	creds, err := awsiam.NewCredentials(ctx, awsiam.Identity{Region: a.ValkeyRegion, RoleARN: a.ValkeyRoleARN,
+		ExternalID: a.ValkeyExternalID, SessionName: a.SessionName})
 	if err != nil {
 		return fmt.Errorf("VALKEY_IAM_AUTH: %w", err)
 	}
@@ -73,8 +91,9 @@ func valkeyIAM(ctx context.Context, cfg *config.Config, o *cache.Options) error 
 		if err != nil {
 			return cache.Credentials{}, err
 		}
-		// Two thirds into the token's life: 10 minutes for a full one.
-		return cache.Credentials{Username: a.ValkeyUser, Password: tok, RefreshAfter: now.Add(until.Sub(now) * 2 / 3)}, nil
+		// Two thirds into the token's life: 10 minutes for a full one; not
+		// sooner than a second (credentials at their very end).
+		return cache.Credentials{Username: a.ValkeyUser, Password: tok, RefreshAfter: now.Add(max(time.Second, until.Sub(now)*2/3))}, nil
 	}
 	o.ConnLifetime = valkeyConnLifetime
 	return nil

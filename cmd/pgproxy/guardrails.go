@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -131,10 +132,17 @@ func (g *guard) wire(ctx context.Context, opts *proxy.Options) error {
 			}
 			ropts.URL, ropts.Config = "", cc
 			if gc.ReporterIAM {
+				// The token goes where pgx dials, verified as pgx reads the
+				// URL (its last sslmode, ssl=, host=): TLS with the host
+				// name checked, and no fallback.
+				if cc.TLSConfig == nil || cc.TLSConfig.InsecureSkipVerify || len(cc.Fallbacks) > 0 {
+					return errors.New("REPORTER_DB_URL: a reporter that logs in with an IAM token needs sslmode=verify-full " +
+						"(as the connection reads the URL: TLS with the server's name verified, no fallback host or mode)")
+				}
 				tokens, endpoint := opts.Tokens, net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
 				ropts.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
-					pw, err := tokens.Token(ctx, endpoint, cc.User)
-					cc.Password = pw
+					u, pw, err := tokens.Token(ctx, endpoint, cc.User)
+					cc.User, cc.Password = u, pw
 					return err
 				}
 			}

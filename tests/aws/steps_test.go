@@ -53,8 +53,16 @@ func registerSteps(sc *godog.ScenarioContext, w *world) {
 	sc.Step(`^the refusal's (message|hint) mentions "([^"]+)"$`, func(f, s string) error { return w.refusalMentions(f, s, true) })
 	sc.Step(`^the refusal's (message|hint) does not mention "([^"]+)"$`, func(f, s string) error { return w.refusalMentions(f, s, false) })
 	sc.Step(`^session "(\w+)" runs "(.*)" and gets "(.*)"$`, w.runs)
-	sc.Step(`^the (fast|shunt|reporter) stand-in passed a login of "(\w+)" signed by (the account's own key|the role "[^"]+")$`, w.passedLogin)
-	sc.Step(`^the (fast|shunt|reporter) stand-in refused a login of "(\w+)"$`, w.refusedLogin)
+	sc.Step(`^the (fast|shunt|reporter|redshift) stand-in passed a login of "([^"]+)" signed by (the account's own key|the role "[^"]+")$`, w.passedLogin)
+	sc.Step(`^the (fast|shunt|reporter|redshift) stand-in refused a login of "([^"]+)"$`, w.refusedLogin)
+	sc.Step(`^the Redshift cluster "([^"]+)" exists$`, func(id string) error { w.acct.AllowRedshiftCluster(id); return nil })
+	sc.Step(`^the Redshift Serverless workgroup "([^"]+)" exists$`, func(n string) error { w.acct.AllowRedshiftWorkgroup(n); return nil })
+	sc.Step(`^Redshift database credentials last (\d+) seconds$`, func(n int) error {
+		w.acct.SetDBCredentialLifetime(time.Duration(n) * time.Second)
+		return nil
+	})
+	sc.Step(`^the Redshift database credentials handed out so far are revoked$`, func() error { w.acct.RevokeDBCredentials(); return nil })
+	sc.Step(`^the Redshift API handed out (\d+) database credentials? with (GetClusterCredentials|GetCredentials)$`, w.dbCredentials)
 	sc.Step(`^the fast stand-in passed logins signed by (\d+) different keys$`, w.distinctKeys)
 	sc.Step(`^STS was asked to (AssumeRole|AssumeRoleWithWebIdentity) "([^"]+)"(?: with the external ID "([^"]*)" and the session name "([^"]+)")?$`, w.stsAsked)
 	sc.Step(`^STS is down$`, func() error { w.acct.SetSTSDown(true); return nil })
@@ -209,7 +217,7 @@ func (w *world) runs(name, sql, want string) error {
 }
 
 func (w *world) standIn(which string) *harness.RDS {
-	return map[string]*harness.RDS{"fast": w.fast, "shunt": w.shunt, "reporter": w.reporter}[which]
+	return map[string]*harness.RDS{"fast": w.fast, "shunt": w.shunt, "reporter": w.reporter, "redshift": w.redshift}[which]
 }
 
 func (w *world) passedLogin(which, user, signer string) error {
@@ -302,6 +310,11 @@ func (w *world) noSecrets() error {
 			return fmt.Errorf("the proxy's logs hold the secret of %s", k.ID)
 		}
 	}
+	for _, c := range w.acct.DBCredentials() {
+		if strings.Contains(logs, c.Password) {
+			return fmt.Errorf("the proxy's logs hold a Redshift temporary password of %s", c.User)
+		}
+	}
 	if strings.Contains(logs, w.acct.Own.Secret) {
 		return errors.New("the proxy's logs hold the account's secret key")
 	}
@@ -376,4 +389,17 @@ func countIssues() (int64, error) {
 	var n int64
 	err = conn.QueryRow(ctx, "SELECT count(*) FROM pgproxy.query_issues").Scan(&n)
 	return n, err
+}
+
+func (w *world) dbCredentials(n int, action string) error {
+	var got []harness.DBCredential
+	for _, c := range w.acct.DBCredentials() {
+		if c.Action == action {
+			got = append(got, c)
+		}
+	}
+	if len(got) != n {
+		return fmt.Errorf("%d database credentials handed out with %s, want %d: %+v", len(got), action, n, got)
+	}
+	return nil
 }

@@ -51,6 +51,8 @@ GRANT SELECT ON node, big TO PUBLIC;
 var trustIAM = []string{
 	"host all " + iamUser + " 127.0.0.1/32 trust",
 	"host all " + appUser + " 127.0.0.1/32 trust",
+	`host all "IAM:` + iamUser + `" 127.0.0.1/32 trust`,
+	`host all "IAMR:pgproxy-redshift" 127.0.0.1/32 trust`,
 }
 
 func servers(t *testing.T) error {
@@ -69,7 +71,9 @@ func servers(t *testing.T) error {
 				return
 			}
 			*n.c = c
-			if shared.err = c.SuperuserExec(fmt.Sprintf("CREATE ROLE %s LOGIN; CREATE ROLE %s LOGIN", iamUser, appUser)); shared.err != nil {
+			// The last two are the users Redshift's temporary credentials name.
+			if shared.err = c.SuperuserExec(fmt.Sprintf(`CREATE ROLE %s LOGIN; CREATE ROLE %s LOGIN; CREATE ROLE "IAM:%s" LOGIN; `+
+				`CREATE ROLE "IAMR:pgproxy-redshift" LOGIN`, iamUser, appUser, iamUser)); shared.err != nil {
 				return
 			}
 			if shared.err = c.SuperuserExec(fmt.Sprintf(schema, n.name)); shared.err != nil {
@@ -101,6 +105,8 @@ type world struct {
 	// The RDS stand-ins: fast and reporter in front of the primary, shunt
 	// in front of the replica.
 	fast, shunt, reporter *harness.RDS
+	redshift              *harness.RDS // in front of the primary
+	redshiftAPI           string
 	ecache                *harness.ElastiCache
 	redisAddr, redisPass  string
 	issuer                *oidcissuer.Issuer
@@ -151,6 +157,8 @@ func (w *world) account(region string, lifetime int) error {
 	w.fast = harness.StartRDS(w.t, w.acct, shared.certs, shared.primary.Addr())
 	w.shunt = harness.StartRDS(w.t, w.acct, shared.certs, shared.replica.Addr())
 	w.reporter = harness.StartRDS(w.t, w.acct, shared.certs, shared.primary.Addr())
+	w.redshift = harness.StartRedshift(w.t, w.acct, shared.certs, shared.primary.Addr())
+	w.redshiftAPI = harness.StartRedshiftAPI(w.t, w.acct)
 	iss, err := oidcissuer.New(oidcissuer.Options{})
 	if err != nil {
 		return err
@@ -164,7 +172,7 @@ func (w *world) account(region string, lifetime int) error {
 // expand replaces the placeholders of a setting.
 func (w *world) expand(v string) string {
 	r := []string{"{ca}", shared.certs.CAFile, "{sts}", w.sts, "{webtoken}", w.webToken}
-	for name, s := range map[string]*harness.RDS{"{fast}": w.fast, "{shunt}": w.shunt, "{reporter}": w.reporter} {
+	for name, s := range map[string]*harness.RDS{"{fast}": w.fast, "{shunt}": w.shunt, "{reporter}": w.reporter, "{redshift}": w.redshift} {
 		if s != nil {
 			r = append(r, name, s.Addr)
 		}
@@ -201,6 +209,9 @@ func (w *world) env(table *godog.Table) (map[string]string, error) {
 		"LOG_LEVEL":                "debug",
 		"LOG_FORMAT":               "json",
 		"AWS_ENDPOINT_URL_STS":     "{sts}",
+		// The Redshift API stand-in serves both Redshift and Redshift Serverless.
+		"AWS_ENDPOINT_URL_REDSHIFT":            w.redshiftAPI,
+		"AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS": w.redshiftAPI,
 	}
 	for k, v := range w.acct.Env() {
 		env[k] = v

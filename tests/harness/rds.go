@@ -25,6 +25,7 @@ type RDS struct {
 	Addr string
 
 	acct     *AWSAccount
+	check    func(user, password string) (key string, err error)
 	upstream string
 	tls      *tls.Config
 	ln       net.Listener
@@ -49,6 +50,24 @@ type RDSLogin struct {
 // certificate in front of upstream (host:port of a PostgreSQL). It stops in
 // cleanup.
 func StartRDS(t testing.TB, acct *AWSAccount, certs *Certs, upstream string) *RDS {
+	t.Helper()
+	r := startPGFront(t, acct, certs, upstream)
+	r.check = r.checkToken
+	return r
+}
+
+// StartRedshift is the stand-in for a Redshift endpoint (cluster or
+// serverless workgroup): as StartRDS, but the password must be one of the
+// temporary credentials the account's Redshift API handed out for that
+// user (GetClusterCredentials, GetCredentials), and not expired or revoked.
+func StartRedshift(t testing.TB, acct *AWSAccount, certs *Certs, upstream string) *RDS {
+	t.Helper()
+	r := startPGFront(t, acct, certs, upstream)
+	r.check = acct.checkDBPassword
+	return r
+}
+
+func startPGFront(t testing.TB, acct *AWSAccount, certs *Certs, upstream string) *RDS {
 	t.Helper()
 	cert, err := tls.LoadX509KeyPair(certs.CertFile, certs.KeyFile)
 	if err != nil {
@@ -163,17 +182,7 @@ func (r *RDS) handle(c net.Conn) {
 		return
 	}
 	login := RDSLogin{User: user, At: time.Now()}
-	p, err := VerifyPresigned(pw.Password, "rds-db", r.acct.Region, time.Now(), r.acct.Lookup)
-	login.Key = p.Key.ID
-	switch {
-	case err != nil:
-	case p.Query.Get("Action") != "connect":
-		err = fmt.Errorf("action %q", p.Query.Get("Action"))
-	case p.Query.Get("DBUser") != user:
-		err = fmt.Errorf("token for DBUser %q, login as %q", p.Query.Get("DBUser"), user)
-	case p.Host != r.Addr:
-		err = fmt.Errorf("token for host %q, this endpoint is %q", p.Host, r.Addr)
-	}
+	login.Key, err = r.check(user, pw.Password)
 	login.Err = err
 	r.record(login)
 	if err != nil {
@@ -199,6 +208,22 @@ func (r *RDS) handle(c net.Conn) {
 	go func() { io.Copy(conn, up); conn.Close(); done <- struct{}{} }()
 	<-done
 	<-done
+}
+
+// checkToken checks password as an RDS IAM token of user for this
+// endpoint and returns the key that signed it.
+func (r *RDS) checkToken(user, password string) (string, error) {
+	p, err := VerifyPresigned(password, "rds-db", r.acct.Region, time.Now(), r.acct.Lookup)
+	switch {
+	case err != nil:
+	case p.Query.Get("Action") != "connect":
+		err = fmt.Errorf("action %q", p.Query.Get("Action"))
+	case p.Query.Get("DBUser") != user:
+		err = fmt.Errorf("token for DBUser %q, login as %q", p.Query.Get("DBUser"), user)
+	case p.Host != r.Addr:
+		err = fmt.Errorf("token for host %q, this endpoint is %q", p.Host, r.Addr)
+	}
+	return p.Key.ID, err
 }
 
 // forwardCancel passes a CancelRequest on to the PostgreSQL (the keys are

@@ -101,7 +101,10 @@ func VerifyPresigned(token, service, region string, now time.Time, lookup func(i
 	if !key.Expires.IsZero() && !now.Before(key.Expires) {
 		return p, fmt.Errorf("signing key expired at %s", key.Expires.Format(time.RFC3339))
 	}
-	canonical := strings.Join([]string{"GET", "/", canonicalQuery(q), "host:" + p.Host + "\n", "host",
+	// The signed host leaves out the scheme's default port (the tokens are
+	// signed as https:// or http:// URLs).
+	signedHost := strings.TrimSuffix(strings.TrimSuffix(p.Host, ":443"), ":80")
+	canonical := strings.Join([]string{"GET", "/", canonicalQuery(q), "host:" + signedHost + "\n", "host",
 		hex.EncodeToString(sha256Sum(""))}, "\n")
 	toSign := strings.Join([]string{"AWS4-HMAC-SHA256", q.Get("X-Amz-Date"), strings.Join(scope[1:], "/"),
 		hex.EncodeToString(sha256Sum(canonical))}, "\n")

@@ -29,6 +29,12 @@ type AWSAccount struct {
 	lifetime time.Duration
 	down     bool
 	calls    []STSCall
+
+	// The Redshift API's state (redshift.go).
+	clusters   map[string]bool
+	workgroups map[string]bool
+	dbLifetime time.Duration
+	dbCreds    []DBCredential
 }
 
 // STSCall is a request the STS stand-in answered.
@@ -45,7 +51,8 @@ type STSCall struct {
 // NewAWSAccount makes an account in region with a fresh long-lived key.
 // Issued credentials last an hour unless SetLifetime says otherwise.
 func NewAWSAccount(region string) *AWSAccount {
-	a := &AWSAccount{Region: region, keys: map[string]AWSKey{}, roles: map[string]string{}, lifetime: time.Hour}
+	a := &AWSAccount{Region: region, keys: map[string]AWSKey{}, roles: map[string]string{}, lifetime: time.Hour,
+		clusters: map[string]bool{}, workgroups: map[string]bool{}, dbLifetime: time.Hour}
 	a.Own = AWSKey{ID: "AKIA" + randomUpper(16), Secret: randomHex(20)}
 	a.keys[a.Own.ID] = a.Own
 	return a
@@ -153,7 +160,7 @@ func (a *AWSAccount) serveSTS(w http.ResponseWriter, r *http.Request) {
 	}
 	switch action {
 	case "AssumeRole", "GetCallerIdentity":
-		caller, err := a.signer(r)
+		caller, err := a.signer(r, "sts")
 		if err != nil {
 			stsError(w, http.StatusForbidden, "Sender", "InvalidClientTokenId", err.Error())
 			return
@@ -209,7 +216,7 @@ func (a *AWSAccount) serveSTS(w http.ResponseWriter, r *http.Request) {
 // to be a key of the account with the STS scope of its region. (The
 // header's signature itself is not recomputed here; the presigned tokens
 // the RDS and ElastiCache stand-ins take are checked in full.)
-func (a *AWSAccount) signer(r *http.Request) (string, error) {
+func (a *AWSAccount) signer(r *http.Request, service string) (string, error) {
 	h := r.Header.Get("Authorization")
 	_, rest, ok := strings.Cut(h, "Credential=")
 	if !strings.HasPrefix(h, "AWS4-HMAC-SHA256 ") || !ok {
@@ -217,8 +224,8 @@ func (a *AWSAccount) signer(r *http.Request) (string, error) {
 	}
 	cred, _, _ := strings.Cut(rest, ",")
 	scope := strings.Split(cred, "/")
-	if len(scope) != 5 || scope[2] != a.Region || scope[3] != "sts" {
-		return "", fmt.Errorf("credential scope %q, want <key>/<date>/%s/sts/aws4_request", cred, a.Region)
+	if len(scope) != 5 || scope[2] != a.Region || scope[3] != service {
+		return "", fmt.Errorf("credential scope %q, want <key>/<date>/%s/%s/aws4_request", cred, a.Region, service)
 	}
 	k, ok := a.keys[scope[0]]
 	if !ok {

@@ -3,6 +3,7 @@ package awsiam
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -142,12 +143,26 @@ func TestCacheRefreshesBeforeExpiry(t *testing.T) {
 	if get(); fetches.Load() != 3 {
 		t.Errorf("an hour's credentials fetched again after 54 min (%d fetches)", fetches.Load())
 	}
+	// STS fails 4 minutes before the end: the good credentials are served,
+	// and fetched again 30 s later, not at every login.
 	advance(2 * time.Minute)
 	failing.Store(true)
-	if err := get(); err == nil || fetches.Load() != 4 {
-		t.Errorf("5 min before expiry: %v, %d fetches", err, fetches.Load())
+	if err := get(); err != nil || fetches.Load() != 4 || c.LastError() == nil {
+		t.Errorf("a failed refresh with 4 min left: %v, %d fetches, last error %v", err, fetches.Load(), c.LastError())
 	}
-	if err := get(); err == nil || fetches.Load() != 5 {
+	if err := get(); err != nil || fetches.Load() != 4 {
+		t.Errorf("right after a failed refresh: %v, %d fetches", err, fetches.Load())
+	}
+	advance(31 * time.Second)
+	if err := get(); err != nil || fetches.Load() != 5 {
+		t.Errorf("31 s after a failed refresh: %v, %d fetches", err, fetches.Load())
+	}
+	// Past the end (less the margin) the error is the caller's, and not kept.
+	advance(4 * time.Minute)
+	if err := get(); err == nil || fetches.Load() != 6 {
+		t.Errorf("expired and STS down: %v, %d fetches", err, fetches.Load())
+	}
+	if err := get(); err == nil || fetches.Load() != 7 {
 		t.Errorf("a failure was kept: %v, %d fetches", err, fetches.Load())
 	}
 	failing.Store(false)
@@ -162,8 +177,11 @@ func TestCacheRefreshesBeforeExpiry(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	close(wait)
 	wg.Wait()
-	if fetches.Load() != 6 {
-		t.Errorf("8 concurrent callers made %d fetches, want 1", fetches.Load()-5)
+	if fetches.Load() != 8 {
+		t.Errorf("8 concurrent callers made %d fetches, want 1", fetches.Load()-7)
+	}
+	if c.LastError() != nil {
+		t.Errorf("last error %v after a good fetch", c.LastError())
 	}
 	// A caller that gives up gets its context's error; the fetch goes on.
 	advance(2 * time.Hour)
@@ -175,6 +193,40 @@ func TestCacheRefreshesBeforeExpiry(t *testing.T) {
 		t.Errorf("abandoned retrieve: %v", err)
 	}
 	close(block)
+	for deadline := time.Now().Add(5 * time.Second); fetches.Load() != 9 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // the fetch stores what it got
+	if err := get(); err != nil || fetches.Load() != 9 {
+		t.Errorf("the abandoned fetch did not go on to fill the cache: %v, %d fetches", err, fetches.Load())
+	}
+}
+
+// selfCaching is a provider that caches itself, as the SDK's default chain
+// does: an early fetch must tell it to drop what it holds.
+type selfCaching struct {
+	invalidated, fetched atomic.Int32
+}
+
+func (p *selfCaching) Invalidate() { p.invalidated.Add(1) }
+
+func (p *selfCaching) Retrieve(context.Context) (aws.Credentials, error) {
+	n := p.fetched.Add(1)
+	return aws.Credentials{AccessKeyID: fmt.Sprint("K", n), SecretAccessKey: "S", CanExpire: true, Expires: time.Now().Add(100 * time.Millisecond)}, nil
+}
+
+func TestCacheInvalidatesASelfCachingProvider(t *testing.T) {
+	p := &selfCaching{}
+	c := NewCache(p)
+	first, _ := c.Retrieve(context.Background())
+	if p.invalidated.Load() != 0 {
+		t.Error("the first fetch invalidated the provider")
+	}
+	time.Sleep(90 * time.Millisecond) // past four fifths of 100 ms
+	second, _ := c.Retrieve(context.Background())
+	if p.invalidated.Load() != 1 || second.AccessKeyID == first.AccessKeyID {
+		t.Errorf("early refresh: %d invalidations, keys %s then %s", p.invalidated.Load(), first.AccessKeyID, second.AccessKeyID)
+	}
 }
 
 // TestAssumeRoleThroughSTS runs the SDK's default chain and AssumeRole
@@ -252,5 +304,74 @@ func TestAssumeRoleThroughSTS(t *testing.T) {
 	}
 	if r := Reason(errors.New("failed to refresh cached credentials, no EC2 IMDS role found")); !strings.Contains(r, "no AWS credentials") {
 		t.Errorf("no credentials: the client is told %q", r)
+	}
+}
+
+// TestRedshiftCredentials runs GetClusterCredentials and Redshift
+// Serverless GetCredentials against the harness's Redshift API stand-in:
+// one fetch for many logins, a new one before expiry and after a refusal,
+// the serverless user named by the identity.
+func TestRedshiftCredentials(t *testing.T) {
+	acct := harness.NewAWSAccount("eu-west-1")
+	acct.AllowRedshiftCluster("analytics")
+	acct.AllowRedshiftWorkgroup("reports")
+	for k, v := range acct.Env() {
+		t.Setenv(k, v)
+	}
+	api := harness.StartRedshiftAPI(t, acct)
+	t.Setenv("AWS_ENDPOINT_URL_REDSHIFT", api)
+	t.Setenv("AWS_ENDPOINT_URL_REDSHIFT_SERVERLESS", api)
+	ctx := context.Background()
+	id := Identity{Region: "eu-west-1", SessionName: "pgproxy"}
+	if _, err := NewRedshift(ctx, id, "", ""); err == nil {
+		t.Error("neither cluster nor workgroup was accepted")
+	}
+	r, err := NewRedshift(ctx, id, "analytics", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	r.now = func() time.Time { return time.Unix(0, clock.Load()) }
+	u, pw, err := r.Token(ctx, "c:5439", "pgproxy_iam")
+	if err != nil || u != "IAM:pgproxy_iam" || pw == "" {
+		t.Fatalf("first login: %q %v", u, err)
+	}
+	if u2, pw2, _ := r.Token(ctx, "c:5439", "pgproxy_iam"); u2 != u || pw2 != pw || len(acct.DBCredentials()) != 1 {
+		t.Errorf("second login asked again: %d credentials", len(acct.DBCredentials()))
+	}
+	clock.Add(int64(56 * time.Minute)) // an hour's credentials: fetched again 5 minutes before the end
+	if _, pw3, _ := r.Token(ctx, "c:5439", "pgproxy_iam"); pw3 == pw || len(acct.DBCredentials()) != 2 {
+		t.Errorf("after 56 minutes: %d credentials", len(acct.DBCredentials()))
+	}
+	if hint := r.Refused("c:5439", "IAM:pgproxy_iam", errors.New("28000")); !strings.Contains(hint, "redshift:GetClusterCredentials") {
+		t.Errorf("hint %q", hint)
+	}
+	if _, _, err := r.Token(ctx, "c:5439", "pgproxy_iam"); err != nil || len(acct.DBCredentials()) != 3 {
+		t.Errorf("after a refusal: %d credentials, %v", len(acct.DBCredentials()), err)
+	}
+	missing, _ := NewRedshift(ctx, id, "nope", "")
+	if _, _, err := missing.Token(ctx, "c:5439", "pgproxy_iam"); err == nil || Reason(err) != "Redshift GetClusterCredentials: ClusterNotFound" {
+		t.Errorf("unknown cluster: %v (%q)", err, Reason(err))
+	}
+	s, err := NewRedshift(ctx, id, "", "reports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, pw, err := s.Token(ctx, "w:5439", "IAM"); err != nil || u != "IAM:pgproxy" || pw == "" {
+		t.Errorf("serverless: %q %v", u, err)
+	}
+}
+
+// TestRDSTokenOnTheDefaultPort checks a token for port 443, whose signed
+// host leaves the port out.
+func TestRDSTokenOnTheDefaultPort(t *testing.T) {
+	acct := harness.NewAWSAccount("eu-west-1")
+	tok, err := RDSToken(context.Background(), static(acct.Own), "db.example:443", "eu-west-1", "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := harness.VerifyPresigned(tok, "rds-db", "eu-west-1", time.Now(), acct.Lookup); err != nil {
+		t.Errorf("token for port 443 refused: %v", err)
 	}
 }

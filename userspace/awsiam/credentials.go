@@ -51,16 +51,26 @@ const maxRefreshAhead = 5 * time.Minute
 // cached and fetched again before they expire; concurrent callers share one
 // fetch. Nothing is fetched before the first Retrieve.
 func NewCredentials(ctx context.Context, id Identity) (aws.CredentialsProvider, error) {
+	cfg, err := Config(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Credentials, nil
+}
+
+// Config is the AWS configuration of id (region, endpoints, retries) whose
+// Credentials are NewCredentials', for the SDK's service clients.
+func Config(ctx context.Context, id Identity) (aws.Config, error) {
 	if id.Region == "" {
-		return nil, errors.New("awsiam: no region")
+		return aws.Config{}, errors.New("awsiam: no region")
 	}
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(id.Region))
 	if err != nil {
-		return nil, fmt.Errorf("awsiam: AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("awsiam: AWS configuration: %w", err)
 	}
 	var p aws.CredentialsProvider = cfg.Credentials
 	if p == nil {
-		return nil, errors.New("awsiam: the AWS configuration has no credentials provider")
+		return aws.Config{}, errors.New("awsiam: the AWS configuration has no credentials provider")
 	}
 	if id.RoleARN != "" {
 		client := sts.NewFromConfig(cfg)
@@ -76,13 +86,19 @@ func NewCredentials(ctx context.Context, id Identity) (aws.CredentialsProvider, 
 			}
 		})
 	}
-	return NewCache(p), nil
+	cfg.Credentials = NewCache(p)
+	return cfg, nil
 }
 
 // Cache keeps the credentials of a provider until shortly before they
 // expire: maxRefreshAhead before, or after four fifths of their life when
-// that is earlier. A failed fetch is not cached: the next Retrieve tries
-// again. Concurrent Retrieves share one fetch.
+// that is later (short-lived credentials). Concurrent Retrieves share one
+// fetch. A provider that caches itself (the default chain is wrapped in
+// the SDK's cache, which refreshes only at expiry) is told to drop its
+// credentials first, so that the early fetch gets new ones. A failed
+// fetch while the cached credentials are still good keeps them and tries
+// again a little later; only without good credentials is the error
+// returned, and the next Retrieve tries again.
 type Cache struct {
 	p     aws.CredentialsProvider
 	now   func() time.Time
@@ -91,10 +107,15 @@ type Cache struct {
 	mu        sync.Mutex
 	creds     aws.Credentials
 	refreshAt time.Time // zero: nothing cached
+	lastErr   error     // of the last fetch, while older credentials are served
 }
 
 // NewCache wraps p in a Cache.
 func NewCache(p aws.CredentialsProvider) *Cache { return &Cache{p: p, now: time.Now} }
+
+// goodMargin is how long before their expiry cached credentials stop being
+// served when a fetch fails.
+const goodMargin = 10 * time.Second
 
 // Retrieve returns cached credentials, or fetches them.
 func (c *Cache) Retrieve(ctx context.Context) (aws.Credentials, error) {
@@ -108,14 +129,26 @@ func (c *Cache) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		// The fetch outlives a caller that gives up; it has its own bound.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		c.mu.Lock()
+		old, had := c.creds, !c.refreshAt.IsZero()
+		c.mu.Unlock()
+		if inv, ok := c.p.(interface{ Invalidate() }); ok && had {
+			inv.Invalidate()
+		}
 		fetched := c.now()
 		got, err := c.p.Retrieve(fctx)
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		if err != nil {
+			if had && stillGood(old, c.now()) {
+				c.lastErr = err
+				c.refreshAt = c.now().Add(retryAfter(old, c.now()))
+				return old, nil
+			}
+			c.refreshAt = time.Time{}
 			return aws.Credentials{}, err
 		}
-		c.mu.Lock()
-		c.creds, c.refreshAt = got, refreshTime(fetched, got)
-		c.mu.Unlock()
+		c.creds, c.refreshAt, c.lastErr = got, refreshTime(fetched, got), nil
 		return got, nil
 	})
 	select {
@@ -129,11 +162,26 @@ func (c *Cache) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	}
 }
 
-// Invalidate drops the cached credentials (a server refused them).
-func (c *Cache) Invalidate() {
+// LastError is the error of the last fetch while older credentials are
+// still served (nil when the last fetch worked).
+func (c *Cache) LastError() error {
 	c.mu.Lock()
-	c.refreshAt = time.Time{}
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	return c.lastErr
+}
+
+// stillGood reports whether creds may still be handed out at now.
+func stillGood(creds aws.Credentials, now time.Time) bool {
+	return !creds.CanExpire || now.Before(creds.Expires.Add(-goodMargin))
+}
+
+// retryAfter spaces fetches after a failure while creds are still good: a
+// quarter of their remaining life, from 1 to 30 seconds.
+func retryAfter(creds aws.Credentials, now time.Time) time.Duration {
+	if !creds.CanExpire {
+		return 30 * time.Second
+	}
+	return min(30*time.Second, max(time.Second, creds.Expires.Sub(now)/4))
 }
 
 // refreshTime is when credentials fetched at fetched are fetched again.

@@ -23,12 +23,12 @@ type RDS struct {
 }
 
 // Token signs a login of user at endpoint (host:port).
-func (r *RDS) Token(ctx context.Context, endpoint, user string) (string, error) {
+func (r *RDS) Token(ctx context.Context, endpoint, user string) (string, string, error) {
 	tok, err := RDSToken(ctx, r.Creds, endpoint, r.Region, user)
 	if err != nil && r.Log != nil {
 		r.Log.Error("RDS IAM: cannot sign a login", "iam_user", user, "region", r.Region, "host", endpoint, "error", err)
 	}
-	return tok, err
+	return user, tok, err
 }
 
 // Reason is the client's account of err (see the package function).

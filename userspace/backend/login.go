@@ -29,11 +29,14 @@ type Login struct {
 	tokens Tokens // IAM logins: the service account's password
 }
 
-// Tokens make the passwords of IAM logins (config.BackendURL.IAM): an RDS
-// or Aurora IAM token for each new connection.
+// Tokens make the credentials of IAM logins (config.BackendURL.IAM): an
+// RDS or Aurora IAM token for each new connection, or Redshift's temporary
+// user and password.
 type Tokens interface {
-	// Token signs a login of user at endpoint (host:port).
-	Token(ctx context.Context, endpoint, user string) (string, error)
+	// Token returns the user name and password of a login of user at
+	// endpoint (host:port). The user name is user for RDS; Redshift names
+	// its own (IAM:user, IAMR:role).
+	Token(ctx context.Context, endpoint, user string) (login, password string, err error)
 	// Reason is what a client is told of err, an error of Token (the full
 	// error is for the log only).
 	Reason(err error) string
@@ -165,8 +168,8 @@ func PoolConfig(b config.BackendURL, d *Dialer, addr, database, app string, toke
 	}
 	if b.IAM {
 		pcfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
-			pw, err := tokens.Token(ctx, addr, cc.User)
-			cc.Password = pw
+			u, pw, err := tokens.Token(ctx, addr, cc.User)
+			cc.User, cc.Password = u, pw
 			return err
 		}
 	}
@@ -206,13 +209,13 @@ func (l *Login) Dial(ctx context.Context, addr string, req session.LoginRequest)
 	} else if l.noUser {
 		return nil, errors.New("no service account: the backend URL has no user")
 	} else if l.tokens != nil {
-		pw, err := l.tokens.Token(ctx, addr, cfg.User)
+		u, pw, err := l.tokens.Token(ctx, addr, cfg.User)
 		if err != nil {
 			return nil, &wire.Error{Severity: wire.SeverityFatal, Code: "08006",
 				Message: "the proxy cannot sign its RDS IAM login: " + l.tokens.Reason(err),
 				Hint:    "check the proxy's AWS credentials (and PG_IAM_ROLE_ARN's trust policy and STS reachability); the proxy retries at the next connection"}
 		}
-		cfg.Password, iam = pw, true
+		cfg.User, cfg.Password, iam = u, pw, true
 	}
 	cfg.Fallbacks = nil
 	// The proxy's dialer negotiates TLS (sslmode, CA, keepalives, marks);

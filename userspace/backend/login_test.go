@@ -253,21 +253,18 @@ func TestPoolConfigIgnoresLibpqEnvironment(t *testing.T) {
 }
 
 // signer is a Tokens that signs "token-for-<user>@<endpoint>".
-type signer struct{ refused []string }
+type signer struct{}
 
-func (s *signer) Token(_ context.Context, endpoint, user string) (string, error) {
+func (s *signer) Token(_ context.Context, endpoint, user string) (string, string, error) {
 	if user == "broken" {
-		return "", errors.New("no credentials in the chain")
+		return "", "", errors.New("no credentials in the chain")
 	}
-	return "token-for-" + user + "@" + endpoint, nil
+	return user, "token-for-" + user + "@" + endpoint, nil
 }
 
-func (s *signer) Reason(err error) string { return "reason: " + err.Error() }
+func (s *signer) Reason(error) string { return "the short reason" }
 
-func (s *signer) Refused(endpoint, user string, _ error) string {
-	s.refused = append(s.refused, user+"@"+endpoint)
-	return "hint"
-}
+func (s *signer) Refused(string, string, error) string { return "hint" }
 
 func TestIAMLoginsTakeTheirPasswordFromTokens(t *testing.T) {
 	b := parseBackend(t, "postgres://db.internal/app?sslmode=verify-full")
@@ -303,7 +300,8 @@ func TestIAMLoginsTakeTheirPasswordFromTokens(t *testing.T) {
 	}
 	_, err = l.Dial(context.Background(), "127.0.0.1:1", session.LoginRequest{Database: "app"})
 	var we *wire.Error
-	if !errors.As(err, &we) || we.Code != "08006" || !strings.Contains(we.Message, "no credentials in the chain") || we.Hint == "" {
-		t.Errorf("unsignable login: %v", err)
+	if !errors.As(err, &we) || we.Code != "08006" || !strings.Contains(we.Message, "the short reason") ||
+		strings.Contains(we.Message, "no credentials in the chain") || we.Hint == "" {
+		t.Errorf("unsignable login: %v (the client gets Reason, not the error)", err)
 	}
 }

@@ -28,29 +28,51 @@ type AWS struct {
 	ValkeyServerless bool
 	ValkeyRegion     string
 	ValkeyRoleARN    string
+	ValkeyExternalID string
+
+	// RedshiftCluster (provisioned) or RedshiftWorkgroup (serverless) is
+	// where BACKEND_FLAVOR=redshift's IAM logins get temporary credentials.
+	RedshiftCluster   string
+	RedshiftWorkgroup string
 }
 
+// redshiftServerlessUser is the service account's name while Redshift
+// Serverless has not named it: GetCredentials gives the AWS identity's own
+// database user (IAMR:<role>), whatever the proxy asks for.
+const redshiftServerlessUser = "IAM"
+
 // iamSSLModes are the sslmodes an IAM login accepts: the token is a
-// password that must only reach the server it was signed for.
-var iamSSLModes = map[string]bool{"verify-ca": true, "verify-full": true}
+// password that must only reach the server it was signed for, so the
+// server's name is verified too (verify-ca would hand it to any holder of
+// a certificate of the CA, any RDS instance with the RDS bundle).
+var iamSSLModes = map[string]bool{"verify-full": true}
+
+// sessionNameChars are the characters STS takes in a RoleSessionName.
+const sessionNameChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+=,.@-"
 
 // loadAWS parses the AWS section. With PG_IAM_AUTH it gives c.Backend
 // PG_IAM_USERNAME and marks it for IAM, and the shunt node the same when
 // its URL has no password (the guardrails section is parsed before).
 func loadAWS(p *parser, c *Config) AWS {
 	a := AWS{
-		PGIAM:            p.bool("PG_IAM_AUTH"),
-		PGIAMUser:        p.str("PG_IAM_USERNAME"),
-		Region:           p.str("PG_AWS_REGION"),
-		RoleARN:          p.str("PG_IAM_ROLE_ARN"),
-		ExternalID:       p.str("PG_IAM_EXTERNAL_ID"),
-		SessionName:      p.str("PG_IAM_SESSION_NAME"),
-		ValkeyIAM:        p.bool("VALKEY_IAM_AUTH"),
-		ValkeyUser:       p.str("VALKEY_IAM_USER"),
-		ValkeyCacheName:  p.str("VALKEY_CACHE_NAME"),
-		ValkeyServerless: p.bool("VALKEY_SERVERLESS"),
-		ValkeyRegion:     p.str("VALKEY_AWS_REGION"),
-		ValkeyRoleARN:    p.str("VALKEY_IAM_ROLE_ARN"),
+		PGIAM:             p.bool("PG_IAM_AUTH"),
+		PGIAMUser:         p.str("PG_IAM_USERNAME"),
+		Region:            p.str("PG_AWS_REGION"),
+		RoleARN:           p.str("PG_IAM_ROLE_ARN"),
+		ExternalID:        p.str("PG_IAM_EXTERNAL_ID"),
+		SessionName:       p.str("PG_IAM_SESSION_NAME"),
+		ValkeyIAM:         p.bool("VALKEY_IAM_AUTH"),
+		ValkeyUser:        p.str("VALKEY_IAM_USER"),
+		ValkeyCacheName:   p.str("VALKEY_CACHE_NAME"),
+		ValkeyServerless:  p.bool("VALKEY_SERVERLESS"),
+		ValkeyRegion:      p.str("VALKEY_AWS_REGION"),
+		ValkeyRoleARN:     p.str("VALKEY_IAM_ROLE_ARN"),
+		ValkeyExternalID:  p.str("VALKEY_IAM_EXTERNAL_ID"),
+		RedshiftCluster:   p.str("REDSHIFT_CLUSTER_ID"),
+		RedshiftWorkgroup: p.str("REDSHIFT_WORKGROUP"),
+	}
+	if (a.RedshiftCluster != "" || a.RedshiftWorkgroup != "") && !(a.PGIAM && c.Flavor == FlavorRedshift) {
+		p.fail("REDSHIFT_CLUSTER_ID", "and REDSHIFT_WORKGROUP need BACKEND_FLAVOR=redshift and PG_IAM_AUTH=true")
 	}
 	if a.ValkeyRegion == "" {
 		a.ValkeyRegion = a.Region
@@ -60,13 +82,22 @@ func loadAWS(p *parser, c *Config) AWS {
 			p.fail(v.name, fmt.Sprintf("=%q is not a role ARN (arn:aws:iam::123456789012:role/name)", v.arn))
 		}
 	}
-	if len(a.SessionName) < 2 || len(a.SessionName) > 64 {
-		p.fail("PG_IAM_SESSION_NAME", fmt.Sprintf("=%q must be 2 to 64 characters", a.SessionName))
+	if len(a.SessionName) < 2 || len(a.SessionName) > 64 || strings.Trim(a.SessionName, sessionNameChars) != "" {
+		p.fail("PG_IAM_SESSION_NAME", fmt.Sprintf("=%q must be 2 to 64 of the characters STS takes (letters, digits, _+=,.@-)", a.SessionName))
 	}
-	if a.PGIAM {
+	for _, v := range []struct{ id, idName, arn string }{
+		{a.ExternalID, "PG_IAM_EXTERNAL_ID", a.RoleARN}, {a.ValkeyExternalID, "VALKEY_IAM_EXTERNAL_ID", a.ValkeyRoleARN}} {
+		if v.id != "" && v.arn == "" {
+			p.fail(v.idName, "is set without a role to assume: it is passed to AssumeRole only (set the role ARN, or remove it)")
+		}
+	}
+	if a.PGIAM && p.agent {
+		p.fail("PG_IAM_AUTH", "=true is not available in transparent mode: the proxy would sign tokens for each connection's "+
+			"original destination address, which RDS certificates do not name (sslmode=verify-full cannot hold); run explicit mode in front of RDS")
+	} else if a.PGIAM {
 		loadPGIAM(p, c, a)
-	} else if a.RoleARN != "" || a.ExternalID != "" {
-		p.fail("PG_IAM_ROLE_ARN", "and PG_IAM_EXTERNAL_ID need PG_IAM_AUTH=true")
+	} else if a.RoleARN != "" {
+		p.fail("PG_IAM_ROLE_ARN", "needs PG_IAM_AUTH=true")
 	}
 	if a.ValkeyIAM {
 		loadValkeyIAM(p, c, a)
@@ -75,8 +106,19 @@ func loadAWS(p *parser, c *Config) AWS {
 }
 
 func loadPGIAM(p *parser, c *Config, a AWS) {
+	redshift := c.Flavor == FlavorRedshift
+	if redshift {
+		switch {
+		case a.RedshiftCluster == "" && a.RedshiftWorkgroup == "":
+			p.fail("REDSHIFT_CLUSTER_ID", "or REDSHIFT_WORKGROUP is required with BACKEND_FLAVOR=redshift and PG_IAM_AUTH=true")
+		case a.RedshiftCluster != "" && a.RedshiftWorkgroup != "":
+			p.fail("REDSHIFT_CLUSTER_ID", "and REDSHIFT_WORKGROUP are both set: name the provisioned cluster or the serverless workgroup")
+		case a.RedshiftWorkgroup != "" && a.PGIAMUser == "":
+			a.PGIAMUser = redshiftServerlessUser
+		}
+	}
 	if a.PGIAMUser == "" {
-		p.fail("PG_IAM_USERNAME", "is required with PG_IAM_AUTH=true (a database user granted rds_iam)")
+		p.fail("PG_IAM_USERNAME", "is required with PG_IAM_AUTH=true (a database user granted rds_iam; on Redshift the database user)")
 	}
 	if a.Region == "" {
 		p.fail("PG_AWS_REGION", "is required with PG_IAM_AUTH=true (the region of the RDS or Aurora instance, e.g. eu-west-1)")
@@ -92,22 +134,35 @@ func loadPGIAM(p *parser, c *Config, a AWS) {
 		p.fail("PG_IAM_USERNAME", fmt.Sprintf("=%q differs from PG_BACKEND_URL's user %q: name the IAM user once", a.PGIAMUser, b.User))
 	}
 	if !iamSSLModes[b.SSLMode] {
-		p.fail("PG_IAM_AUTH", fmt.Sprintf("=true needs sslmode=verify-full (or verify-ca) in PG_BACKEND_URL, not %q: an IAM token is a password and RDS requires TLS for it", b.SSLMode))
+		p.fail("PG_IAM_AUTH", fmt.Sprintf("=true needs sslmode=verify-full in PG_BACKEND_URL, not %q: an IAM token is a password for the server it names, sent over TLS to that server only", b.SSLMode))
 	}
 	b.User, b.IAM = a.PGIAMUser, true
+	if redshift {
+		// The temporary credentials are the cluster's: the shunt node and
+		// the reporter log in with passwords of their own.
+		if sh := c.Guardrails.Shunt; sh.Host != "" && sh.Password == "" {
+			p.fail("SHUNT_NODE_URL", "needs a password with BACKEND_FLAVOR=redshift: IAM logins serve PG_BACKEND_URL's cluster only")
+		}
+		if r := c.Guardrails.ReporterURL; r != "" {
+			if rb, err := ParseBackendURL(r); err == nil && rb.Password == "" {
+				p.fail("REPORTER_DB_URL", "needs a password with BACKEND_FLAVOR=redshift: IAM logins serve PG_BACKEND_URL's cluster only")
+			}
+		}
+		return
+	}
 	if sh := &c.Guardrails.Shunt; sh.Host != "" && sh.Password == "" {
 		if sh.User == "" {
 			sh.User = a.PGIAMUser
 		}
 		if !iamSSLModes[sh.SSLMode] {
-			p.fail("SHUNT_NODE_URL", fmt.Sprintf("has sslmode=%q: with PG_IAM_AUTH=true a shunt node without a password logs in with an IAM token and needs verify-full or verify-ca", sh.SSLMode))
+			p.fail("SHUNT_NODE_URL", fmt.Sprintf("has sslmode=%q: with PG_IAM_AUTH=true a shunt node without a password logs in with an IAM token and needs sslmode=verify-full", sh.SSLMode))
 		}
 		sh.IAM = true
 	}
 	if r := c.Guardrails.ReporterURL; r != "" {
 		if rb, err := ParseBackendURL(r); err == nil && rb.Password == "" {
 			if !iamSSLModes[rb.SSLMode] {
-				p.fail("REPORTER_DB_URL", fmt.Sprintf("has sslmode=%q: with PG_IAM_AUTH=true a reporter without a password logs in with an IAM token and needs verify-full or verify-ca", rb.SSLMode))
+				p.fail("REPORTER_DB_URL", fmt.Sprintf("has sslmode=%q: with PG_IAM_AUTH=true a reporter without a password logs in with an IAM token and needs sslmode=verify-full", rb.SSLMode))
 			}
 			c.Guardrails.ReporterIAM = true
 		}
@@ -125,6 +180,9 @@ func loadValkeyIAM(p *parser, c *Config, a AWS) {
 		if _, ok := u.User.Password(); ok {
 			p.fail("VALKEY_IAM_AUTH", "=true with a password in VALKEY_URL: the proxy logs in with IAM tokens; remove the password")
 		}
+	}
+	if g.ValkeyTLSSkipVerify {
+		p.fail("VALKEY_TLS_SKIP_VERIFY", "=true with VALKEY_IAM_AUTH=true: an ElastiCache token names the cache, not the host, so whoever answers could replay it; verify the server")
 	}
 	if a.ValkeyUser == "" {
 		p.fail("VALKEY_IAM_USER", "is required with VALKEY_IAM_AUTH=true (the IAM-enabled ElastiCache user id)")

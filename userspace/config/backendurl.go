@@ -67,6 +67,10 @@ func ParseBackendURL(raw string) (BackendURL, error) {
 		if len(vs) == 0 {
 			continue
 		}
+		if len(vs) > 1 {
+			// libpq and pgx take the last, this parser the first: no guess.
+			return BackendURL{}, fmt.Errorf("gives %s %d times; give it once", k, len(vs))
+		}
 		switch k {
 		case "sslmode":
 			b.SSLMode = vs[0]

@@ -51,9 +51,17 @@ type Config struct {
 	Masking Masking
 	// Generator holds the masking file generator's settings.
 	Generator Generator
-	// AWS holds the IAM settings (PG_IAM_*, VALKEY_IAM_*).
+	// AWS holds the IAM settings (PG_IAM_*, VALKEY_IAM_*, REDSHIFT_*).
 	AWS AWS
+	// Flavor is BACKEND_FLAVOR: postgres or redshift.
+	Flavor string
 }
+
+// Backend flavours.
+const (
+	FlavorPostgres = "postgres"
+	FlavorRedshift = "redshift"
+)
 
 // Load reads explicit mode's configuration through getenv (os.Getenv, or
 // the lookup Environment returns), falling back to each variable's default.
@@ -111,6 +119,7 @@ func loadExplicit(p *parser, c *Config) {
 	c.LogFormat = p.oneOf("LOG_FORMAT", "json", "text")
 	c.EnablePprof = p.bool("ENABLE_PPROF")
 	c.LowLatencyRuntime = p.bool("LOW_LATENCY_RUNTIME")
+	c.Flavor = p.oneOf("BACKEND_FLAVOR", FlavorPostgres, FlavorRedshift)
 
 	if c.BackendURL == "" {
 		p.fail("PG_BACKEND_URL", "is required (for example postgres://db.internal:5432/app?sslmode=verify-full)")

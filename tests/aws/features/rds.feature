@@ -63,3 +63,13 @@ Feature: RDS and Aurora IAM logins
     And the proxy refuses to start with
       | PG_AWS_REGION |  |
     And its error names "PG_AWS_REGION is required"
+    And the proxy refuses to start with
+      | PG_BACKEND_URL | postgres://{fast}/testdb?sslmode=verify-ca |
+    And its error names "needs sslmode=verify-full"
+    And the proxy refuses to start with
+      | PG_BACKEND_URL | postgres://{fast}/testdb?sslmode=verify-full&sslmode=disable |
+    And its error names "gives sslmode 2 times"
+    And the proxy refuses to start with
+      | ANALYSIS_ENABLED | true                                                                                    |
+      | REPORTER_DB_URL  | postgres://iam_user@{reporter}/ops?sslmode=verify-full&sslrootcert={ca}&host=127.0.0.1,localhost |
+    And its error names "a reporter that logs in with an IAM token needs sslmode=verify-full"

@@ -38,4 +38,5 @@ Feature: ElastiCache / Valkey IAM for the decision cache
     When token user "heidi@example.com" opens session "a"
     Then session "a" runs "SELECT count(*) FROM node" and gets "1"
     And the ElastiCache stand-in refused a token
-    And within 1 seconds the metric pgproxy_decision_cache_valkey_up is 0
+    And the metric pgproxy_decision_cache_valkey_up is 0
+    And the proxy's logs hold no IAM token and no AWS secret
