@@ -236,7 +236,10 @@ func (l *Login) Dial(ctx context.Context, addr string, req session.LoginRequest)
 	if err != nil {
 		err = serverRefusal(err)
 		if we, ok := err.(*wire.Error); ok && iam && (we.Code == "28000" || we.Code == "28P01") {
+			// The client's own credentials were fine: the proxy's were
+			// not, which 28P01 (a wrong password) would not say.
 			we.Hint = l.tokens.Refused(addr, cfg.User, err)
+			we.Code, we.Message = "28000", "the database refused the proxy's IAM login: "+we.Message
 		}
 		return nil, err
 	}

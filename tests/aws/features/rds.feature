@@ -45,7 +45,8 @@ Feature: RDS and Aurora IAM logins
   Scenario: a token the server refuses gives the client a hint within seconds
     Given the proxy runs with RDS IAM and
       | PG_AWS_REGION | us-east-1 |
-    Then a new token session is refused with SQLSTATE 28P01 within 10 seconds
+    Then a new token session is refused with SQLSTATE 28000 within 10 seconds
+    And the refusal's message mentions "the database refused the proxy's IAM login: PAM authentication failed"
     And the refusal's hint mentions "rds-db:connect"
     And the refusal's hint mentions "PG_AWS_REGION=us-east-1"
     And the fast stand-in refused a login of "iam_user"

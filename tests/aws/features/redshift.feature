@@ -59,7 +59,7 @@ Feature: Redshift temporary credentials for the proxy's own logins
       | REDSHIFT_CLUSTER_ID | analytics                                        |
     When token user "olivia@example.com" opens session "a"
     And the Redshift database credentials handed out so far are revoked
-    Then a new token session is refused with SQLSTATE 28P01 within 10 seconds
+    Then a new token session is refused with SQLSTATE 28000 within 10 seconds
     And the refusal's hint mentions "redshift:GetClusterCredentials"
     And the redshift stand-in refused a login of "IAM:iam_user"
     And within 5 seconds the metric pgproxy_backend_auth_failures_total{method="iam"} is at least 1
