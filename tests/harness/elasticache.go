@@ -66,27 +66,9 @@ type ElastiCacheAuth struct {
 // server certificate. It stops in cleanup.
 func StartElastiCache(t testing.TB, acct *AWSAccount, certs *Certs, o ElastiCacheOptions) *ElastiCache {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(certs.CertFile, certs.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &ElastiCache{Addr: ln.Addr().String(), o: o, acct: acct, ln: ln, conns: map[net.Conn]struct{}{},
-		tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
-	e.wg.Add(1)
-	go e.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		e.mu.Lock()
-		for c := range e.conns {
-			c.Close()
-		}
-		e.mu.Unlock()
-		e.wg.Wait()
-	})
+	f := newFront(t, certs)
+	e := &ElastiCache{Addr: f.addr, tls: f.tls, o: o, acct: acct}
+	f.serve(t, e.handle)
 	return e
 }
 
@@ -95,29 +77,6 @@ func (e *ElastiCache) Auths() []ElastiCacheAuth {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]ElastiCacheAuth(nil), e.auths...)
-}
-
-func (e *ElastiCache) serve() {
-	defer e.wg.Done()
-	for {
-		c, err := e.ln.Accept()
-		if err != nil {
-			return
-		}
-		e.mu.Lock()
-		e.nconn++
-		id := e.nconn
-		e.conns[c] = struct{}{}
-		e.mu.Unlock()
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			e.handle(c, id)
-			e.mu.Lock()
-			delete(e.conns, c)
-			e.mu.Unlock()
-		}()
-	}
 }
 
 func (e *ElastiCache) handle(c net.Conn, id int) {

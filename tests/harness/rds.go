@@ -25,15 +25,12 @@ type RDS struct {
 	Addr string
 
 	acct     *AWSAccount
-	check    func(user, password string) (key string, err error)
+	redshift bool // passwords are Redshift temporary credentials, not RDS tokens
 	upstream string
 	tls      *tls.Config
-	ln       net.Listener
 
 	mu     sync.Mutex
 	logins []RDSLogin
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
 }
 
 // RDSLogin is a login the stand-in judged.
@@ -51,9 +48,7 @@ type RDSLogin struct {
 // cleanup.
 func StartRDS(t testing.TB, acct *AWSAccount, certs *Certs, upstream string) *RDS {
 	t.Helper()
-	r := startPGFront(t, acct, certs, upstream)
-	r.check = r.checkToken
-	return r
+	return startPGFront(t, acct, certs, upstream, false)
 }
 
 // StartRedshift is the stand-in for a Redshift endpoint (cluster or
@@ -62,34 +57,14 @@ func StartRDS(t testing.TB, acct *AWSAccount, certs *Certs, upstream string) *RD
 // user (GetClusterCredentials, GetCredentials), and not expired or revoked.
 func StartRedshift(t testing.TB, acct *AWSAccount, certs *Certs, upstream string) *RDS {
 	t.Helper()
-	r := startPGFront(t, acct, certs, upstream)
-	r.check = acct.checkDBPassword
-	return r
+	return startPGFront(t, acct, certs, upstream, true)
 }
 
-func startPGFront(t testing.TB, acct *AWSAccount, certs *Certs, upstream string) *RDS {
+func startPGFront(t testing.TB, acct *AWSAccount, certs *Certs, upstream string, redshift bool) *RDS {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(certs.CertFile, certs.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &RDS{Addr: ln.Addr().String(), acct: acct, upstream: upstream, ln: ln, conns: map[net.Conn]struct{}{},
-		tls: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
-	r.wg.Add(1)
-	go r.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		r.mu.Lock()
-		for c := range r.conns {
-			c.Close()
-		}
-		r.mu.Unlock()
-		r.wg.Wait()
-	})
+	f := newFront(t, certs)
+	r := &RDS{Addr: f.addr, tls: f.tls, acct: acct, upstream: upstream, redshift: redshift}
+	f.serve(t, func(c net.Conn, _ int) { r.handle(c) })
 	return r
 }
 
@@ -104,27 +79,6 @@ func (r *RDS) record(l RDSLogin) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.logins = append(r.logins, l)
-}
-
-func (r *RDS) serve() {
-	defer r.wg.Done()
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		r.conns[c] = struct{}{}
-		r.mu.Unlock()
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			r.handle(c)
-			r.mu.Lock()
-			delete(r.conns, c)
-			r.mu.Unlock()
-		}()
-	}
 }
 
 func (r *RDS) handle(c net.Conn) {
@@ -182,7 +136,11 @@ func (r *RDS) handle(c net.Conn) {
 		return
 	}
 	login := RDSLogin{User: user, At: time.Now()}
-	login.Key, err = r.check(user, pw.Password)
+	if r.redshift {
+		login.Key, err = r.acct.checkDBPassword(user, pw.Password)
+	} else {
+		login.Key, err = r.checkToken(user, pw.Password)
+	}
 	login.Err = err
 	r.record(login)
 	if err != nil {
