@@ -237,6 +237,10 @@ func (s *Session) decideBind(name, portal string, prep *prepared) stmt.Outcome {
 	return s.Policies.DecideReusing(s.ctx, st, &prep.binds, s.arrived())
 }
 
+// maxSessionShapes bounds the shapes a session remembers decisions and
+// templates of; past it both start afresh.
+const maxSessionShapes = 256
+
 // decideQuery decides about the text of a simple Query, reusing the
 // policies' last decision about a text of its shape when they allow it
 // (stmt.Chain.DecideReusing).
@@ -245,7 +249,7 @@ func (s *Session) decideQuery(sql string) stmt.Outcome {
 	key := p.Shape()
 	m := s.shapes[key]
 	if m == nil {
-		if s.shapes == nil || len(s.shapes) >= 256 {
+		if s.shapes == nil || len(s.shapes) >= maxSessionShapes {
 			s.shapes = make(map[*sqlparse.Parsed]*stmt.Memo)
 		}
 		m = &stmt.Memo{}
@@ -263,7 +267,7 @@ func (s *Session) decideText(proto stmt.Protocol, name, sql string, paramOIDs []
 	if len(s.Policies) == 0 {
 		return stmt.Outcome{Action: stmt.Allow, SQL: sql}
 	}
-	if e := s.unreadable(sql); e != nil {
+	if e := s.unreadable(sql, proto == stmt.Simple); e != nil {
 		return stmt.Outcome{Action: stmt.Refuse, Err: e, SQL: sql, Source: "pgproxy"}
 	}
 	var out stmt.Outcome
@@ -293,7 +297,7 @@ func (s *Session) decideText(proto stmt.Protocol, name, sql string, paramOIDs []
 // server would convert it first, the proxy would read other characters), or
 // text PostgreSQL's parser rejects (the server rejects it too, with the
 // same message).
-func (s *Session) unreadable(sql string) *wire.Error {
+func (s *Session) unreadable(sql string, simple bool) *wire.Error {
 	if !utf8.ValidString(sql) {
 		return wire.Refusal("22021", "pgproxy checks statements as UTF-8 text and this one is not valid UTF-8").
 			WithHint("use client_encoding UTF8")
@@ -302,10 +306,30 @@ func (s *Session) unreadable(sql string) *wire.Error {
 		return wire.Refusal("22021", fmt.Sprintf("pgproxy can check statements with non-ASCII text only in client_encoding UTF8 (this session uses %s)", enc)).
 			WithHint("SET client_encoding = 'UTF8'")
 	}
-	if p := s.parse(sql); p.Err != nil {
+	p := s.lastParsed
+	switch {
+	case p != nil && p.SQL() == sql:
+	case simple:
+		p = s.parseQuery(sql)
+	default:
+		p = s.parse(sql)
+	}
+	if p.Err != nil {
 		return wire.Refusal("42601", p.Err.Error())
 	}
 	return nil
+}
+
+// parseQuery parses the text of a simple Query: from the session's own
+// index of shapes while the policies' last decision about the shape can be
+// given again (no shared cache, no lock), else as parse does.
+func (s *Session) parseQuery(sql string) *sqlparse.Parsed {
+	if s.localShapes == nil || len(s.localShapes) >= maxSessionShapes {
+		s.localShapes = make(map[string]*sqlparse.Parsed)
+	}
+	p := s.Parser.ParseLocal(sql, s.localShapes, func(tpl *sqlparse.Parsed) bool { return s.shapes[tpl].Reusing() })
+	s.lastParsed = p
+	return p
 }
 
 func isASCII(s string) bool {

@@ -125,6 +125,10 @@ type Session struct {
 	// shapes are the policies' last decisions about the shapes of simple
 	// Queries, for reuse (decideQuery; client pump only).
 	shapes map[*sqlparse.Parsed]*stmt.Memo
+	// localShapes index the templates of those shapes by shape key, so
+	// that a Query of a shape whose decision is reused is parsed without
+	// the shared caches (sqlparse.Parser.ParseLocal).
+	localShapes map[string]*sqlparse.Parsed
 	// names interns statement and portal names (intern).
 	names map[string]string
 	// candidates is clientBind's buffer for the statements a Bind may bind.

@@ -175,6 +175,12 @@ func (p *Parser) Parse(sql string) *Parsed {
 	if len(sql) <= maxCachedLen {
 		sh, shaped = scanShape(sql, false)
 	}
+	return p.parseMiss(sql, sh, shaped)
+}
+
+// parseMiss is Parse for a text the text cache does not hold, whose shape
+// scan gave sh (when shaped).
+func (p *Parser) parseMiss(sql string, sh shape, shaped bool) *Parsed {
 	if shaped {
 		if tpl, ok := p.shapes.Get(sh.key); ok {
 			return &Parsed{tpl: tpl, sql: sql, text: sh.stmtText(sql)}
@@ -210,6 +216,35 @@ func (p *Parser) Parse(sql string) *Parsed {
 		p.mu.Lock()
 		over = p.bytes > maxCacheBytes
 		p.mu.Unlock()
+	}
+	return parsed
+}
+
+// ParseLocal is Parse for a caller that keeps its own index of shape
+// templates, local (one session's, read and written without locks): when
+// the text's shape is in local and fast says so for its template, the
+// Parsed is made from the template without the shared caches; otherwise it
+// is Parse's, and a template Parse found is added to local. The two give
+// the same trees; only Parse's answer for a repeated text is the same
+// *Parsed, with what Memo holds for it (fast should say no where that
+// matters).
+func (p *Parser) ParseLocal(sql string, local map[string]*Parsed, fast func(tpl *Parsed) bool) *Parsed {
+	if p.cache == nil || len(sql) > maxCachedLen {
+		return p.Parse(sql)
+	}
+	sh, shaped := scanShape(sql, false)
+	if !shaped {
+		return p.Parse(sql)
+	}
+	if tpl, ok := local[sh.key]; ok && fast(tpl) {
+		return &Parsed{tpl: tpl, sql: sql, text: sh.stmtText(sql)}
+	}
+	if parsed, ok := p.cache.Get(sql); ok {
+		return parsed
+	}
+	parsed := p.parseMiss(sql, sh, true)
+	if parsed.tpl != nil {
+		local[sh.key] = parsed.tpl
 	}
 	return parsed
 }

@@ -297,3 +297,32 @@ func BenchmarkParseUncached(b *testing.B) {
 		p.Parse(fmt.Sprintf("SELECT abalance FROM pgbench_accounts WHERE aid = %d;", i))
 	}
 }
+
+// TestParseLocal checks that the session-local path gives the shared
+// path's answers: the same template once the shape is known, the same tree,
+// and the text cache's *Parsed when fast says no.
+func TestParseLocal(t *testing.T) {
+	p := NewParser(100)
+	local := map[string]*Parsed{}
+	yes := func(*Parsed) bool { return true }
+	first := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 1", local, yes)
+	second := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 2", local, yes)
+	if len(local) != 1 || second.Shape() != first.Shape() {
+		t.Fatalf("after two texts of one shape: %d local templates, shapes %p %p", len(local), first.Shape(), second.Shape())
+	}
+	third := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 3", local, yes)
+	if !third.Shaped() || third.Shape() != first.Shape() || third.SQL() != "SELECT abalance FROM pgbench_accounts WHERE aid = 3" {
+		t.Fatalf("local answer: shaped %v, same template %v, sql %q", third.Shaped(), third.Shape() == first.Shape(), third.SQL())
+	}
+	compareParsed(t, third.SQL(), third, NewParser(0).Parse(third.SQL()))
+	// fast says no: the shared caches answer, a repeated text with its *Parsed.
+	no := func(*Parsed) bool { return false }
+	again := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 1", local, no)
+	if again != p.Parse("SELECT abalance FROM pgbench_accounts WHERE aid = 1") {
+		t.Error("with fast false a repeated text did not get the text cache's Parsed")
+	}
+	// A text without a shape (not eligible) is Parse's.
+	if got := p.ParseLocal("SET search_path = public", local, yes); got.Err != nil || got.Shaped() {
+		t.Errorf("SET: err %v shaped %v", got.Err, got.Shaped())
+	}
+}

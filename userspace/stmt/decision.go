@@ -222,6 +222,10 @@ type Memo struct {
 	decisions []Decision
 }
 
+// Reusing reports whether the memo holds a decision the policies called
+// reusable (it may still be too old or of another epoch).
+func (m *Memo) Reusing() bool { return m != nil && m.ok }
+
 // epoch returns the sum of the policies' epochs (each only grows, so the
 // sum changes whenever one does), and false when a policy is not a Reuser.
 func (c Chain) epoch() (uint64, bool) {

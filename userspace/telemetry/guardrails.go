@@ -25,6 +25,9 @@ type Guardrails struct {
 	took    map[string]prometheus.Observer   // source
 	routed  map[string]prometheus.Counter    // node
 	lookups map[[2]string]prometheus.Counter // tier, result
+	// The label sets of a reused cached decision and of a run on the fast
+	// node, without a map lookup: nearly every simple Query counts both.
+	efficientMemory, routedFast prometheus.Counter
 }
 
 // Decided counts a decision and observes the time it took.
@@ -44,6 +47,10 @@ func (g *Guardrails) Decided(verdict, source string, seconds float64) {
 // Reused counts a decision a session gave again to a Bind of a prepared
 // statement (no time is observed: nothing was looked up).
 func (g *Guardrails) Reused(verdict, source string) {
+	if verdict == "efficient" && source == "memory" {
+		g.efficientMemory.Inc()
+		return
+	}
 	if c, ok := g.decided[[2]string{verdict, source}]; ok {
 		c.Inc()
 	} else {
@@ -53,6 +60,10 @@ func (g *Guardrails) Reused(verdict, source string) {
 
 // RoutedTo counts a statement run on a node.
 func (g *Guardrails) RoutedTo(node string) {
+	if node == "fast" {
+		g.routedFast.Inc()
+		return
+	}
 	if c, ok := g.routed[node]; ok {
 		c.Inc()
 	} else {
@@ -118,6 +129,7 @@ func newGuardrails(reg *prometheus.Registry) *Guardrails {
 	for _, n := range []string{"fast", "shunt"} {
 		g.routed[n] = g.Routed.WithLabelValues(n)
 	}
+	g.efficientMemory, g.routedFast = g.decided[[2]string{"efficient", "memory"}], g.routed["fast"]
 	for _, tier := range []string{"memory", "valkey"} {
 		for _, r := range []string{"hit", "miss"} {
 			g.lookups[[2]string{tier, r}] = g.CacheLookups.WithLabelValues(tier, r)
