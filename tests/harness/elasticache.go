@@ -41,13 +41,9 @@ type ElastiCache struct {
 	o    ElastiCacheOptions
 	acct *AWSAccount
 	tls  *tls.Config
-	ln   net.Listener
 
 	mu    sync.Mutex
-	nconn int
 	auths []ElastiCacheAuth
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
 }
 
 // ElastiCacheAuth is an AUTH (or HELLO with AUTH) the stand-in judged.
