@@ -306,15 +306,11 @@ func (s *Session) unreadable(sql string, simple bool) *wire.Error {
 		return wire.Refusal("22021", fmt.Sprintf("pgproxy can check statements with non-ASCII text only in client_encoding UTF8 (this session uses %s)", enc)).
 			WithHint("SET client_encoding = 'UTF8'")
 	}
-	p := s.lastParsed
-	switch {
-	case p != nil && p.SQL() == sql:
-	case simple:
-		p = s.parseQuery(sql)
-	default:
-		p = s.parse(sql)
+	p := s.parse
+	if simple {
+		p = s.parseQuery
 	}
-	if p.Err != nil {
+	if p := p(sql); p.Err != nil {
 		return wire.Refusal("42601", p.Err.Error())
 	}
 	return nil
@@ -324,6 +320,9 @@ func (s *Session) unreadable(sql string, simple bool) *wire.Error {
 // index of shapes while the policies' last decision about the shape can be
 // given again (no shared cache, no lock), else as parse does.
 func (s *Session) parseQuery(sql string) *sqlparse.Parsed {
+	if p := s.lastParsed; p != nil && p.SQL() == sql {
+		return p
+	}
 	if s.localShapes == nil || len(s.localShapes) >= maxSessionShapes {
 		s.localShapes = make(map[string]*sqlparse.Parsed)
 	}

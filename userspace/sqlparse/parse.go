@@ -233,16 +233,13 @@ func (p *Parser) ParseLocal(sql string, local map[string]*Parsed, fast func(tpl 
 		return p.Parse(sql)
 	}
 	sh, shaped := scanShape(sql, false)
-	if !shaped {
-		return p.Parse(sql)
-	}
-	if tpl, ok := local[sh.key]; ok && fast(tpl) {
+	if tpl, ok := local[sh.key]; shaped && ok && fast(tpl) {
 		return &Parsed{tpl: tpl, sql: sql, text: sh.stmtText(sql)}
 	}
 	if parsed, ok := p.cache.Get(sql); ok {
 		return parsed
 	}
-	parsed := p.parseMiss(sql, sh, true)
+	parsed := p.parseMiss(sql, sh, shaped)
 	if parsed.tpl != nil {
 		local[sh.key] = parsed.tpl
 	}

@@ -19,26 +19,50 @@ type Guardrails struct {
 	OverrideReloads *prometheus.CounterVec // result
 	Overrides       prometheus.Gauge
 
-	// The statement path's label sets, resolved once (a lookup by label
-	// values costs more than the rest of a cached decision); read-only.
-	decided map[[2]string]prometheus.Counter // verdict, source
-	took    map[string]prometheus.Observer   // source
-	routed  map[string]prometheus.Counter    // node
-	lookups map[[2]string]prometheus.Counter // tier, result
-	// The label sets of a reused cached decision and of a run on the fast
-	// node, without a map lookup: nearly every simple Query counts both.
-	efficientMemory, routedFast prometheus.Counter
+	// The statement path's label sets, resolved once and found by the
+	// index of each label value in its list below (a lookup by label values,
+	// or in a map keyed by them, costs more than the rest of a cached
+	// decision); read-only.
+	decided [len(verdicts)][len(sources)]prometheus.Counter
+	took    [len(sources)]prometheus.Observer
+	routed  [len(nodes)]prometheus.Counter
+	lookups [len(tiers)][2]prometheus.Counter // miss, hit
+}
+
+// The label values of the statement path known in advance.
+var (
+	verdicts = [...]string{"efficient", "inefficient"}
+	sources  = [...]string{"rules", "planner", "memory", "valkey", "override", "fallback"}
+	nodes    = [...]string{"fast", "shunt"}
+	tiers    = [...]string{"memory", "valkey"}
+)
+
+// index is the position of v in values, -1 when it is not there (a few
+// short strings: cheaper than hashing).
+func index(values []string, v string) int {
+	for i, x := range values {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// decision counts a decision of verdict by source.
+func (g *Guardrails) decision(verdict, source string) {
+	v, s := index(verdicts[:], verdict), index(sources[:], source)
+	if v < 0 || s < 0 {
+		g.Decisions.WithLabelValues(verdict, source).Inc()
+		return
+	}
+	g.decided[v][s].Inc()
 }
 
 // Decided counts a decision and observes the time it took.
 func (g *Guardrails) Decided(verdict, source string, seconds float64) {
-	if c, ok := g.decided[[2]string{verdict, source}]; ok {
-		c.Inc()
-	} else {
-		g.Decisions.WithLabelValues(verdict, source).Inc()
-	}
-	if o, ok := g.took[source]; ok {
-		o.Observe(seconds)
+	g.decision(verdict, source)
+	if s := index(sources[:], source); s >= 0 {
+		g.took[s].Observe(seconds)
 	} else {
 		g.AnalysisSeconds.WithLabelValues(source).Observe(seconds)
 	}
@@ -46,26 +70,12 @@ func (g *Guardrails) Decided(verdict, source string, seconds float64) {
 
 // Reused counts a decision a session gave again to a Bind of a prepared
 // statement (no time is observed: nothing was looked up).
-func (g *Guardrails) Reused(verdict, source string) {
-	if verdict == "efficient" && source == "memory" {
-		g.efficientMemory.Inc()
-		return
-	}
-	if c, ok := g.decided[[2]string{verdict, source}]; ok {
-		c.Inc()
-	} else {
-		g.Decisions.WithLabelValues(verdict, source).Inc()
-	}
-}
+func (g *Guardrails) Reused(verdict, source string) { g.decision(verdict, source) }
 
 // RoutedTo counts a statement run on a node.
 func (g *Guardrails) RoutedTo(node string) {
-	if node == "fast" {
-		g.routedFast.Inc()
-		return
-	}
-	if c, ok := g.routed[node]; ok {
-		c.Inc()
+	if n := index(nodes[:], node); n >= 0 {
+		g.routed[n].Inc()
 	} else {
 		g.Routed.WithLabelValues(node).Inc()
 	}
@@ -73,12 +83,12 @@ func (g *Guardrails) RoutedTo(node string) {
 
 // CacheLookup counts a lookup of a decision cache tier.
 func (g *Guardrails) CacheLookup(tier string, hit bool) {
-	result := "miss"
+	r, result := 0, "miss"
 	if hit {
-		result = "hit"
+		r, result = 1, "hit"
 	}
-	if c, ok := g.lookups[[2]string{tier, result}]; ok {
-		c.Inc()
+	if t := index(tiers[:], tier); t >= 0 {
+		g.lookups[t][r].Inc()
 	} else {
 		g.CacheLookups.WithLabelValues(tier, result).Inc()
 	}
@@ -118,21 +128,18 @@ func newGuardrails(reg *prometheus.Registry) *Guardrails {
 	}
 	reg.MustRegister(g.Decisions, g.AnalysisSeconds, g.Routed, g.CacheLookups, g.CacheErrors, g.ValkeyUp,
 		g.ReporterQueue, g.ReporterWritten, g.ReporterDropped, g.ReporterErrors, g.OverrideReloads, g.Overrides)
-	g.decided, g.took = map[[2]string]prometheus.Counter{}, map[string]prometheus.Observer{}
-	g.routed, g.lookups = map[string]prometheus.Counter{}, map[[2]string]prometheus.Counter{}
-	for _, s := range []string{"rules", "planner", "memory", "valkey", "override", "fallback"} {
-		for _, v := range []string{"efficient", "inefficient"} {
-			g.decided[[2]string{v, s}] = g.Decisions.WithLabelValues(v, s)
+	for s, source := range sources {
+		for v, verdict := range verdicts {
+			g.decided[v][s] = g.Decisions.WithLabelValues(verdict, source)
 		}
-		g.took[s] = g.AnalysisSeconds.WithLabelValues(s)
+		g.took[s] = g.AnalysisSeconds.WithLabelValues(source)
 	}
-	for _, n := range []string{"fast", "shunt"} {
-		g.routed[n] = g.Routed.WithLabelValues(n)
+	for n, node := range nodes {
+		g.routed[n] = g.Routed.WithLabelValues(node)
 	}
-	g.efficientMemory, g.routedFast = g.decided[[2]string{"efficient", "memory"}], g.routed["fast"]
-	for _, tier := range []string{"memory", "valkey"} {
-		for _, r := range []string{"hit", "miss"} {
-			g.lookups[[2]string{tier, r}] = g.CacheLookups.WithLabelValues(tier, r)
+	for t, tier := range tiers {
+		for r, result := range [2]string{"miss", "hit"} {
+			g.lookups[t][r] = g.CacheLookups.WithLabelValues(tier, result)
 		}
 	}
 	for _, t := range []string{"query_metrics", "query_issues"} {
