@@ -52,7 +52,7 @@ func analyzeCommand(args []string) int {
 		return 2
 	}
 	if cfg.Backend.User == "" {
-		fmt.Fprintln(os.Stderr, "pgproxy analyze: PG_BACKEND_URL needs a user and password: the analysis reads catalogs and plans on its own connection")
+		fmt.Fprintln(os.Stderr, "pgproxy analyze: PG_BACKEND_URL needs a user and password, or PG_IAM_AUTH with PG_IAM_USERNAME: the analysis reads catalogs and plans on its own connection")
 		return 2
 	}
 	parser := sqlparse.NewParser(16)

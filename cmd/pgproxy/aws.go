@@ -54,13 +54,11 @@ func noteIAM(cfg *config.Config, log *slog.Logger) {
 			"cluster", a.RedshiftCluster, "workgroup", a.RedshiftWorkgroup, "region", a.Region, "role_arn", a.RoleARN)
 	} else if a.PGIAM {
 		log.Info("RDS IAM: the proxy's own logins use IAM tokens", "iam_user", a.PGIAMUser, "region", a.Region,
-			"role_arn", a.RoleARN, "shunt", cfg.Guardrails.Shunt.IAM, "reporter", cfg.Guardrails.ReporterIAM)
+			"role_arn", a.RoleARN, "shunt", cfg.Guardrails.Shunt.IAM, "reporter", cfg.Guardrails.Reporter.IAM)
 	}
-	if a.PGIAM {
-		if !cfg.OIDC.Enabled {
-			log.Info("IAM with passthrough authentication: clients' own user names and passwords still go to " +
-				"PG_BACKEND_URL's server; IAM serves only the proxy's own connections (analysis, catalogs, shunt node, reporter)")
-		}
+	if a.PGIAM && !cfg.OIDC.Enabled {
+		log.Info("IAM with passthrough authentication: clients' own user names and passwords still go to " +
+			"PG_BACKEND_URL's server; IAM serves only the proxy's own connections (analysis, catalogs, shunt node, reporter)")
 	}
 	if a.ValkeyIAM && cfg.Guardrails.Enabled {
 		log.Info("ElastiCache IAM: the decision cache logs in with IAM tokens", "iam_user", a.ValkeyUser,

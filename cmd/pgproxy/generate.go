@@ -97,7 +97,7 @@ func generateCommand(args []string) int {
 		}
 	}
 	if cfg.Backend.User == "" {
-		return fail(2, "PG_BACKEND_URL needs a user and password (postgres://user:password@host/db): the generator reads the tables on its own connection")
+		return fail(2, "PG_BACKEND_URL needs a user and password (postgres://user:password@host/db), or PG_IAM_AUTH with PG_IAM_USERNAME: the generator reads the tables on its own connection")
 	}
 	path := cfg.Masking.ConfigPath
 	if *output != "" {

@@ -120,7 +120,7 @@ func (g *guard) wire(ctx context.Context, opts *proxy.Options) error {
 	gc := g.cfg.Guardrails
 	if gc.ReporterURL != "" {
 		ropts := reporter.Options{URL: gc.ReporterURL, Hooks: reporterHooks(g.m, g.log)}
-		if ctl := opts.DialControl; ctl != nil || gc.ReporterIAM {
+		if ctl := opts.DialControl; ctl != nil || gc.Reporter.IAM {
 			cc, err := pgx.ParseConfig(gc.ReporterURL)
 			if err != nil {
 				return fmt.Errorf("REPORTER_DB_URL: %w", err)
@@ -131,7 +131,7 @@ func (g *guard) wire(ctx context.Context, opts *proxy.Options) error {
 				cc.DialFunc = (&net.Dialer{KeepAlive: 5 * time.Minute, Control: ctl}).DialContext
 			}
 			ropts.URL, ropts.Config = "", cc
-			if gc.ReporterIAM {
+			if gc.Reporter.IAM {
 				// The token goes where pgx dials, verified as pgx reads the
 				// URL (its last sslmode, ssl=, host=): TLS with the host
 				// name checked, and no fallback.
@@ -139,12 +139,7 @@ func (g *guard) wire(ctx context.Context, opts *proxy.Options) error {
 					return errors.New("REPORTER_DB_URL: a reporter that logs in with an IAM token needs sslmode=verify-full " +
 						"(as the connection reads the URL: TLS with the server's name verified, no fallback host or mode)")
 				}
-				tokens, endpoint := opts.Tokens, net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))
-				ropts.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
-					u, pw, err := tokens.Token(ctx, endpoint, cc.User)
-					cc.User, cc.Password = u, pw
-					return err
-				}
+				ropts.BeforeConnect = backend.TokenLogin(opts.Tokens, net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))))
 			}
 		}
 		rep, err := reporter.New(ctx, ropts)

@@ -167,13 +167,20 @@ func PoolConfig(b config.BackendURL, d *Dialer, addr, database, app string, toke
 		return c, err
 	}
 	if b.IAM {
-		pcfg.BeforeConnect = func(ctx context.Context, cc *pgx.ConnConfig) error {
-			u, pw, err := tokens.Token(ctx, addr, cc.User)
-			cc.User, cc.Password = u, pw
-			return err
-		}
+		pcfg.BeforeConnect = TokenLogin(tokens, addr)
 	}
 	return pcfg, nil
+}
+
+// TokenLogin is a pgx BeforeConnect (pools, the reporter) that sets the
+// user and password of each connection to endpoint (host:port) from
+// tokens.
+func TokenLogin(tokens Tokens, endpoint string) func(context.Context, *pgx.ConnConfig) error {
+	return func(ctx context.Context, cc *pgx.ConnConfig) error {
+		u, pw, err := tokens.Token(ctx, endpoint, cc.User)
+		cc.User, cc.Password = u, pw
+		return err
+	}
 }
 
 // serverRefusal turns an error the server sent into a *wire.Error (FATAL,
@@ -212,7 +219,7 @@ func (l *Login) Dial(ctx context.Context, addr string, req session.LoginRequest)
 		u, pw, err := l.tokens.Token(ctx, addr, cfg.User)
 		if err != nil {
 			return nil, &wire.Error{Severity: wire.SeverityFatal, Code: "08006",
-				Message: "the proxy cannot sign its RDS IAM login: " + l.tokens.Reason(err),
+				Message: "the proxy cannot get the credentials of its IAM login: " + l.tokens.Reason(err),
 				Hint:    "check the proxy's AWS credentials (and PG_IAM_ROLE_ARN's trust policy and STS reachability); the proxy retries at the next connection"}
 		}
 		cfg.User, cfg.Password, iam = u, pw, true

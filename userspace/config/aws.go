@@ -137,36 +137,28 @@ func loadPGIAM(p *parser, c *Config, a AWS) {
 		p.fail("PG_IAM_AUTH", fmt.Sprintf("=true needs sslmode=verify-full in PG_BACKEND_URL, not %q: an IAM token is a password for the server it names, sent over TLS to that server only", b.SSLMode))
 	}
 	b.User, b.IAM = a.PGIAMUser, true
-	if redshift {
-		// The temporary credentials are the cluster's: the shunt node and
-		// the reporter log in with passwords of their own.
-		if sh := c.Guardrails.Shunt; sh.Host != "" && sh.Password == "" {
-			p.fail("SHUNT_NODE_URL", "needs a password with BACKEND_FLAVOR=redshift: IAM logins serve PG_BACKEND_URL's cluster only")
-		}
-		if r := c.Guardrails.ReporterURL; r != "" {
-			if rb, err := ParseBackendURL(r); err == nil && rb.Password == "" {
-				p.fail("REPORTER_DB_URL", "needs a password with BACKEND_FLAVOR=redshift: IAM logins serve PG_BACKEND_URL's cluster only")
-			}
-		}
+	ownIAM(p, "SHUNT_NODE_URL", "a shunt node", &c.Guardrails.Shunt, a.PGIAMUser, redshift)
+	ownIAM(p, "REPORTER_DB_URL", "a reporter", &c.Guardrails.Reporter, a.PGIAMUser, redshift)
+}
+
+// ownIAM marks u, the URL of another of the proxy's own logins (named
+// name, what it is: what), for IAM when it has no password, with user when
+// it names none. Redshift's temporary credentials are the cluster's: there
+// such a URL needs a password of its own.
+func ownIAM(p *parser, name, what string, u *BackendURL, user string, redshift bool) {
+	switch {
+	case u.Host == "" || u.Password != "":
 		return
+	case redshift:
+		p.fail(name, "needs a password with BACKEND_FLAVOR=redshift: IAM logins serve PG_BACKEND_URL's cluster only")
+		return
+	case !iamSSLModes[u.SSLMode]:
+		p.fail(name, fmt.Sprintf("has sslmode=%q: with PG_IAM_AUTH=true %s without a password logs in with an IAM token and needs sslmode=verify-full", u.SSLMode, what))
 	}
-	if sh := &c.Guardrails.Shunt; sh.Host != "" && sh.Password == "" {
-		if sh.User == "" {
-			sh.User = a.PGIAMUser
-		}
-		if !iamSSLModes[sh.SSLMode] {
-			p.fail("SHUNT_NODE_URL", fmt.Sprintf("has sslmode=%q: with PG_IAM_AUTH=true a shunt node without a password logs in with an IAM token and needs sslmode=verify-full", sh.SSLMode))
-		}
-		sh.IAM = true
+	if u.User == "" {
+		u.User = user
 	}
-	if r := c.Guardrails.ReporterURL; r != "" {
-		if rb, err := ParseBackendURL(r); err == nil && rb.Password == "" {
-			if !iamSSLModes[rb.SSLMode] {
-				p.fail("REPORTER_DB_URL", fmt.Sprintf("has sslmode=%q: with PG_IAM_AUTH=true a reporter without a password logs in with an IAM token and needs sslmode=verify-full", rb.SSLMode))
-			}
-			c.Guardrails.ReporterIAM = true
-		}
-	}
+	u.IAM = true
 }
 
 func loadValkeyIAM(p *parser, c *Config, a AWS) {

@@ -85,7 +85,7 @@ func TestIAMConfiguration(t *testing.T) {
 	if sh := c.Guardrails.Shunt; !sh.IAM || sh.User != "pgproxy_iam" {
 		t.Errorf("shunt: IAM %v, user %q", sh.IAM, sh.User)
 	}
-	if !c.Guardrails.ReporterIAM {
+	if !c.Guardrails.Reporter.IAM {
 		t.Error("a reporter URL without password is not an IAM login")
 	}
 	a := c.AWS
@@ -102,8 +102,8 @@ func TestIAMConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Guardrails.Shunt.IAM || c.Guardrails.ReporterIAM {
-		t.Errorf("URLs with passwords became IAM logins: shunt %v, reporter %v", c.Guardrails.Shunt.IAM, c.Guardrails.ReporterIAM)
+	if c.Guardrails.Shunt.IAM || c.Guardrails.Reporter.IAM {
+		t.Errorf("URLs with passwords became IAM logins: shunt %v, reporter %v", c.Guardrails.Shunt.IAM, c.Guardrails.Reporter.IAM)
 	}
 }
 

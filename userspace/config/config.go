@@ -82,12 +82,20 @@ func load(p *parser) (*Config, error) {
 	loadExplicit(p, c)
 	c.OIDC = loadOIDC(p)
 	c.Agent = loadAgent(p)
-	c.Guardrails = loadGuardrails(p, c.Backend, p.bool("PG_IAM_AUTH"))
+	c.Guardrails = loadGuardrails(p)
 	c.Masking = loadMasking(p)
 	c.Generator = loadGenerator(p)
 	c.AWS = loadAWS(p, c)
-	if c.Masking.Enabled && c.Backend.Host != "" && c.Backend.User == "" && !c.AWS.PGIAM {
-		p.fail("MASKING_ENABLED", "=true needs a user (and password) in PG_BACKEND_URL: the proxy reads the catalogs on connections of its own")
+	// The proxy's own connections log in as PG_BACKEND_URL's user, which
+	// loadAWS made PG_IAM_USERNAME with IAM.
+	if c.Backend.Host != "" && c.Backend.User == "" {
+		const login = "a user in PG_BACKEND_URL (with a password, or PG_IAM_AUTH with PG_IAM_USERNAME)"
+		if c.Guardrails.Enabled {
+			p.fail("ANALYSIS_ENABLED", "=true needs "+login+": the proxy reads table facts and plans on connections of its own")
+		}
+		if c.Masking.Enabled {
+			p.fail("MASKING_ENABLED", "=true needs "+login+": the proxy reads the catalogs on connections of its own")
+		}
 	}
 	if err := errors.Join(p.errs...); err != nil {
 		return nil, err

@@ -17,11 +17,10 @@ type Guardrails struct {
 	Shunt    BackendURL
 	ShuntURL string
 	// ReporterURL is REPORTER_DB_URL ("" for no reporter), checked to be a
-	// PostgreSQL URL with a user.
-	ReporterURL string
-	// ReporterIAM: the reporter logs in with an RDS IAM token (PG_IAM_AUTH
-	// and a REPORTER_DB_URL without a password).
-	ReporterIAM   bool
+	// PostgreSQL URL with a user; Reporter is it parsed (Host empty when
+	// unset; IAM with PG_IAM_AUTH and no password).
+	ReporterURL   string
+	Reporter      BackendURL
 	StoreRawQuery bool
 	// ValkeyURL is VALKEY_URL ("" for the in-process cache only).
 	ValkeyURL           string
@@ -46,10 +45,8 @@ const (
 	ModeShunt       = "shunt"
 )
 
-// loadGuardrails parses the guardrails section; backend is the parsed
-// PG_BACKEND_URL (the proxy's own catalog and EXPLAIN connections log in
-// with its user, or with PG_IAM_USERNAME when iam).
-func loadGuardrails(p *parser, backend BackendURL, iam bool) Guardrails {
+// loadGuardrails parses the guardrails section.
+func loadGuardrails(p *parser) Guardrails {
 	g := Guardrails{
 		Enabled:             p.bool("ANALYSIS_ENABLED"),
 		Mode:                p.oneOf("PROXY_MODE", ModeBlocking, ModeNonBlocking, ModeShunt),
@@ -81,6 +78,8 @@ func loadGuardrails(p *parser, backend BackendURL, iam bool) Guardrails {
 			p.fail("REPORTER_DB_URL", err.Error())
 		} else if b.User == "" {
 			p.fail("REPORTER_DB_URL", "needs a user (the reporter logs in itself), e.g. postgres://reporter:secret@host/db")
+		} else {
+			g.Reporter = b
 		}
 	}
 	if g.ValkeyURL != "" {
@@ -90,9 +89,6 @@ func loadGuardrails(p *parser, backend BackendURL, iam bool) Guardrails {
 	}
 	if !g.Enabled {
 		return g
-	}
-	if backend.Host != "" && backend.User == "" && !iam {
-		p.fail("ANALYSIS_ENABLED", "=true needs a user (and password) in PG_BACKEND_URL: the proxy reads table facts and plans on connections of its own")
 	}
 	if g.Mode == ModeShunt && g.ShuntURL == "" {
 		p.fail("SHUNT_NODE_URL", "is required with PROXY_MODE=shunt")

@@ -93,7 +93,7 @@ var Vars = []Var{
 	{SectionGuard, "ANALYSIS_MAX_OFFSET", "1000000", "OFFSET from which a statement is inefficient (it reads and discards that many rows)"},
 	{SectionGuard, "ANALYSIS_EXEMPT_ROLES", "", "comma list of token roles (in passthrough sessions: database users) whose statements are not analysed"},
 	{SectionGuard, "ANALYSIS_OVERRIDES_PATH", "", "YAML file of per-fingerprint overrides (allow or block), re-read on change and on SIGHUP"},
-	{SectionMasking, "MASKING_ENABLED", "false", "rewrite statements so that the columns MASKING_CONFIG_PATH names are masked (needs a user in PG_BACKEND_URL)"},
+	{SectionMasking, "MASKING_ENABLED", "false", "rewrite statements so that the columns MASKING_CONFIG_PATH names are masked (needs a user in PG_BACKEND_URL, or PG_IAM_AUTH)"},
 	{SectionMasking, "MASKING_CONFIG_PATH", "./masking_config.yaml", "YAML file of masked tables and columns, re-read on change and on SIGHUP (a broken file keeps the previous one)"},
 	{SectionMasking, "MASKING_HMAC_KEY", "", "key of the hmac mask (keyed SHA-256; at least 16 bytes); never logged"},
 	{SectionMasking, "MASKING_HMAC_KEY_FILE", "", "file holding the hmac mask's key, instead of MASKING_HMAC_KEY"},
