@@ -2,16 +2,19 @@
 # pgbench select-only through each target — PostgreSQL directly, pgproxy, PgBouncer — on a
 # throwaway cluster, and a table of the median TPS and the ratios. `make bench` runs it.
 #
-# For every protocol and client count the targets are measured in interleaved rounds
-# (direct, proxy, pgbouncer, direct, proxy, ...) so that drift of a noisy machine hits them
-# alike; each figure is the median of the rounds. Then the Go benchmark of the DataRow relay.
+# For every protocol and client count the targets are measured in interleaved rounds, so
+# that drift of a noisy machine hits them alike, and each round starts one target further
+# along the list (direct proxy pgbouncer, then proxy pgbouncer direct, ...), so that no
+# target always runs first or right after the same one. A TPS figure is the median of the
+# rounds; a ratio A/B is the median of the rounds' own ratios (A and B measured minutes
+# apart in the same round, not the medians' ratio). Then the Go benchmark of the DataRow relay.
 #
 # Environment:
 #   BENCH_SECONDS   length of one pgbench run (10)
 #   BENCH_ROUNDS    runs per target and setting; the median is reported (3)
 #   BENCH_CLIENTS   client counts (1 8 32); pgbench -j is min(clients, 2)
 #   BENCH_PROTOCOLS pgbench -M values (simple prepared)
-#   BENCH_TARGETS   targets in the order they run within a round (direct proxy guard pgbouncer);
+#   BENCH_TARGETS   targets in the order they run in the first round (direct proxy guard pgbouncer);
 #                   guard is the proxy with the guardrails on (ANALYSIS_ENABLED=true,
 #                   PROXY_MODE=blocking): after the warm-up every decision comes from the cache;
 #                   mask is the proxy with data masking on (pgbench touches no masked table)
@@ -19,7 +22,7 @@
 #   BENCH_SCALE     pgbench -i scale (10)
 #   BENCH_WARMUP    seconds of warm-up per target before measuring, 0 for none (3)
 #   BENCH_GO=0      skip the Go benchmark
-#   BENCH_RESULTS   file to copy every run's TPS to ("protocol clients target tps" lines)
+#   BENCH_RESULTS   file to copy every run's TPS to ("protocol clients round target tps" lines)
 #   BENCH_BASELINE  git revision built for the "baseline" target (HEAD~1), e.g.
 #                   BENCH_TARGETS="direct baseline proxy pgbouncer" BENCH_RATIOS="proxy/baseline proxy/pgbouncer"
 #   PG_BIN_DIR      PostgreSQL server programs (/usr/lib/postgresql/15/bin)
@@ -218,22 +221,23 @@ log "$total runs of ${seconds}s: about $((total * (seconds + 1) / 60 + 1)) minut
 for proto in "${protocols[@]}"; do
 	for clients in "${clients_list[@]}"; do
 		for ((round = 1; round <= rounds; round++)); do
-			for t in "${targets[@]}"; do
+			for ((i = 0; i < ${#targets[@]}; i++)); do
+				t="${targets[$(((i + round - 1) % ${#targets[@]}))]}"
 				n=$((n + 1))
 				tps="$(measure "$t" "$proto" "$clients" "$seconds")"
 				log "[$n/$total] $proto c=$clients round $round/$rounds $t: ${tps:-FAILED} tps"
-				if [ -n "$tps" ]; then echo "$proto $clients $t $tps" >>"$results"; fi
+				if [ -n "$tps" ]; then echo "$proto $clients $round $t $tps" >>"$results"; fi
 			done
 		done
 	done
 done
 
-# The table: median TPS per target, then the ratio columns.
+# The table: median TPS per target, then the ratio columns (median of per-round ratios).
 header=$(printf '%-9s %7s' protocol clients)
 for t in "${targets[@]}"; do header+=$(printf ' %14s' "$t TPS"); done
 for r in "${ratios[@]}"; do header+=$(printf ' %15s' "$r"); done
 echo
-echo "pgbench -S, ${rounds} interleaved rounds of ${seconds}s, median TPS (scale $scale, $(nproc) CPUs)"
+echo "pgbench -S, ${rounds} interleaved rounds of ${seconds}s, median TPS, ratios: median of the rounds' ratios (scale $scale, $(nproc) CPUs)"
 echo "$header"
 for proto in "${protocols[@]}"; do
 	for clients in "${clients_list[@]}"; do
@@ -241,19 +245,38 @@ for proto in "${protocols[@]}"; do
 		line=$(printf '%-9s %7s' "$proto" "$clients")
 		for t in "${targets[@]}"; do
 			# shellcheck disable=SC2046
-			med[$t]="$(median $(awk -v p="$proto" -v c="$clients" -v t="$t" '$1 == p && $2 == c && $3 == t {print $4}' "$results"))"
+			med[$t]="$(median $(awk -v p="$proto" -v c="$clients" -v t="$t" '$1 == p && $2 == c && $4 == t {print $5}' "$results"))"
 			line+=$(printf ' %14s' "$(printf '%.0f' "${med[$t]:-0}")")
 		done
 		for r in "${ratios[@]}"; do
 			a="${r%/*}" b="${r#*/}"
-			if [ -n "${med[$a]:-}" ] && [ -n "${med[$b]:-}" ]; then
-				line+=$(printf ' %15s' "$(awk -v a="${med[$a]}" -v b="${med[$b]}" 'BEGIN {printf "%.2f", a / b}')")
+			# shellcheck disable=SC2046
+			ratio="$(median $(awk -v p="$proto" -v c="$clients" -v a="$a" -v b="$b" '
+				$1 == p && $2 == c && $4 == a {ta[$3] = $5}
+				$1 == p && $2 == c && $4 == b {tb[$3] = $5}
+				END {for (r in ta) if ((r in tb) && tb[r] > 0) print ta[r] / tb[r]}' "$results"))"
+			if [ -n "$ratio" ]; then
+				line+=$(printf ' %15s' "$(printf '%.2f' "$ratio")")
 			else
 				line+=$(printf ' %15s' "n/a")
 			fi
 		done
 		echo "$line"
 		unset med
+	done
+done
+echo
+# The rounds' ratios behind each ratio column, in round order: how far one round can be off.
+for r in "${ratios[@]}"; do
+	a="${r%/*}" b="${r#*/}"
+	for proto in "${protocols[@]}"; do
+		for clients in "${clients_list[@]}"; do
+			each="$(awk -v p="$proto" -v c="$clients" -v a="$a" -v b="$b" '
+				$1 == p && $2 == c && $4 == a {ta[$3] = $5}
+				$1 == p && $2 == c && $4 == b {tb[$3] = $5}
+				END {for (r = 1; r in ta || r in tb; r++) printf "%s ", ((r in ta) && (r in tb) && tb[r] > 0) ? sprintf("%.2f", ta[r] / tb[r]) : "-"}' "$results")"
+			printf '%-20s %-9s %3s clients: %s\n' "$r by round" "$proto" "$clients" "$each"
+		done
 	done
 done
 echo
