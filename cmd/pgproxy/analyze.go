@@ -94,6 +94,9 @@ func analyzeCommand(args []string) int {
 	if d.Check != "" {
 		fmt.Printf("check: %s\n", d.Check)
 	}
+	if d.Model != "" {
+		fmt.Printf("model: %s\n", d.Model)
+	}
 	fmt.Printf("in PROXY_MODE=%s: %s\n", cfg.Guardrails.Mode, modeAction(cfg.Guardrails.Mode, d))
 	if d.Verdict == analysis.Inefficient {
 		return 1

@@ -100,6 +100,12 @@ func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tele
 			mg.Decided(string(d.Verdict), string(d.Source), took.Seconds())
 		}
 	}
+	if g.analyzer.Model, err = newModelTier(ctx, cfg, log, m, m == nil); err != nil {
+		return nil, err
+	}
+	if g.analyzer.Model != nil {
+		g.analyzer.Model.OnAnswer = modelAnswers(log, m, func() *reporter.Reporter { return g.reporter }, gc.Mode)
+	}
 	g.analyzer.Init()
 	exempt := map[string]bool{}
 	for _, r := range gc.ExemptRoles {
@@ -156,7 +162,7 @@ func (g *guard) wire(ctx context.Context, opts *proxy.Options) error {
 			rep.Metric(reporter.Metric{RecordedAt: r.Start.Add(r.Total), Fingerprint: r.Fingerprint, QueryText: text,
 				Identity: r.Identity, User: r.User, Database: r.Database, Mode: mode, Action: r.Action.String(),
 				Verdict: r.Verdict, DecisionSource: r.Source, Analysis: r.Decide, Backend: r.Backend, Total: r.Total,
-				Rows: r.Rows, SQLState: r.SQLState, Node: r.Leg, ConnID: r.ConnID})
+				Rows: r.Rows, SQLState: r.SQLState, Node: r.Leg, ConnID: r.ConnID, LLM: r.LLM})
 		}
 	}
 	g.policy.Issues = func(i routing.Issue) {
@@ -173,7 +179,7 @@ func (g *guard) wire(ctx context.Context, opts *proxy.Options) error {
 		g.reporter.Issue(reporter.Issue{DetectedAt: i.At, Fingerprint: i.Fingerprint, QueryText: text, Identity: i.Identity,
 			User: i.User, Database: i.Database, Verdict: string(d.Verdict), Reason: d.Reason, Suggestion: d.Suggestion,
 			Check: d.Check, Evidence: d.Evidence, Source: string(d.Source), Origin: string(d.Origin), Action: i.Action,
-			ConnID: i.ConnID})
+			ConnID: i.ConnID, Model: d.Model})
 	}
 	opts.Policies = append(opts.Policies, g.policy)
 	if gc.Mode == config.ModeShunt {

@@ -112,7 +112,7 @@ func unused(m harness.Metrics, used map[string]bool, want func(string) bool) []s
 }
 
 // proxyMetricsAfterTraffic starts PostgreSQL and pgproxy (ANALYSIS_ENABLED,
-// a Valkey URL where connections are refused), makes the traffic that gives
+// a Valkey URL where connections are refused, a model provider), makes the traffic that gives
 // the labelled families their first series, and scrapes /metrics until done
 // reports no problem or 20 s pass; it returns the last scrape.
 //
@@ -125,7 +125,12 @@ func unused(m harness.Metrics, used map[string]bool, want func(string) bool) []s
 // the traffic below makes one of each.
 func proxyMetricsAfterTraffic(t *testing.T, done func(harness.Metrics) []string) harness.Metrics {
 	pg := harness.SharedPostgres(t)
+	// A model provider (the stand-in): the model tier's families, labelled
+	// by provider, exist from the start with one.
+	model := harness.StartModelServer(t, nil)
 	p := harness.StartProxy(t, map[string]string{
+		"OPENAI_BASE_URL":          model.URL + "/v1",
+		"OPENAI_API_KEY":           model.OpenAIKey,
 		"PG_BACKEND_URL":           pg.DSN(harness.ScramUser, harness.ScramPass, harness.TestDB),
 		"ANALYSIS_ENABLED":         "true",
 		"ANALYSIS_MAX_ROWS":        "10",

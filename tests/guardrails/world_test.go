@@ -122,6 +122,10 @@ type world struct {
 	dir      string
 	elapsed  time.Duration
 	analyzed analyzeRun
+	// The model provider stand-in (llm.feature) and the account that
+	// signs its Bedrock requests.
+	model        *harness.ModelServer
+	modelAccount *harness.AWSAccount
 }
 
 func newWorld(t *testing.T) *world {
@@ -297,4 +301,5 @@ func initScenario(t *testing.T, sc *godog.ScenarioContext) {
 	})
 	registerSteps(sc, w)
 	registerAnalyzeSteps(sc, w)
+	registerModelSteps(sc, w)
 }

@@ -65,6 +65,9 @@ type Analyzer struct {
 	// OnDecision, when set, sees every decision and the time it took (for
 	// metrics); cached is set when no analysis ran.
 	OnDecision func(d Decision, elapsed time.Duration)
+	// Model, when set, is the third tier (ModelTier): on a miss it explains
+	// or decides what tiers 1–2 found inefficient or borderline.
+	Model *ModelTier
 
 	group     singleflight.Group
 	fallbacks *lru.Cache[string, fallbackEntry]
@@ -130,7 +133,7 @@ func (a *Analyzer) decide(ctx context.Context, req Request) Decision {
 	v, _, _ := a.group.Do(fkey, func() (any, error) {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.Timeout)
 		defer cancel()
-		d, err := a.analyse(actx, req)
+		d, be, err := a.analyse(actx, req)
 		if err != nil {
 			fb := a.fallback(err)
 			a.fallbacks.Add(fkey, fallbackEntry{d: fb, expires: time.Now().Add(a.FallbackTTL)})
@@ -139,19 +142,42 @@ func (a *Analyzer) decide(ctx context.Context, req Request) Decision {
 		if a.Cache != nil {
 			a.Cache.Set(ctx, req.Database, key, d)
 		}
-		return d, nil
+		if a.Model == nil {
+			return d, nil
+		}
+		// Tiers 1–2's decision is cached first: an answer that arrives in
+		// the background replaces it, never the other way round.
+		after := a.Model.consider(ctx, be, req, d, func(after Decision) { a.store(req.Database, key, after) })
+		if after.Model != "" {
+			a.store(req.Database, key, after)
+		}
+		return after, nil
 	})
 	return v.(Decision)
 }
 
-// analyse runs the tiers: rules with table facts, then the planner.
-func (a *Analyzer) analyse(ctx context.Context, req Request) (Decision, error) {
+// store caches d (without what belongs to one execution) for a model
+// answer: with a time limit of its own, as the statement that asked may be
+// long gone.
+func (a *Analyzer) store(database, key string, d Decision) {
+	if a.Cache == nil {
+		return
+	}
+	d.LLM = 0
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	a.Cache.Set(ctx, database, key, d)
+}
+
+// analyse runs the tiers: rules with table facts, then the planner. It
+// returns the backend it read too (the model tier's tools read it).
+func (a *Analyzer) analyse(ctx context.Context, req Request) (Decision, *Backend, error) {
 	if a.Backends == nil {
-		return Decision{}, errors.New("no backend to analyse on")
+		return Decision{}, nil, errors.New("no backend to analyse on")
 	}
 	be, err := a.Backends(ctx, req.Backend, req.Database)
 	if err != nil {
-		return Decision{}, err
+		return Decision{}, nil, err
 	}
 	facts := map[sqlparse.TableRef]*metadata.Table{}
 	for _, ref := range sqlparse.Tables(req.Parsed.Tree()) {
@@ -172,14 +198,14 @@ func (a *Analyzer) analyse(ctx context.Context, req Request) (Decision, error) {
 		return facts[sqlparse.TableRef{Schema: schema, Name: name}]
 	}); fired {
 		d.Decided = time.Now()
-		return d, nil
+		return d, be, nil
 	}
 	d, err := be.Planner.Judge(ctx, req.Parsed.SQL(), req.ParamOIDs)
 	if err != nil {
-		return Decision{}, err
+		return Decision{}, nil, err
 	}
 	d.Decided = time.Now()
-	return d, nil
+	return d, be, nil
 }
 
 // fallback is the configured answer when the analysis could not finish.

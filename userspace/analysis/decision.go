@@ -54,6 +54,17 @@ type Decision struct {
 	Origin Source `json:"origin,omitempty"`
 	// Decided is when the decision was made.
 	Decided time.Time `json:"decided"`
+	// Score is how close the planner's largest estimate (rows read, joined,
+	// sorted or hashed, or the total cost) came to its limit: 1 at the
+	// limit; 0 when no plan measured it (rules, overrides, fallbacks). The
+	// model tier's borderline band is a range of it.
+	Score float64 `json:"score,omitempty"`
+	// Model names the model that decided or explained (provider/model),
+	// "" when none did.
+	Model string `json:"model,omitempty"`
+	// LLM is how long the statement waited for the model (sync mode); it
+	// belongs to that one execution and is not cached.
+	LLM time.Duration `json:"-"`
 }
 
 // Thresholds are the limits a statement is judged against (ANALYSIS_*).

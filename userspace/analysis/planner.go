@@ -135,10 +135,19 @@ func (p *Planner) decision(j *judgement) Decision {
 		d.Reason = fmt.Sprintf("no step reads, joins, sorts or hashes %s rows or more (%s); estimated total cost %s",
 			about(p.th.MaxRows), largest, about(j.root.TotalCost))
 		d.Evidence = nodeEvidence(j.root, execCtx{loops: 1, frac: 1, par: 1})
+		d.Score = j.largestRows / p.th.MaxRows
+		if p.th.MaxCost > 0 {
+			d.Score = max(d.Score, j.root.TotalCost/p.th.MaxCost)
+		}
 		return d
 	}
 	top := j.findings[0]
 	d.Verdict = Inefficient
+	if top.check == PlanCheckCost {
+		d.Score = top.rows / p.th.MaxCost
+	} else {
+		d.Score = top.rows / p.th.MaxRows
+	}
 	d.Check = top.check
 	d.Reason = top.reason
 	d.Suggestion = suggestionFor(top)
@@ -189,3 +198,63 @@ func (p *Planner) indexSuggestion(ctx context.Context, c *planConn, st readState
 	return "an index on " + target + " would not help: the plan does not use it (checked with a hypothetical index); " +
 		"the filter keeps too many rows, narrow it"
 }
+
+// Describe is the statement's estimated plan as text, one node per line,
+// indented by depth: node type, relation and index, estimated rows and
+// cost, conditions (the model tier's plan tool). At most maxDescribeNodes
+// nodes are shown.
+func (p *Planner) Describe(ctx context.Context, sql string, paramOIDs []uint32) (string, error) {
+	st, err := checkRead(p.parser, sql)
+	if err != nil {
+		return "", err
+	}
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return "", planError(err)
+	}
+	defer conn.Release()
+	c := &planConn{pc: conn.Conn().PgConn(), tm: conn.Conn().TypeMap(), timeout: p.timeout}
+	defer c.closeIfDirty()
+	plan, _, _, err := c.firstPlan(ctx, st, paramOIDs, false)
+	if err != nil {
+		return "", planError(err)
+	}
+	var b strings.Builder
+	n := 0
+	var walk func(node *planNode, depth int)
+	walk = func(node *planNode, depth int) {
+		if n++; n > maxDescribeNodes {
+			if n == maxDescribeNodes+1 {
+				b.WriteString("(more nodes not shown)\n")
+			}
+			return
+		}
+		b.WriteString(strings.Repeat("  ", depth))
+		b.WriteString(node.NodeType)
+		if node.JoinType != "" {
+			b.WriteString(" " + node.JoinType)
+		}
+		if node.RelationName != "" {
+			b.WriteString(" on " + node.relation())
+		}
+		if node.IndexName != "" {
+			b.WriteString(" using " + node.IndexName)
+		}
+		fmt.Fprintf(&b, " (rows=%.0f cost=%.2f..%.2f)", node.PlanRows, node.StartupCost, node.TotalCost)
+		for _, cond := range []struct{ name, v string }{{"index cond", node.IndexCond}, {"filter", node.Filter},
+			{"hash cond", node.HashCond}, {"merge cond", node.MergeCond}, {"join filter", node.JoinFilter}} {
+			if cond.v != "" {
+				fmt.Fprintf(&b, " %s: %s", cond.name, cond.v)
+			}
+		}
+		b.WriteByte('\n')
+		for _, child := range node.Plans {
+			walk(child, depth+1)
+		}
+	}
+	walk(plan, 0)
+	return b.String(), nil
+}
+
+// maxDescribeNodes bounds Describe's output.
+const maxDescribeNodes = 60

@@ -51,6 +51,8 @@ type Config struct {
 	Masking Masking
 	// Generator holds the masking file generator's settings.
 	Generator Generator
+	// LLM holds the model tier's settings (LLM_*, ANALYSIS_LLM_*).
+	LLM LLM
 	// AWS holds the IAM settings (PG_IAM_*, VALKEY_IAM_*, REDSHIFT_*).
 	AWS AWS
 	// Flavor is BACKEND_FLAVOR: postgres or redshift.
@@ -85,6 +87,7 @@ func load(p *parser) (*Config, error) {
 	c.Guardrails = loadGuardrails(p)
 	c.Masking = loadMasking(p)
 	c.Generator = loadGenerator(p)
+	c.LLM = loadLLM(p)
 	c.AWS = loadAWS(p, c)
 	// The proxy's own connections log in as PG_BACKEND_URL's user, which
 	// loadAWS made PG_IAM_USERNAME with IAM.

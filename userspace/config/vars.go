@@ -18,6 +18,7 @@ const (
 	SectionGuard    Section = "Guardrails (query analysis)"
 	SectionMasking  Section = "Data masking"
 	SectionAWS      Section = "AWS identity (IAM)"
+	SectionLLM      Section = "AI tier (language model)"
 )
 
 // sectionNotes is the line --help prints under a section heading.
@@ -28,6 +29,7 @@ var sectionNotes = map[Section]string{
 	SectionGuard:    "both modes; inefficient read statements are blocked, logged or shunted",
 	SectionMasking:  "both modes; masked columns never leave the proxy in clear",
 	SectionAWS:      "both modes; credentials come from the default AWS chain (environment, profiles, IRSA, Pod Identity, ECS, instance metadata)",
+	SectionLLM:      "with ANALYSIS_ENABLED=true; on when a provider is configured; the model sees normalized statements (no constants, no comments), never rows",
 }
 
 // Var describes one environment variable: its section, name, default and
@@ -114,6 +116,28 @@ var Vars = []Var{
 	{SectionAWS, "VALKEY_AWS_REGION", "", "region of the cache (empty: PG_AWS_REGION)"},
 	{SectionAWS, "VALKEY_IAM_ROLE_ARN", "", "role assumed through STS to sign the cache's tokens (cross-account); empty: the chain's own credentials"},
 	{SectionAWS, "VALKEY_IAM_EXTERNAL_ID", "", "external ID passed to AssumeRole with VALKEY_IAM_ROLE_ARN"},
+	{SectionLLM, "LLM_PROVIDER", "", "portkey, bedrock, anthropic or openai (any OpenAI-compatible server); empty: the first whose variables are set, in that order"},
+	{SectionLLM, "LLM_MODEL", "", "model asked (portkey, anthropic, openai); empty: BEDROCK_MODEL_ID for portkey, claude-sonnet-4-20250514 for anthropic, gpt-4.1 for openai"},
+	{SectionLLM, "PORTKEY_BASE_URL", "https://api.portkey.ai/v1", "Portkey gateway URL (its OpenAI-compatible chat-completions API)"},
+	{SectionLLM, "PORTKEY_API_KEY", "", "Portkey API key (sent as x-portkey-api-key; never logged)"},
+	{SectionLLM, "PORTKEY_VIRTUAL_KEY", "", "Portkey virtual key of the provider account, e.g. Bedrock (x-portkey-virtual-key)"},
+	{SectionLLM, "BEDROCK_MODEL_ID", "eu.anthropic.claude-sonnet-4-20250514-v1:0", "model or inference profile of Bedrock (directly, or through Portkey)"},
+	{SectionLLM, "BEDROCK_REGION", "", "region of Bedrock Converse; credentials from the default AWS chain (AWS_ENDPOINT_URL_BEDROCK_RUNTIME overrides the endpoint)"},
+	{SectionLLM, "ANTHROPIC_API_KEY", "", "Anthropic Messages API key (never logged)"},
+	{SectionLLM, "ANTHROPIC_BASE_URL", "", "Anthropic API URL (empty: Anthropic's)"},
+	{SectionLLM, "OPENAI_BASE_URL", "", "OpenAI-compatible API URL, e.g. http://127.0.0.1:8000/v1 for a local model server (empty: OpenAI's)"},
+	{SectionLLM, "OPENAI_API_KEY", "", "key of the OpenAI-compatible API (empty for a server that wants none; never logged)"},
+	{SectionLLM, "ANALYSIS_LLM_MODE", "async", "async (tiers 1-2 decide at once, the model's answer updates the decision), sync (borderline statements wait for the model), off"},
+	{SectionLLM, "ANALYSIS_LLM_TIMEOUT", "10s", "time limit of one statement's conversation with the model"},
+	{SectionLLM, "ANALYSIS_LLM_BAND", "0.25", "borderline band: plans from this fraction of a limit up to its inverse times the limit are decided by the model"},
+	{SectionLLM, "ANALYSIS_LLM_CAN_ALLOW", "false", "let the model's efficient override a borderline inefficient verdict of the planner"},
+	{SectionLLM, "ANALYSIS_LLM_MAX_STEPS", "6", "model turns per statement (tool calls and the answer)"},
+	{SectionLLM, "ANALYSIS_LLM_MAX_TOKENS", "1024", "output tokens per model turn"},
+	{SectionLLM, "ANALYSIS_LLM_TOKEN_BUDGET", "32000", "input and output tokens per statement, all turns together"},
+	{SectionLLM, "ANALYSIS_LLM_RETRIES", "2", "retries of a throttled (429) or failed (5xx, time-out) request, with exponential backoff"},
+	{SectionLLM, "ANALYSIS_LLM_BREAKER_FAILURES", "3", "consecutive failed requests that open the circuit breaker (no request sent while open)"},
+	{SectionLLM, "ANALYSIS_LLM_BREAKER_PAUSE", "30s", "how long the breaker stays open before one probe request (half-open)"},
+	{SectionLLM, "ANALYSIS_LLM_MAX_IN_FLIGHT", "4", "conversations at once; a statement that finds them busy keeps the decision of tiers 1-2"},
 	{SectionAgent, "INTERCEPT_MODE", "connect", "connect (cgroup connect hooks on this node) or tproxy (traffic from other hosts)"},
 	{SectionAgent, "INTERCEPT_TARGETS", "", "comma list of intercepted destinations, address:port or CIDR:port, IPv4 or [IPv6]"},
 	{SectionAgent, "INTERCEPT_CGROUP", "", "cgroup v2 directory whose connections are intercepted (empty: the cgroup2 root)"},

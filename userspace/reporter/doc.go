@@ -66,7 +66,8 @@
 //	    sqlstate         text NOT NULL DEFAULT '',
 //	    node             text NOT NULL DEFAULT '',
 //	    conn_id          bigint NOT NULL DEFAULT 0,
-//	    proxy_instance   text NOT NULL DEFAULT ''
+//	    proxy_instance   text NOT NULL DEFAULT '',
+//	    llm_ms           double precision
 //	);
 //	CREATE INDEX IF NOT EXISTS query_metrics_recorded_at_idx ON pgproxy.query_metrics (recorded_at);
 //	CREATE INDEX IF NOT EXISTS query_metrics_fingerprint_idx ON pgproxy.query_metrics (fingerprint, recorded_at);
@@ -86,7 +87,8 @@
 //	    origin           text NOT NULL DEFAULT '',
 //	    action           text NOT NULL DEFAULT '',
 //	    conn_id          bigint NOT NULL DEFAULT 0,
-//	    proxy_instance   text NOT NULL DEFAULT ''
+//	    proxy_instance   text NOT NULL DEFAULT '',
+//	    model            text NOT NULL DEFAULT ''
 //	);
 //	CREATE INDEX IF NOT EXISTS query_issues_detected_at_idx ON pgproxy.query_issues (detected_at);
 //	CREATE INDEX IF NOT EXISTS query_issues_fingerprint_idx ON pgproxy.query_issues (fingerprint, detected_at);
@@ -104,7 +106,7 @@
 //     comments; empty when the text did not parse.
 //   - query_text: the statement text, only with STORE_RAW_QUERY=true, else
 //     NULL; its constants replaced by $n and comments removed
-//     (NormalizeQuery); NULL when it does not parse or is longer than 16 KiB
+//     (sqlparse.Normalize); NULL when it does not parse or is longer than 16 KiB
 //     (Options.MaxQueryText).
 //   - identity: the token (OIDC) identity; empty in passthrough.
 //   - db_user: the database role of the backend session.
@@ -126,6 +128,11 @@
 //   - conn_id: the proxy's connection id of the session, as on its log lines.
 //   - proxy_instance: the proxy that wrote the row (Options.Instance,
 //     default the host name).
+//   - llm_ms: the time the statement waited for the language model (the
+//     analysis's model tier, ANALYSIS_LLM_MODE=sync), in milliseconds; on
+//     a row with action llm_answer, the model's time for an answer that
+//     arrived in the background; NULL when no model was asked (every cache
+//     hit).
 //
 // # Columns of pgproxy.query_issues (one row per inefficient statement)
 //
@@ -144,9 +151,15 @@
 //     (cartesian_join, seq_scan, ...).
 //   - evidence: what the verdict rests on: plan node, estimates, facts.
 //   - source: the tier that decided; for a cached decision, where it was
-//     found: rules, planner, memory, valkey, override, fallback.
+//     found: rules, planner, memory, valkey, override, fallback, llm.
 //   - origin: the tier that made the decision originally.
 //   - action: what the proxy did: block, log or shunt (PROXY_MODE).
 //   - conn_id: the proxy's connection id of the session.
 //   - proxy_instance: the proxy that wrote the row.
+//   - model: the language model that decided or explained (provider/model);
+//     empty when none did. When the model's answer arrives after the row
+//     was written (ANALYSIS_LLM_MODE=async, or an explanation of a statement
+//     blocked at once), the row is updated: verdict, reason, suggestion,
+//     source and origin (llm) and model become the model's, and evidence
+//     starts with what rules or the planner said.
 package reporter

@@ -56,6 +56,11 @@ type Metric struct {
 	// ConnID (conn_id) is the proxy's connection id of the session, the one
 	// on its log lines.
 	ConnID uint64
+	// LLM (llm_ms) is the time the statement waited for the language model
+	// (the analysis's model tier in sync mode), or for an "llm_answer" row
+	// the model's time for an answer that arrived in the background; 0 is
+	// written as NULL (no model was asked, as on every cache hit).
+	LLM time.Duration
 }
 
 // Issue is one row of pgproxy.query_issues: a statement the analysis judged
@@ -97,6 +102,9 @@ type Issue struct {
 	Action string
 	// ConnID (conn_id) is the proxy's connection id of the session.
 	ConnID uint64
+	// Model (model) names the language model that decided or explained
+	// (provider/model), "" when none did.
+	Model string
 }
 
 // Table names one of the two tables, as given to the hooks.

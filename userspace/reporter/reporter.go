@@ -64,7 +64,7 @@ type Options struct {
 	// records cannot hold megabytes each. Default 16 KiB.
 	MaxQueryText int
 	// KeepQueryConstants writes QueryText as given. By default the writer
-	// replaces its constants with $n and removes comments (NormalizeQuery)
+	// replaces its constants with $n and removes comments (sqlparse.Normalize)
 	// first, so stored text never carries values. The writer keeps the
 	// normalized text of the last 4096 fingerprints: statements with the
 	// same fingerprint are stored with the first text normalized.
@@ -152,8 +152,9 @@ type Reporter struct {
 	opts  Options
 	hooks Hooks
 
-	metrics chan Metric
-	issues  chan Issue
+	metrics  chan Metric
+	issues   chan Issue
+	explains chan Explanation
 
 	closed  atomic.Bool   // Metric and Issue drop from now on
 	closing chan struct{} // closed by Close: drain the queues, then stop
@@ -195,8 +196,10 @@ func New(ctx context.Context, opts Options) (*Reporter, error) {
 		hooks:   opts.Hooks,
 		metrics: make(chan Metric, opts.QueueSize),
 		issues:  make(chan Issue, opts.QueueSize),
-		closing: make(chan struct{}),
-		done:    make(chan struct{}),
+		// Explanations are rare (one per new inefficient shape).
+		explains: make(chan Explanation, 256),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	r.hard, r.hardCancel = context.WithCancelCause(context.Background())
 	go r.writeLoop()
@@ -279,6 +282,20 @@ func (r *Reporter) Metric(m Metric) {
 	case r.metrics <- m:
 	default:
 		r.drop(TableMetrics, &r.m, DropQueueFull, 1)
+	}
+}
+
+// Explain queues e, the model's answer about issues already queued or
+// written. It never blocks: when its queue is full or the reporter is
+// closed, e is dropped (the cached decision has the answer all the same,
+// and later issues of the statement carry it).
+func (r *Reporter) Explain(e Explanation) {
+	if r == nil || r.closed.Load() {
+		return
+	}
+	select {
+	case r.explains <- e:
+	default:
 	}
 }
 

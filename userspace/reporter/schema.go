@@ -47,6 +47,7 @@ var metricsTable = table{
 		{"node", "text NOT NULL DEFAULT ''"},
 		{"conn_id", "bigint NOT NULL DEFAULT 0"},
 		{"proxy_instance", "text NOT NULL DEFAULT ''"},
+		{"llm_ms", "double precision"},
 	},
 	indexes: []index{
 		{"query_metrics_recorded_at_idx", "recorded_at"},
@@ -73,6 +74,7 @@ var issuesTable = table{
 		{"action", "text NOT NULL DEFAULT ''"},
 		{"conn_id", "bigint NOT NULL DEFAULT 0"},
 		{"proxy_instance", "text NOT NULL DEFAULT ''"},
+		{"model", "text NOT NULL DEFAULT ''"},
 	},
 	indexes: []index{
 		{"query_issues_detected_at_idx", "detected_at"},

@@ -10,6 +10,8 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgproxy/pgproxy/userspace/sqlparse"
 )
 
 // normCacheSize is how many normalized query texts the writer keeps, by
@@ -23,6 +25,7 @@ type writer struct {
 	conn     *pgx.Conn
 	metrics  []Metric
 	issues   []Issue
+	explains []pendingExplanation
 	failures int // consecutive failed attempts, for the backoff
 	// closeSeen is set once a backoff was cut short by Close.
 	closeSeen bool
@@ -41,7 +44,7 @@ func (r *Reporter) writeLoop() {
 	w.connectAtStart()
 	for {
 		draining := w.collect()
-		if len(w.metrics)+len(w.issues) > 0 && !w.write() {
+		if len(w.metrics)+len(w.issues)+len(w.explains) > 0 && !w.write() {
 			w.abandon()
 			return
 		}
@@ -92,6 +95,8 @@ func (w *writer) collect() (draining bool) {
 				w.metrics = append(w.metrics, m)
 			case i := <-r.issues:
 				w.issues = append(w.issues, i)
+			case e := <-r.explains:
+				w.explains = append(w.explains, pendingExplanation{e: e})
 			default:
 				return true
 			}
@@ -102,6 +107,8 @@ func (w *writer) collect() (draining bool) {
 			w.metrics = append(w.metrics, m)
 		case i := <-r.issues:
 			w.issues = append(w.issues, i)
+		case e := <-r.explains:
+			w.explains = append(w.explains, pendingExplanation{e: e})
 		case <-flush:
 			return false
 		case <-closing:
@@ -161,6 +168,9 @@ func (w *writer) tryWrite() error {
 	w.metrics, err = copyRows(w, &metricsTable, &w.r.m, w.metrics, w.metricValues)
 	if err == nil {
 		w.issues, err = copyRows(w, &issuesTable, &w.r.i, w.issues, w.issueValues)
+	}
+	if err == nil {
+		err = w.explain()
 	}
 	if err != nil {
 		// Whatever failed (network, server shutdown, a read-only standby
@@ -382,6 +392,10 @@ func (w *writer) metricValues(m *Metric, v []any) {
 	v[15] = m.Node
 	v[16] = int64(m.ConnID)
 	v[17] = w.r.opts.Instance
+	v[18] = nil
+	if m.LLM > 0 {
+		v[18] = ms(m.LLM)
+	}
 }
 
 func (w *writer) issueValues(i *Issue, v []any) {
@@ -401,6 +415,7 @@ func (w *writer) issueValues(i *Issue, v []any) {
 	v[13] = i.Action
 	v[14] = int64(i.ConnID)
 	v[15] = w.r.opts.Instance
+	v[16] = i.Model
 }
 
 // identity is the identity column: the token identity, or in passthrough
@@ -428,7 +443,7 @@ func (w *writer) queryText(text, fingerprint string) any {
 		}
 		if !ok {
 			var err error
-			if n, err = NormalizeQuery(text); err != nil {
+			if n, err = sqlparse.Normalize(text); err != nil {
 				return nil
 			}
 			if fingerprint != "" {

@@ -208,7 +208,7 @@ func (p *Policy) decideEach(ctx context.Context, st *stmt.Statement, stmts []sql
 
 // act turns a verdict into what the mode does with it.
 func (p *Policy) act(st *stmt.Statement, d analysis.Decision) stmt.Decision {
-	out := stmt.Decision{Source: string(d.Source), Verdict: string(d.Verdict)}
+	out := stmt.Decision{Source: string(d.Source), Verdict: string(d.Verdict), LLM: d.LLM}
 	if d.Verdict != analysis.Inefficient {
 		p.routed(st, stmt.LegFast)
 		return out

@@ -406,7 +406,7 @@ func fillDecision(r *stmt.Record, out *stmt.Outcome) {
 	if r == nil {
 		return
 	}
-	r.Action, r.Source, r.Verdict, r.Decide = out.Action, out.Source, out.Verdict, out.Elapsed
+	r.Action, r.Source, r.Verdict, r.Decide, r.LLM = out.Action, out.Source, out.Verdict, out.Elapsed, out.LLM
 	if out.Leg != "" {
 		r.Leg = out.Leg
 	}
@@ -491,7 +491,7 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 		return s.refuseExtended(&out, rec, arrived, p.Name == "")
 	}
 	prep := &prepared{name: p.Name, sql: out.SQL, clientSQL: p.Query, paramOIDs: p.ParameterOIDs, hooks: out.Hooks,
-		action: out.Action, source: out.Source, verdict: out.Verdict, leg: out.Leg, decide: out.Elapsed,
+		action: out.Action, source: out.Source, verdict: out.Verdict, leg: out.Leg, decide: out.Elapsed, llm: out.LLM,
 		fingerprint: s.fingerprint(p.Query)}
 	if s.Parser != nil {
 		prep.parsed = s.parse(out.SQL)
@@ -561,7 +561,7 @@ func (s *Session) clientBind(msg []byte, portalName, stmtName string, arrived ti
 	}
 	pt := s.tr.newPortal()
 	*pt = portal{name: portalName, stmtName: stmtName, hooks: out.Hooks,
-		action: out.Action, source: out.Source, verdict: out.Verdict, leg: legName, decide: out.Elapsed}
+		action: out.Action, source: out.Source, verdict: out.Verdict, leg: legName, decide: out.Elapsed, llm: out.LLM}
 	if err := s.switchTo(l, arrived); err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ type prepared struct {
 	hooks                []stmt.ResultHook
 	action               stmt.Action
 	source, verdict, leg string
-	decide               time.Duration
+	decide, llm          time.Duration
 	fingerprint          string
 	// fields is its RowDescription (formats unknown) once described.
 	fields []pgproto3.FieldDescription
@@ -45,7 +45,7 @@ type portal struct {
 	hooks                []stmt.ResultHook
 	action               stmt.Action
 	source, verdict, leg string
-	decide               time.Duration
+	decide, llm          time.Duration
 	// fields is its RowDescription (with the formats of the Bind) once a
 	// Describe of it was answered; described is set then (also for NoData).
 	fields    []pgproto3.FieldDescription
@@ -264,13 +264,14 @@ func (t *tracker) describeExecute(r *stmt.Record, portalName string) {
 		return
 	}
 	r.Name = pt.stmtName
-	r.Action, r.Source, r.Verdict, r.Decide = pt.action, pt.source, pt.verdict, pt.decide
+	r.Action, r.Source, r.Verdict, r.Decide, r.LLM = pt.action, pt.source, pt.verdict, pt.decide, pt.llm
 	if pt.leg != "" {
 		r.Leg = pt.leg
 	}
 	if p := pt.prep; p != nil {
 		r.SQL, r.Fingerprint = p.client(), p.fingerprint
 		r.Decide += p.decide
+		r.LLM += p.llm
 		if pt.source == "" && pt.verdict == "" && pt.action == stmt.Allow {
 			r.Action, r.Source, r.Verdict = p.action, p.source, p.verdict
 		}

@@ -1,4 +1,4 @@
-package reporter
+package sqlparse
 
 import (
 	"strconv"
@@ -7,7 +7,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
-// NormalizeQuery returns sql with every constant replaced by a parameter
+// Normalize returns sql with every constant replaced by a parameter
 // ($n) and comments removed, so that a stored statement text carries no
 // values: "SELECT * FROM t WHERE a = 'x' /* id=7 */" becomes
 // "SELECT * FROM t WHERE a = $1".
@@ -19,7 +19,7 @@ import (
 // arguments of EXECUTE). A text that does not parse is an error: store
 // nothing then. It costs a parse and a scan (microseconds); the reporter
 // runs it on its writer goroutine, not on the caller's.
-func NormalizeQuery(sql string) (string, error) {
+func Normalize(sql string) (string, error) {
 	norm, err := pg_query.Normalize(sql)
 	if err != nil {
 		return "", err

@@ -1,4 +1,4 @@
-package reporter
+package sqlparse
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 )
 
-func TestNormalizeQuery(t *testing.T) {
+func TestNormalize(t *testing.T) {
 	cases := []struct {
 		in, want string
 		secrets  []string // must not survive
@@ -39,37 +39,37 @@ func TestNormalizeQuery(t *testing.T) {
 		{"SELECT * FROM t", "SELECT * FROM t", nil, false},
 	}
 	for _, c := range cases {
-		got, err := NormalizeQuery(c.in)
+		got, err := Normalize(c.in)
 		if err != nil {
-			t.Errorf("NormalizeQuery(%q): %v", c.in, err)
+			t.Errorf("Normalize(%q): %v", c.in, err)
 			continue
 		}
 		if got != c.want {
-			t.Errorf("NormalizeQuery(%q)\n got %q\nwant %q", c.in, got, c.want)
+			t.Errorf("Normalize(%q)\n got %q\nwant %q", c.in, got, c.want)
 		}
 		for _, s := range c.secrets {
 			if strings.Contains(got, s) {
-				t.Errorf("NormalizeQuery(%q) = %q keeps %q", c.in, got, s)
+				t.Errorf("Normalize(%q) = %q keeps %q", c.in, got, s)
 			}
 		}
 		if _, err := pg_query.Parse(got); err != nil && !c.unparsable {
-			t.Errorf("NormalizeQuery(%q) = %q does not parse: %v", c.in, got, err)
+			t.Errorf("Normalize(%q) = %q does not parse: %v", c.in, got, err)
 		}
 	}
 }
 
-func TestNormalizeQuerySyntaxError(t *testing.T) {
+func TestNormalizeSyntaxError(t *testing.T) {
 	for _, in := range []string{"SELEC 'secret'", "SELECT 'unterminated", ""} {
-		got, err := NormalizeQuery(in)
+		got, err := Normalize(in)
 		if in == "" {
 			// An empty text parses to nothing; there is nothing to leak.
 			if err != nil || got != "" {
-				t.Errorf("NormalizeQuery(%q) = %q, %v", in, got, err)
+				t.Errorf("Normalize(%q) = %q, %v", in, got, err)
 			}
 			continue
 		}
 		if err == nil || got != "" {
-			t.Errorf("NormalizeQuery(%q) = %q, %v; want an error and no text", in, got, err)
+			t.Errorf("Normalize(%q) = %q, %v; want an error and no text", in, got, err)
 		}
 	}
 }

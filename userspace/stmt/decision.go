@@ -62,6 +62,9 @@ type Decision struct {
 	Source string
 	// Verdict is a short label for records ("ok", "inefficient", ...).
 	Verdict string
+	// LLM is how long the decision waited for a language model (the
+	// analysis's model tier in sync mode); 0 when none was asked.
+	LLM time.Duration
 }
 
 // Policy decides about statements. Decide runs on the session's goroutine
@@ -124,8 +127,9 @@ type Outcome struct {
 	// refused, else the last that routed, else the last that rewrote, else
 	// the last that gave any.
 	Source, Verdict string
-	// Elapsed is the time the chain took.
-	Elapsed time.Duration
+	// Elapsed is the time the chain took; LLM the part of it the policies
+	// waited for a language model.
+	Elapsed, LLM time.Duration
 }
 
 // Decide asks every policy in order. A rewrite is visible to the policies
@@ -148,6 +152,7 @@ func (c Chain) decide(ctx context.Context, st *Statement, keep []Decision) Outco
 		if d.Results != nil {
 			out.Hooks = append(out.Hooks, d.Results)
 		}
+		out.LLM += d.LLM
 		r := 0
 		if d.Source != "" || d.Verdict != "" {
 			r = 1
@@ -158,7 +163,7 @@ func (c Chain) decide(ctx context.Context, st *Statement, keep []Decision) Outco
 			if err == nil {
 				err = &wire.Error{Severity: "ERROR", Code: wire.CodeInsufficientPrivilege, Message: "statement refused by pgproxy"}
 			}
-			out = Outcome{Action: Refuse, Err: err, SQL: out.SQL, Rewritten: out.Rewritten, Source: d.Source, Verdict: d.Verdict}
+			out = Outcome{Action: Refuse, Err: err, SQL: out.SQL, Rewritten: out.Rewritten, Source: d.Source, Verdict: d.Verdict, LLM: out.LLM}
 			out.Elapsed = time.Since(start)
 			return out
 		case Rewrite:

@@ -34,6 +34,9 @@ type Record struct {
 	// Decide is the time the policies took; Backend the time from sending
 	// the statement to its last answer; Total from arrival to last answer.
 	Decide, Backend, Total time.Duration
+	// LLM is the part of Decide spent waiting for a language model (0: none
+	// was asked, as on every cache hit).
+	LLM time.Duration
 	// Rows is the row count from the command tags (SELECT n, INSERT 0 n, ...).
 	Rows int64
 }

@@ -32,7 +32,7 @@ type Guardrails struct {
 // The label values of the statement path known in advance.
 var (
 	verdicts = [...]string{"efficient", "inefficient"}
-	sources  = [...]string{"rules", "planner", "memory", "valkey", "override", "fallback"}
+	sources  = [...]string{"rules", "planner", "memory", "valkey", "override", "fallback", "llm"}
 	nodes    = [...]string{"fast", "shunt"}
 	tiers    = [...]string{"memory", "valkey"}
 )
@@ -99,7 +99,7 @@ func (g *Guardrails) CacheLookup(tier string, hit bool) {
 func newGuardrails(reg *prometheus.Registry) *Guardrails {
 	g := &Guardrails{
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgproxy_analysis_decisions_total",
-			Help: "Decisions about read statements, by verdict and by what decided (rules, planner, memory, valkey, override, fallback)."},
+			Help: "Decisions about read statements, by verdict and by what decided (rules, planner, memory, valkey, override, fallback, llm)."},
 			[]string{"verdict", "source"}),
 		AnalysisSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pgproxy_analysis_duration_seconds",
 			Help:    "Time to decide about a read statement, by what decided.",

@@ -27,6 +27,8 @@ type Metrics struct {
 	Guardrails *Guardrails
 	// Masking are the data masking collectors.
 	Masking *Masking
+	// LLM are the model tier's collectors.
+	LLM *LLM
 }
 
 // NewMetrics creates and registers every collector.
@@ -73,6 +75,7 @@ func NewMetrics() *Metrics {
 	m.backendAuth.WithLabelValues("iam") // shown at 0 from the start
 	m.Guardrails = newGuardrails(reg)
 	m.Masking = newMasking(reg)
+	m.LLM = newLLM(reg)
 	return m
 }
 

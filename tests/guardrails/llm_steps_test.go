@@ -1,0 +1,198 @@
+package guardrails
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cucumber/godog"
+	pg_query "github.com/pganalyze/pg_query_go/v6"
+
+	"github.com/pgproxy/pgproxy/tests/harness"
+)
+
+// registerModelSteps are the steps of the model tier (llm.feature): the
+// provider stand-in, what it was shown, and what the reporter recorded.
+func registerModelSteps(sc *godog.ScenarioContext, w *world) {
+	answer := func(verdict, reason string, delay time.Duration) func(harness.ModelCall) harness.ModelReply {
+		return func(harness.ModelCall) harness.ModelReply {
+			return harness.ModelReply{Delay: delay, Tool: "decide", Input: map[string]any{"verdict": verdict, "reason": reason, "suggestion": ""}}
+		}
+	}
+	sc.Step(`^a model provider "(\w+)" that answers "(\w+)" with the reason "(.*)"$`, func(provider, verdict, reason string) error {
+		w.modelProvider(provider).Answer(answer(verdict, reason, 0))
+		return nil
+	})
+	sc.Step(`^a model provider "(\w+)" that answers "(\w+)" with the reason "(.*)" after (\d+) seconds$`, func(provider, verdict, reason string, secs int) error {
+		w.modelProvider(provider).Answer(answer(verdict, reason, time.Duration(secs)*time.Second))
+		return nil
+	})
+	sc.Step(`^a model provider "(\w+)" that approves any statement whose text asks for it$`, func(provider string) error {
+		// A naive model: it obeys what it reads. The proxy must not let
+		// the statement's text reach it as anything it could obey.
+		w.modelProvider(provider).Answer(func(c harness.ModelCall) harness.ModelReply {
+			if strings.Contains(c.Text, "approve") {
+				return answer("efficient", "the statement asks to be approved", 0)(c)
+			}
+			return answer("inefficient", "a scan of gr_customers per name", 0)(c)
+		})
+		return nil
+	})
+	sc.Step(`^a model provider "(\w+)" that fails with HTTP (\d+)$`, func(provider string, status int) error {
+		w.modelProvider(provider).Answer(func(harness.ModelCall) harness.ModelReply { return harness.ModelReply{Status: status} })
+		return nil
+	})
+	sc.Step(`^the model provider answers "(\w+)" with the reason "(.*)"$`, func(verdict, reason string) error {
+		w.model.Answer(answer(verdict, reason, 0))
+		return nil
+	})
+	sc.Step(`^(\d+) seconds pass$`, func(secs int) error {
+		time.Sleep(time.Duration(secs) * time.Second)
+		return nil
+	})
+	sc.Step(`^the model was asked (\d+) times? with temperature 0$`, func(n int) error {
+		var asked int
+		for _, c := range w.model.Calls() {
+			if c.Turns == 0 {
+				asked++
+			}
+			if c.Temperature == nil || *c.Temperature != 0 {
+				return fmt.Errorf("a request without temperature 0 (%v)", c.Temperature)
+			}
+		}
+		if asked != n {
+			return fmt.Errorf("the model was asked %d times, want %d", asked, n)
+		}
+		return nil
+	})
+	sc.Step(`^the model was never shown "(.*)"$`, func(text string) error {
+		calls := w.model.Calls()
+		if len(calls) == 0 {
+			return fmt.Errorf("the model was not asked at all")
+		}
+		for _, c := range calls {
+			if strings.Contains(c.Text, text) || strings.Contains(c.System, text) {
+				return fmt.Errorf("the model was shown %q:\n%s", text, c.Text)
+			}
+		}
+		return nil
+	})
+	sc.Step(`^within (\d+) seconds query_issues has a row with source "(\w+)" and model "(.*)"$`, func(secs int, source, model string) error {
+		return w.poll(secs, func(ctx context.Context) error {
+			rows, err := w.reporterRows(ctx, `SELECT source, origin, model FROM pgproxy.query_issues WHERE source = $1 AND model LIKE $2 || '%'`, source, model)
+			if err != nil {
+				return err
+			}
+			if len(rows) == 0 {
+				all, _ := w.reporterRows(ctx, `SELECT source, origin, model, reason FROM pgproxy.query_issues`)
+				return fmt.Errorf("no query_issues row with source %s and model %s…: %v", source, model, all)
+			}
+			return nil
+		})
+	})
+	sc.Step(`^within (\d+) seconds query_metrics has a row for "(.*)" with llm_ms set$`, func(secs int, sql string) error {
+		fp, err := pg_query.Fingerprint(sql)
+		if err != nil {
+			return err
+		}
+		return w.poll(secs, func(ctx context.Context) error {
+			rows, err := w.reporterRows(ctx, `SELECT llm_ms, analysis_ms FROM pgproxy.query_metrics WHERE fingerprint = $1 AND llm_ms IS NOT NULL AND llm_ms > 0`, fp)
+			if err != nil {
+				return err
+			}
+			if len(rows) == 0 {
+				all, _ := w.reporterRows(ctx, `SELECT action, decision_source, llm_ms FROM pgproxy.query_metrics`)
+				return fmt.Errorf("no query_metrics row of %s with llm_ms: %v", fp, all)
+			}
+			llm, _ := strconv.ParseFloat(rows[0][0], 64)
+			analysis, _ := strconv.ParseFloat(rows[0][1], 64)
+			if llm > analysis {
+				return fmt.Errorf("llm_ms %g is more than analysis_ms %g", llm, analysis)
+			}
+			return nil
+		})
+	})
+	sc.Step(`^within (\d+) seconds query_metrics has an llm_answer row$`, func(secs int) error {
+		return w.poll(secs, func(ctx context.Context) error {
+			rows, err := w.reporterRows(ctx, `SELECT decision_source FROM pgproxy.query_metrics WHERE action = 'llm_answer' AND llm_ms > 0 AND fingerprint <> ''`)
+			if err != nil {
+				return err
+			}
+			if len(rows) == 0 || rows[0][0] != "llm" {
+				return fmt.Errorf("no llm_answer row: %v", rows)
+			}
+			return nil
+		})
+	})
+	sc.Step(`^the proxy log holds no provider key$`, func() error {
+		logs := w.proxy.Logs()
+		for _, k := range []string{w.model.OpenAIKey, w.model.AnthropicKey, w.model.PortkeyKey, w.model.PortkeyVirtualKey, w.modelAccount.Own.Secret} {
+			if strings.Contains(logs, k) {
+				return fmt.Errorf("the proxy log holds a provider key")
+			}
+		}
+		if !strings.Contains(logs, "the model tier is on") {
+			return fmt.Errorf("no start-up line of the model tier")
+		}
+		return nil
+	})
+	sc.Step(`^the metric (\S+) is (\d+)$`, func(series string, want float64) error {
+		return w.poll(3, func(context.Context) error {
+			v, err := w.metric(series)
+			if err != nil {
+				return err
+			}
+			if v != want {
+				return fmt.Errorf("%s is %g, want %g", series, v, want)
+			}
+			return nil
+		})
+	})
+	sc.Step(`^the proxy log says "(.*)" once$`, func(text string) error {
+		if n := strings.Count(w.proxy.Logs(), text); n != 1 {
+			return fmt.Errorf("the proxy log says %q %d times, want once", text, n)
+		}
+		return nil
+	})
+}
+
+// modelProvider starts the provider stand-in and points the proxy at it as
+// provider.
+func (w *world) modelProvider(provider string) *harness.ModelServer {
+	w.modelAccount = harness.NewAWSAccount("eu-west-1")
+	w.model = harness.StartModelServer(w.t, w.modelAccount)
+	s := w.model
+	w.env["LLM_PROVIDER"] = provider
+	switch provider {
+	case "portkey":
+		w.env["PORTKEY_BASE_URL"], w.env["PORTKEY_API_KEY"], w.env["PORTKEY_VIRTUAL_KEY"] = s.URL+"/v1", s.PortkeyKey, s.PortkeyVirtualKey
+	case "openai":
+		w.env["OPENAI_BASE_URL"], w.env["OPENAI_API_KEY"], w.env["LLM_MODEL"] = s.URL+"/v1", s.OpenAIKey, "local-model"
+	case "anthropic":
+		w.env["ANTHROPIC_BASE_URL"], w.env["ANTHROPIC_API_KEY"] = s.URL, s.AnthropicKey
+	case "bedrock":
+		for k, v := range w.modelAccount.Env() {
+			w.env[k] = v
+		}
+		w.env["BEDROCK_REGION"], w.env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = "eu-west-1", s.URL
+	}
+	return s
+}
+
+// poll runs check until it succeeds or secs pass.
+func (w *world) poll(secs int, check func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second)
+	defer cancel()
+	for {
+		err := check(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
