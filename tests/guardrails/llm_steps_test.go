@@ -3,6 +3,7 @@ package guardrails
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +43,25 @@ func registerModelSteps(sc *godog.ScenarioContext, w *world) {
 	})
 	sc.Step(`^a model provider "(\w+)" that fails with HTTP (\d+)$`, func(provider string, status int) error {
 		w.modelProvider(provider).Answer(func(harness.ModelCall) harness.ModelReply { return harness.ModelReply{Status: status} })
+		return nil
+	})
+	sc.Step(`^a real model provider from the environment$`, func() error {
+		vars := []string{"LLM_PROVIDER", "LLM_MODEL", "PORTKEY_BASE_URL", "PORTKEY_API_KEY", "PORTKEY_VIRTUAL_KEY",
+			"BEDROCK_REGION", "BEDROCK_MODEL_ID", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
+			"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"}
+		found := false
+		for _, k := range vars {
+			if v := os.Getenv(k); v != "" {
+				w.env[k] = v
+				found = found || k == "PORTKEY_API_KEY" || k == "BEDROCK_REGION" || k == "ANTHROPIC_API_KEY" || k == "OPENAI_API_KEY" || k == "OPENAI_BASE_URL"
+			}
+		}
+		if !found {
+			msg := "@real-llm skipped: no provider credentials in the environment (PORTKEY_API_KEY, BEDROCK_REGION, ANTHROPIC_API_KEY, OPENAI_API_KEY or OPENAI_BASE_URL)"
+			fmt.Println(msg)
+			w.t.Log(msg)
+			return godog.ErrSkip
+		}
 		return nil
 	})
 	sc.Step(`^the model provider answers "(\w+)" with the reason "(.*)"$`, func(verdict, reason string) error {

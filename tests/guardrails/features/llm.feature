@@ -129,3 +129,14 @@ Feature: The model tier: a language model explains and decides what rules and th
     And its output has a line starting "reason: the model explains: gr_orders is read in full"
     And its output has a line "model: anthropic/claude-sonnet-4-20250514"
     And its output contains "planner said: inefficient, sequential scan of public.gr_orders"
+
+  @real-llm
+  Scenario: a real provider explains a statement the planner blocks (runs only with credentials)
+    Given a real model provider from the environment
+    And a reporter database
+    And the proxy runs in blocking mode with:
+      | ANALYSIS_LLM_MODE    | sync |
+      | ANALYSIS_LLM_TIMEOUT | 60s  |
+    When the client runs "SELECT * FROM gr_orders WHERE note = 'note 51'"
+    Then the statement is refused with SQLSTATE 54000 and a message starting "pgproxy blocked this query: "
+    And within 90 seconds query_issues has a row with source "llm" and model ""
