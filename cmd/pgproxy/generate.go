@@ -120,10 +120,25 @@ func generateCommand(args []string) int {
 	if term.IsTerminal(int(os.Stderr.Fd())) {
 		progress = generate.NewBar(os.Stderr)
 	}
+	var model *generate.Model
+	if cfg.LLM.Provider != "" && cfg.Generator.LLM {
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		agent, err := newAgent(ctx, cfg, log, nil)
+		if err != nil {
+			return fail(2, "%v", err)
+		}
+		model = &generate.Model{Agent: agent, Samples: cfg.Generator.LLMSamples, Timeout: cfg.LLM.Timeout}
+		what := "the shapes of their values, never the values"
+		if model.Samples {
+			what = "the shapes of their values and up to 5 sampled values (CONFIG_GENERATOR_LLM_SAMPLES=true)"
+		}
+		fmt.Fprintf(os.Stderr, "pgproxy generate-config: columns the detectors cannot decide go to %s/%s with %s\n",
+			agent.Client.Provider.Name(), agent.Client.Provider.Model(), what)
+	}
 	started := time.Now()
 	res, err := generate.Scan(ctx, conn, generate.Options{
 		Schemas: gen.Schemas, AllSchemas: gen.AllSchemas, SampleRows: *rows,
-		HMAC: len(cfg.Masking.HMACKey) > 0, Progress: progress,
+		HMAC: len(cfg.Masking.HMACKey) > 0, Progress: progress, Model: model,
 	})
 	var se *generate.SchemaError
 	switch {

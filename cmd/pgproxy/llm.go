@@ -23,6 +23,30 @@ func newModelTier(ctx context.Context, cfg *config.Config, log *slog.Logger, m *
 	if lc.Provider == "" {
 		return nil, nil
 	}
+	agent, err := newAgent(ctx, cfg, log, m)
+	if err != nil {
+		return nil, err
+	}
+	provider := agent.Client.Provider
+	tier := &analysis.ModelTier{
+		Agent:   agent,
+		Async:   lc.Async && !wait,
+		Wait:    wait,
+		Timeout: lc.Timeout, Band: lc.Band, CanAllow: lc.CanAllow, MaxInFlight: lc.MaxInFlight, Log: log,
+	}
+	mode := "async"
+	if !lc.Async {
+		mode = "sync"
+	}
+	log.Info("analysis: the model tier is on", "provider", provider.Name(), "model", provider.Model(), "mode", mode,
+		"timeout", lc.Timeout.String(), "band", lc.Band, "can_allow", lc.CanAllow)
+	return tier, nil
+}
+
+// newAgent is the tool loop on the configured provider (cfg.LLM.Provider
+// must be set), with its retries, breaker and metrics (m may be nil).
+func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics) (*llm.Agent, error) {
+	lc := cfg.LLM
 	pc := llm.Config{Provider: lc.Provider, Model: lc.Model,
 		PortkeyBaseURL: lc.PortkeyBaseURL, PortkeyAPIKey: lc.PortkeyAPIKey, PortkeyVirtualKey: lc.PortkeyVirtualKey,
 		AnthropicBaseURL: lc.AnthropicBaseURL, AnthropicAPIKey: lc.AnthropicAPIKey,
@@ -48,19 +72,7 @@ func newModelTier(ctx context.Context, cfg *config.Config, log *slog.Logger, m *
 		m.LLM.Provider(provider.Name())
 		client.Observer = m.LLM
 	}
-	tier := &analysis.ModelTier{
-		Agent:   &llm.Agent{Client: client, MaxSteps: lc.MaxSteps, MaxTokens: int64(lc.MaxTokens), TokenBudget: int64(lc.TokenBudget)},
-		Async:   lc.Async && !wait,
-		Wait:    wait,
-		Timeout: lc.Timeout, Band: lc.Band, CanAllow: lc.CanAllow, MaxInFlight: lc.MaxInFlight, Log: log,
-	}
-	mode := "async"
-	if !lc.Async {
-		mode = "sync"
-	}
-	log.Info("analysis: the model tier is on", "provider", provider.Name(), "model", provider.Model(), "mode", mode,
-		"timeout", lc.Timeout.String(), "band", lc.Band, "can_allow", lc.CanAllow)
-	return tier, nil
+	return &llm.Agent{Client: client, MaxSteps: lc.MaxSteps, MaxTokens: int64(lc.MaxTokens), TokenBudget: int64(lc.TokenBudget)}, nil
 }
 
 // modelAnswers is the model tier's OnAnswer: metrics, a log line, and for

@@ -64,14 +64,19 @@ func registerAnalyzeSteps(sc *godog.ScenarioContext, w *world) {
 
 // analyze runs `pgproxy analyze sql` with the scenario's environment in an
 // empty directory (no ./.env), keeping its exit status and output.
-func (w *world) analyze(sql string) error {
+func (w *world) analyze(sql string) error { return w.runProxyCommand("analyze", sql) }
+
+// runProxyCommand runs pgproxy with args (a command: analyze,
+// generate-config) against the fast node with the scenario's environment,
+// and keeps its output and exit status.
+func (w *world) runProxyCommand(args ...string) error {
 	if err := servers(w.t); err != nil {
 		return err
 	}
 	bin := harness.BuildProxy(w.t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "analyze", sql)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = w.t.TempDir()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "PG_BACKEND_URL=" + backendURL(shared.fast)}
 	if v, ok := os.LookupEnv("GOCOVERDIR"); ok {
@@ -87,9 +92,9 @@ func (w *world) analyze(sql string) error {
 	case errors.As(err, &exit):
 		w.analyzed.status = exit.ExitCode()
 	case err != nil:
-		return fmt.Errorf("pgproxy analyze: %w", err)
+		return fmt.Errorf("pgproxy %s: %w", args[0], err)
 	}
-	w.t.Logf("pgproxy analyze %q: exit %d\n%s", sql, w.analyzed.status, out)
+	w.t.Logf("pgproxy %q: exit %d\n%s", args, w.analyzed.status, out)
 	return nil
 }
 

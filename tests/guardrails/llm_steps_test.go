@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,50 @@ func registerModelSteps(sc *godog.ScenarioContext, w *world) {
 	sc.Step(`^a model provider "(\w+)" that fails with HTTP (\d+)$`, func(provider string, status int) error {
 		w.modelProvider(provider).Answer(func(harness.ModelCall) harness.ModelReply { return harness.ModelReply{Status: status} })
 		return nil
+	})
+	sc.Step(`^a model provider "(\w+)" that calls the column "(\w+)" a passport number$`, func(provider, column string) error {
+		w.modelProvider(provider).Answer(func(c harness.ModelCall) harness.ModelReply {
+			verdict := map[string]any{"sensitive": false, "kind": "none", "reason": "nothing in the name or shapes says a person"}
+			if strings.Contains(c.Text, `"name": "`+column+`"`) {
+				verdict = map[string]any{"sensitive": true, "kind": "passport", "reason": "a membership reference in a passport-like shape"}
+			}
+			return harness.ModelReply{Tool: "classify", Input: verdict}
+		})
+		return nil
+	})
+	sc.Step(`^the fast node has a table gr_members whose member_ref values look like "(\w+)"$`, func(string) error {
+		return load(shared.fast, `DROP TABLE IF EXISTS gr_members;
+CREATE TABLE gr_members (id int PRIMARY KEY, member_ref text NOT NULL, plan text NOT NULL);
+INSERT INTO gr_members SELECT i, 'MR' || lpad((i * 7919 % 10000000)::text, 7, '0'), (ARRAY['basic','gold'])[1 + i % 2] FROM generate_series(1, 300) i;
+ANALYZE gr_members; GRANT SELECT ON gr_members TO PUBLIC;`)
+	})
+	sc.Step(`^a developer runs pgproxy generate-config$`, func() error {
+		w.generated = filepath.Join(w.t.TempDir(), "masking.yaml")
+		return w.runProxyCommand("generate-config", "-o", w.generated)
+	})
+	sc.Step(`^the masking file masks gr_members.member_ref with a comment naming the model "(.*)"$`, func(model string) error {
+		data, err := os.ReadFile(w.generated)
+		if err != nil {
+			return err
+		}
+		lines := strings.Split(string(data), "\n")
+		for i, l := range lines {
+			if strings.Contains(l, "member_ref") && !strings.HasPrefix(strings.TrimSpace(l), "#") && i > 0 {
+				if c := lines[i-1]; strings.Contains(c, "medium") && strings.Contains(c, "model "+model) {
+					return nil
+				}
+				return fmt.Errorf("member_ref is masked, but its comment %q names no model %s", lines[i-1], model)
+			}
+		}
+		return fmt.Errorf("member_ref is not masked:\n%s", data)
+	})
+	sc.Step(`^the model was shown the shape "(.*)"$`, func(shape string) error {
+		for _, c := range w.model.Calls() {
+			if strings.Contains(c.Text, `"shape": "`+shape+`"`) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no request showed the shape %q", shape)
 	})
 	sc.Step(`^a real model provider from the environment$`, func() error {
 		vars := []string{"LLM_PROVIDER", "LLM_MODEL", "PORTKEY_BASE_URL", "PORTKEY_API_KEY", "PORTKEY_VIRTUAL_KEY",

@@ -126,6 +126,8 @@ type world struct {
 	// signs its Bedrock requests.
 	model        *harness.ModelServer
 	modelAccount *harness.AWSAccount
+	// generated is the masking file generate-config wrote.
+	generated string
 }
 
 func newWorld(t *testing.T) *world {

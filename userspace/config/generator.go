@@ -19,11 +19,15 @@ type Generator struct {
 	// Schemas is the comma list of CONFIG_GENERATOR_SCHEMAS (nil with
 	// AllSchemas).
 	Schemas []string
+	// LLM is CONFIG_GENERATOR_LLM: ask the configured model about the
+	// columns the detectors cannot decide; LLMSamples is
+	// CONFIG_GENERATOR_LLM_SAMPLES: send it sampled values too.
+	LLM, LLMSamples bool
 }
 
 // loadGenerator parses the generator's section.
 func loadGenerator(p *parser) Generator {
-	g := Generator{Mode: p.bool("CONFIG_GENERATOR_MODE")}
+	g := Generator{Mode: p.bool("CONFIG_GENERATOR_MODE"), LLM: p.bool("CONFIG_GENERATOR_LLM"), LLMSamples: p.bool("CONFIG_GENERATOR_LLM_SAMPLES")}
 	var err error
 	if g.AllSchemas, g.Schemas, err = ParseGeneratorSchemas(p.str("CONFIG_GENERATOR_SCHEMAS")); err != nil {
 		p.fail("CONFIG_GENERATOR_SCHEMAS", err.Error())

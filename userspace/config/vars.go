@@ -101,6 +101,8 @@ var Vars = []Var{
 	{SectionMasking, "MASKING_HMAC_KEY_FILE", "", "file holding the hmac mask's key, instead of MASKING_HMAC_KEY"},
 	{SectionMasking, "CONFIG_GENERATOR_MODE", "false", "pgproxy without a command runs generate-config instead of the proxy: scan PG_BACKEND_URL's tables and write MASKING_CONFIG_PATH for review"},
 	{SectionMasking, "CONFIG_GENERATOR_SCHEMAS", "public", "schemas generate-config scans: a comma list, or all (every schema but the system ones)"},
+	{SectionMasking, "CONFIG_GENERATOR_LLM", "true", "with a model provider configured (AI tier), generate-config asks it about the columns the detectors cannot decide (value shapes only)"},
+	{SectionMasking, "CONFIG_GENERATOR_LLM_SAMPLES", "false", "send the model up to 5 sampled values of such a column too, not only their shapes (the values leave the proxy)"},
 	{SectionAWS, "PG_IAM_AUTH", "false", "the proxy's own logins (token sessions' service account, shunt node, analysis, catalogs, a reporter URL without password) use RDS / Aurora IAM tokens"},
 	{SectionAWS, "PG_IAM_USERNAME", "", "database user granted rds_iam that the proxy logs in as (required with PG_IAM_AUTH)"},
 	{SectionAWS, "PG_AWS_REGION", "", "region of the RDS / Aurora instance; signs the tokens (required with PG_IAM_AUTH)"},

@@ -140,3 +140,12 @@ Feature: The model tier: a language model explains and decides what rules and th
     When the client runs "SELECT * FROM gr_orders WHERE note = 'note 51'"
     Then the statement is refused with SQLSTATE 54000 and a message starting "pgproxy blocked this query: "
     And within 90 seconds query_issues has a row with source "llm" and model ""
+
+  Scenario: generate-config asks the model about a column the detectors cannot decide, with the shapes of its values only
+    Given a model provider "anthropic" that calls the column "member_ref" a passport number
+    And the fast node has a table gr_members whose member_ref values look like "MR0012345"
+    When a developer runs pgproxy generate-config
+    Then it exits with status 0
+    And the masking file masks gr_members.member_ref with a comment naming the model "anthropic/"
+    And the model was shown the shape "AAddddddd"
+    And the model was never shown "MR0"

@@ -75,6 +75,9 @@ type Finding struct {
 	HasName bool
 	// Why is the reason in words for a low or name-only verdict.
 	Why string
+	// Model names the language model asked about the column
+	// (provider/model), ModelReason its reason; "" when none was asked.
+	Model, ModelReason string
 }
 
 // Masked reports whether the column gets a mask in the file.
@@ -300,6 +303,9 @@ func (f Finding) Evidence() string {
 	}
 	if f.Why != "" {
 		b.WriteString("; " + f.Why)
+	}
+	if f.Model != "" {
+		fmt.Fprintf(&b, "; model %s: %s", f.Model, f.ModelReason)
 	}
 	return safe(b.String())
 }

@@ -43,6 +43,10 @@ type Options struct {
 	HMAC bool
 	// Progress is told of every table (nil: nothing).
 	Progress Progress
+	// Model, when set, is asked about the columns the detectors could not
+	// decide (low confidence): with the shapes of their values only,
+	// unless Model.Samples.
+	Model *Model
 }
 
 // Table is one scanned table.
@@ -358,10 +362,17 @@ func sampleTable(ctx context.Context, q Querier, tr *tableRow, opts Options) err
 			}
 		}
 	}
+	names := make([]string, len(tr.columns))
+	for i, c := range tr.columns {
+		names[i] = c.Name
+	}
 	for i, c := range tr.columns {
 		f := Classify(c, values[i], opts.HMAC)
 		if !tr.readable[i] && f.Why == "" {
 			f.Why = "the account may not read this column"
+		}
+		if tr.readable[i] {
+			f = opts.Model.consider(ctx, t, names, f, values[i], opts.HMAC)
 		}
 		t.Findings = append(t.Findings, f)
 	}
