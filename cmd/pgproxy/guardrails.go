@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -324,12 +325,39 @@ func (b *backendPools) get(ctx context.Context, addr, database string) (*analysi
 	if err != nil {
 		return nil, err
 	}
+	flavor, err := backendFlavor(ctx, b.cfg, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
 	be := &analysis.Backend{
-		Facts:   metadata.New(pool, metadata.Options{TTL: b.cfg.Guardrails.MetadataTTL}),
-		Planner: analysis.NewPlanner(pool, analysis.PlannerOptions{Thresholds: b.thresholds, StatementTimeout: b.cfg.Guardrails.Timeout, Parser: b.parser}),
+		Flavor: flavor,
+		Facts:  metadata.New(pool, metadata.Options{TTL: b.cfg.Guardrails.MetadataTTL, Redshift: flavor == analysis.FlavorRedshift}),
+		Planner: analysis.NewPlanner(pool, analysis.PlannerOptions{Thresholds: b.thresholds, StatementTimeout: b.cfg.Guardrails.Timeout,
+			Parser: b.parser, Flavor: flavor}),
 	}
 	b.pools[key] = &backendPool{pool: pool, be: be}
 	return be, nil
+}
+
+// backendFlavor is BACKEND_FLAVOR's flavour, or with auto the one the
+// server's version() names (Redshift's says "Redshift").
+func backendFlavor(ctx context.Context, cfg *config.Config, pool *pgxpool.Pool) (string, error) {
+	switch cfg.Flavor {
+	case config.FlavorRedshift:
+		return analysis.FlavorRedshift, nil
+	case config.FlavorAuto:
+	default:
+		return analysis.FlavorPostgres, nil
+	}
+	var version string
+	if err := pool.QueryRow(ctx, "SELECT version()", pgx.QueryExecModeSimpleProtocol).Scan(&version); err != nil {
+		return "", fmt.Errorf("BACKEND_FLAVOR=auto: reading version(): %w", err)
+	}
+	if strings.Contains(version, "Redshift") {
+		return analysis.FlavorRedshift, nil
+	}
+	return analysis.FlavorPostgres, nil
 }
 
 // ownTarget fills an empty server address or database with PG_BACKEND_URL's.

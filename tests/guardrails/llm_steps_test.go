@@ -90,6 +90,12 @@ ANALYZE gr_members; GRANT SELECT ON gr_members TO PUBLIC;`)
 		}
 		return fmt.Errorf("no request showed the shape %q", shape)
 	})
+	sc.Step(`^the fast node has a stand-in svv_table_info$`, func() error {
+		if err := servers(w.t); err != nil {
+			return err
+		}
+		return load(shared.fast, redshiftStandIn)
+	})
 	sc.Step(`^a real model provider from the environment$`, func() error {
 		vars := []string{"LLM_PROVIDER", "LLM_MODEL", "PORTKEY_BASE_URL", "PORTKEY_API_KEY", "PORTKEY_VIRTUAL_KEY",
 			"BEDROCK_REGION", "BEDROCK_MODEL_ID", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_KEY",
@@ -261,3 +267,26 @@ func (w *world) poll(secs int, check func(ctx context.Context) error) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// redshiftStandIn is a view of the fast node's tables under Redshift's
+// svv_table_info column names (redshift.feature): gr_orders distributed on
+// customer_id and sorted on created_at, gr_events sorted on customer_id
+// with a row skew of 5.5, gr_countries DISTSTYLE ALL.
+const redshiftStandIn = `
+CREATE OR REPLACE VIEW public.svv_table_info AS
+SELECT current_database()::text AS database, n.nspname::text AS schema, c.oid::bigint AS table_id, c.relname::text AS "table",
+	'Y'::text AS encoded,
+	CASE c.relname WHEN 'gr_orders' THEN 'KEY(customer_id)' WHEN 'gr_countries' THEN 'ALL' ELSE 'EVEN' END::text AS diststyle,
+	CASE c.relname WHEN 'gr_orders' THEN 'created_at' WHEN 'gr_events' THEN 'customer_id' END::text AS sortkey1,
+	0 AS max_varchar, 'none'::text AS sortkey1_enc,
+	CASE WHEN c.relname IN ('gr_orders', 'gr_events') THEN 1 ELSE 0 END AS sortkey_num,
+	(pg_total_relation_size(c.oid) / 1048576)::bigint AS size, 0.0::numeric(10,4) AS pct_used, 0::bigint AS empty,
+	0.0::numeric(5,2) AS unsorted, 0.0::numeric(5,2) AS stats_off, c.reltuples::numeric(38,0) AS tbl_rows,
+	NULL::numeric(19,2) AS skew_sortkey1,
+	CASE c.relname WHEN 'gr_events' THEN 5.5 ELSE 1.0 END::numeric(19,2) AS skew_rows,
+	c.reltuples::numeric(38,0) AS estimated_visible_rows, NULL::text AS risk_event,
+	NULL::numeric(12,2) AS vacuum_sort_benefit, now()::timestamp AS create_time
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema');
+GRANT SELECT ON public.svv_table_info TO PUBLIC;
+`

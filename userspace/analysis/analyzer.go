@@ -25,6 +25,8 @@ type DecisionCache interface {
 // Backend is what the analysis reads about one database: table facts and
 // plans, on connections of the proxy's own.
 type Backend struct {
+	// Flavor is FlavorPostgres or FlavorRedshift.
+	Flavor  string
 	Facts   *metadata.Cache
 	Planner *Planner
 }

@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -43,6 +44,10 @@ type PlannerOptions struct {
 	// Parser, when set, is the proxy's shared parse cache; nil parses
 	// without a cache.
 	Parser *sqlparse.Parser
+	// Flavor is the backend's kind: FlavorPostgres (the default) plans with
+	// EXPLAIN (FORMAT JSON) and pg_class; FlavorRedshift with EXPLAIN's text
+	// and svv_table_info, judged on Redshift's own signals.
+	Flavor string
 }
 
 // Planner judges read statements from PostgreSQL's own plan (tier 2). It
@@ -56,6 +61,7 @@ type Planner struct {
 	timeout time.Duration
 	hypopg  HypoPG
 	parser  *sqlparse.Parser
+	flavor  string
 }
 
 // NewPlanner returns a planner that plans on connections of pool.
@@ -71,7 +77,7 @@ func NewPlanner(pool *pgxpool.Pool, opts PlannerOptions) *Planner {
 	if timeout <= 0 {
 		timeout = DefaultStatementTimeout
 	}
-	return &Planner{pool: pool, th: th, timeout: max(timeout, time.Millisecond), hypopg: opts.HypoPG, parser: opts.Parser}
+	return &Planner{pool: pool, th: th, timeout: max(timeout, time.Millisecond), hypopg: opts.HypoPG, parser: opts.Parser, flavor: opts.Flavor}
 }
 
 // Thresholds returns the limits the planner judges against.
@@ -91,6 +97,9 @@ func (p *Planner) Thresholds() Thresholds { return p.th }
 // ctx bounds the whole call; when it ends while the server is planning, the
 // planner sends a cancel request and still cleans the connection up.
 func (p *Planner) Judge(ctx context.Context, sql string, paramOIDs []uint32) (Decision, error) {
+	if p.flavor == FlavorRedshift {
+		return p.judgeRedshift(ctx, sql)
+	}
 	st, err := checkRead(p.parser, sql)
 	if err != nil {
 		return Decision{}, err
@@ -204,6 +213,10 @@ func (p *Planner) indexSuggestion(ctx context.Context, c *planConn, st readState
 // cost, conditions (the model tier's plan tool). At most maxDescribeNodes
 // nodes are shown.
 func (p *Planner) Describe(ctx context.Context, sql string, paramOIDs []uint32) (string, error) {
+	if p.flavor == FlavorRedshift {
+		// The text has parameters, which Redshift plans only once bound.
+		return "", errors.New("no generic plans on Redshift")
+	}
 	st, err := checkRead(p.parser, sql)
 	if err != nil {
 		return "", err

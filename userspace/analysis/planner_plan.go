@@ -39,6 +39,11 @@ type planNode struct {
 	// partial: the node's rows are per parallel worker (a parallel-aware
 	// node, or one fed by such a node on its outer side).
 	partial bool
+	// Dist is a Redshift join's distribution (DS_BCAST_INNER, DS_DIST_BOTH,
+	// DS_DIST_NONE, ...; text plans only), notes the property lines of a
+	// text plan that have no field ("Send to leader", "Sort Key: …").
+	Dist  string   `json:"-"`
+	notes []string
 }
 
 // decodePlan decodes the single JSON document EXPLAIN (FORMAT JSON) returns.

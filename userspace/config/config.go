@@ -55,7 +55,7 @@ type Config struct {
 	LLM LLM
 	// AWS holds the IAM settings (PG_IAM_*, VALKEY_IAM_*, REDSHIFT_*).
 	AWS AWS
-	// Flavor is BACKEND_FLAVOR: postgres or redshift.
+	// Flavor is BACKEND_FLAVOR: postgres, redshift or auto.
 	Flavor string
 }
 
@@ -63,6 +63,9 @@ type Config struct {
 const (
 	FlavorPostgres = "postgres"
 	FlavorRedshift = "redshift"
+	// FlavorAuto: the analysis asks the server (version()) on its first
+	// connection; IAM logins need the flavour named.
+	FlavorAuto = "auto"
 )
 
 // Load reads explicit mode's configuration through getenv (os.Getenv, or
@@ -130,7 +133,7 @@ func loadExplicit(p *parser, c *Config) {
 	c.LogFormat = p.oneOf("LOG_FORMAT", "json", "text")
 	c.EnablePprof = p.bool("ENABLE_PPROF")
 	c.LowLatencyRuntime = p.bool("LOW_LATENCY_RUNTIME")
-	c.Flavor = p.oneOf("BACKEND_FLAVOR", FlavorPostgres, FlavorRedshift)
+	c.Flavor = p.oneOf("BACKEND_FLAVOR", FlavorPostgres, FlavorRedshift, FlavorAuto)
 
 	if c.BackendURL == "" {
 		p.fail("PG_BACKEND_URL", "is required (for example postgres://db.internal:5432/app?sslmode=verify-full)")

@@ -82,3 +82,18 @@ func TestLLMRefusals(t *testing.T) {
 		}
 	}
 }
+
+func TestBackendFlavorAuto(t *testing.T) {
+	cfg, err := loadEnv(withBackend(map[string]string{"BACKEND_FLAVOR": "auto"}))
+	if err != nil || cfg.Flavor != FlavorAuto {
+		t.Fatalf("auto: %v %v", cfg, err)
+	}
+	_, err = loadEnv(map[string]string{"PG_BACKEND_URL": "postgres://cluster/dev?sslmode=verify-full", "BACKEND_FLAVOR": "auto",
+		"PG_IAM_AUTH": "true", "PG_IAM_USERNAME": "u", "PG_AWS_REGION": "eu-west-1", "REDSHIFT_CLUSTER_ID": "c"})
+	if err == nil || !strings.Contains(err.Error(), "BACKEND_FLAVOR=redshift") {
+		t.Fatalf("IAM with auto: %v", err)
+	}
+	if _, err := loadEnv(withBackend(map[string]string{"BACKEND_FLAVOR": "mysql"})); err == nil {
+		t.Fatal("BACKEND_FLAVOR=mysql accepted")
+	}
+}

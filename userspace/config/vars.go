@@ -66,7 +66,7 @@ var Vars = []Var{
 	{SectionExplicit, "LOG_LEVEL", "info", "debug, info, warn or error"},
 	{SectionExplicit, "LOG_FORMAT", "json", "json or text"},
 	{SectionExplicit, "LOW_LATENCY_RUNTIME", "true", "re-execute once with GODEBUG=schedtrace=2147483647 so Go's sysmon never parks (saves a futex wake per syscall); process environment only, refused in .env"},
-	{SectionExplicit, "BACKEND_FLAVOR", "postgres", "postgres or redshift; redshift: IAM logins (PG_IAM_AUTH) get Redshift temporary credentials"},
+	{SectionExplicit, "BACKEND_FLAVOR", "postgres", "postgres, redshift or auto (the analysis reads version()); redshift: plans from EXPLAIN's text judged on Redshift's signals, facts from svv_table_info, IAM logins (PG_IAM_AUTH) get Redshift temporary credentials"},
 	{SectionExplicit, "ENABLE_PPROF", "false", "serve Go's profiler at /debug/pprof/ on HEALTH_CHECK_ADDR (keep that port private)"},
 	{SectionToken, "OIDC_AUTH", "false", "clients authenticate with a JWT as password; the backend sees PG_BACKEND_URL's service account"},
 	{SectionToken, "OIDC_DISCOVERY_URL", "", "issuer's .well-known/openid-configuration URL (required with OIDC_AUTH)"},

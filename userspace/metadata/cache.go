@@ -33,6 +33,10 @@ type Options struct {
 	QueryTimeout time.Duration
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Redshift reads svv_table_info instead of pg_class and pg_index
+	// (BACKEND_FLAVOR=redshift): rows, size, distribution style, sort key
+	// and skew; Redshift has no indexes.
+	Redshift bool
 }
 
 // Defaults of Options.
@@ -164,7 +168,11 @@ func (c *Cache) read(ctx context.Context, k key) (*Table, error) {
 	gen := c.gen.Load()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.QueryTimeout)
 	defer cancel()
-	t, err := readTable(ctx, c.pool, k.schema, k.name)
+	read := readTable
+	if c.opts.Redshift {
+		read = readRedshiftTable
+	}
+	t, err := read(ctx, c.pool, k.schema, k.name)
 	if c.gen.Load() != gen {
 		return t, err // invalidated meanwhile: answer the waiters, store nothing
 	}

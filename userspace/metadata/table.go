@@ -24,6 +24,19 @@ type Table struct {
 	// left out). The analysis uses them to tell which table an unqualified
 	// column of a join belongs to; nil when not known.
 	Columns []Column
+	// Redshift holds what svv_table_info adds on Redshift (nil elsewhere).
+	Redshift *RedshiftFacts
+}
+
+// RedshiftFacts are a Redshift table's distribution and sort facts.
+type RedshiftFacts struct {
+	// DistStyle is svv_table_info.diststyle (EVEN, ALL, KEY(col), AUTO(…)).
+	DistStyle string
+	// SortKey1 is the first sort key column ("" for none).
+	SortKey1 string
+	// SkewRows is rows on the fullest slice over rows on the emptiest (0
+	// when unknown); Unsorted the percentage of unsorted rows.
+	SkewRows, Unsorted float64
 }
 
 // Column is one column of a table.
