@@ -275,6 +275,43 @@ func (m *ModelTier) task(be *Backend, req Request, d Decision) llm.Task {
 			return plan, nil
 		},
 	}
+	funcs["hypothetical_index"] = func(ctx context.Context, in json.RawMessage) (string, error) {
+		var args struct {
+			Schema, Table string
+			Columns       []string
+		}
+		if err := json.Unmarshal(in, &args); err != nil || args.Table == "" || len(args.Columns) == 0 {
+			return "", errors.New("give table, its columns (1 to 4) and schema when not public")
+		}
+		if !statementReads(tables, args.Schema, args.Table) {
+			return "", errors.New("the statement does not read that table")
+		}
+		if be == nil || be.Facts == nil || be.Planner == nil {
+			return "", errors.New("no planner is available")
+		}
+		schema := args.Schema
+		if schema == "" {
+			schema = "public"
+		}
+		t, err := be.Facts.Lookup(ctx, schema, args.Table)
+		if err != nil {
+			return "", errors.New("no facts for that table")
+		}
+		for _, col := range args.Columns {
+			if !hasColumn(t, col) {
+				return "", fmt.Errorf("%s has no column %q", t.QualifiedName(), truncate(col, 64))
+			}
+		}
+		used, err := be.Planner.TryIndex(ctx, req.Parsed.SQL(), req.ParamOIDs, t.Schema, t.Name, args.Columns)
+		if err != nil {
+			return "", fmt.Errorf("not checked: %v", err)
+		}
+		target := fmt.Sprintf("%s (%s)", t.QualifiedName(), strings.Join(args.Columns, ", "))
+		if used {
+			return "with a hypothetical index on " + target + " the plan uses it", nil
+		}
+		return "with a hypothetical index on " + target + " the plan does not use it", nil
+	}
 	return llm.Task{
 		System: modelSystem,
 		Prompt: string(prompt),
@@ -283,6 +320,11 @@ func (m *ModelTier) task(be *Backend, req Request, d Decision) llm.Task {
 				Schema: map[string]any{"type": "object", "properties": map[string]any{
 					"schema": map[string]any{"type": "string"}, "table": map[string]any{"type": "string"}},
 					"required": []string{"table"}}},
+			{Name: "hypothetical_index", Description: "Whether PostgreSQL's plan of the statement would use an index on a table it reads (checked with a hypothetical index, nothing is created).",
+				Schema: map[string]any{"type": "object", "properties": map[string]any{
+					"schema": map[string]any{"type": "string"}, "table": map[string]any{"type": "string"},
+					"columns": map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "minItems": 1, "maxItems": maxTryIndexColumns}},
+					"required": []string{"table", "columns"}}},
 			{Name: "plan", Description: "PostgreSQL's estimated plan of the statement with its constants as parameters (a generic plan), one node per line.",
 				Schema: map[string]any{"type": "object", "properties": map[string]any{}}},
 		},
@@ -369,4 +411,13 @@ func describeTable(t *metadata.Table) string {
 		fmt.Fprintf(&b, "svv_table_info: diststyle %s, sortkey1 %q, skew_rows %.2f, unsorted %.1f%%\n", r.DistStyle, r.SortKey1, r.SkewRows, r.Unsorted)
 	}
 	return b.String()
+}
+
+func hasColumn(t *metadata.Table, name string) bool {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
 }

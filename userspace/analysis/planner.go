@@ -271,3 +271,51 @@ func (p *Planner) Describe(ctx context.Context, sql string, paramOIDs []uint32) 
 
 // maxDescribeNodes bounds Describe's output.
 const maxDescribeNodes = 60
+
+// maxTryIndexColumns bounds the columns of a hypothetical index TryIndex
+// builds.
+const maxTryIndexColumns = 4
+
+// TryIndex says whether the plan of sql would use an index on
+// schema.table (columns), checked with a hypothetical index (hypopg): the
+// model tier's hypothetical_index tool. The caller has checked that the
+// table is one the statement reads and that the columns are its own; the
+// names are quoted here all the same.
+func (p *Planner) TryIndex(ctx context.Context, sql string, paramOIDs []uint32, schema, table string, columns []string) (bool, error) {
+	switch {
+	case p.flavor == FlavorRedshift:
+		return false, errors.New("no indexes on Redshift")
+	case p.hypopg == HypoPGOff:
+		return false, errors.New("hypothetical index checks are off")
+	case len(columns) == 0 || len(columns) > maxTryIndexColumns:
+		return false, fmt.Errorf("give 1 to %d columns", maxTryIndexColumns)
+	}
+	st, err := checkRead(p.parser, sql)
+	if err != nil {
+		return false, err
+	}
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return false, planError(err)
+	}
+	defer conn.Release()
+	c := &planConn{pc: conn.Conn().PgConn(), tm: conn.Conn().TypeMap(), timeout: p.timeout}
+	defer c.closeIfDirty()
+	_, _, hypoSchema, err := c.firstPlan(ctx, st, paramOIDs, true)
+	if err != nil {
+		return false, planError(err)
+	}
+	if hypoSchema == "" {
+		return false, errors.New("the hypopg extension is not installed in this database")
+	}
+	quoted := make([]string, len(columns))
+	for i, col := range columns {
+		quoted[i] = quoteIdent(col)
+	}
+	create := fmt.Sprintf("CREATE INDEX ON %s.%s (%s)", quoteIdent(schema), quoteIdent(table), strings.Join(quoted, ", "))
+	used, err := c.hypotheticalPlan(ctx, st, paramOIDs, hypoSchema, create)
+	if err != nil {
+		return false, planError(err)
+	}
+	return used, nil
+}

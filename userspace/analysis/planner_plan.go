@@ -42,7 +42,7 @@ type planNode struct {
 	// Dist is a Redshift join's distribution (DS_BCAST_INNER, DS_DIST_BOTH,
 	// DS_DIST_NONE, ...; text plans only), notes the property lines of a
 	// text plan that have no field ("Send to leader", "Sort Key: …").
-	Dist  string   `json:"-"`
+	Dist  string `json:"-"`
 	notes []string
 }
 

@@ -467,6 +467,19 @@ func TestPlannerHypoPG(t *testing.T) {
 		t.Errorf("suggestion %q, want it to start with %q", d.Suggestion, want)
 	}
 
+	// The model tier's tool: an index on note would serve the filter, one
+	// on payload would not.
+	ctx := context.Background()
+	if used, err := p.TryIndex(ctx, "SELECT * FROM pl_big WHERE note = 'n1'", nil, "public", "pl_big", []string{"note"}); err != nil || !used {
+		t.Errorf("TryIndex(note): %v %v, want used", used, err)
+	}
+	if used, err := p.TryIndex(ctx, "SELECT * FROM pl_big WHERE note = 'n1'", nil, "public", "pl_big", []string{"payload"}); err != nil || used {
+		t.Errorf("TryIndex(payload): %v %v, want not used", used, err)
+	}
+	if _, err := p.TryIndex(ctx, "SELECT * FROM pl_big WHERE note = 'n1'", nil, "public", "pl_big", nil); err == nil {
+		t.Error("TryIndex without columns")
+	}
+
 	// Turned off, it is not consulted.
 	off := NewPlanner(pool, PlannerOptions{HypoPG: HypoPGOff})
 	d = judge(t, off, "SELECT * FROM pl_big WHERE note = 'n1'")
