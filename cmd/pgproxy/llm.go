@@ -62,11 +62,7 @@ func newAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tele
 	if err != nil {
 		return nil, fmt.Errorf("LLM_PROVIDER: %w", err)
 	}
-	retries := lc.Retries
-	if retries == 0 {
-		retries = -1 // none (the Client's 0 is its default)
-	}
-	client := &llm.Client{Provider: provider, Retries: retries,
+	client := &llm.Client{Provider: provider, Retries: lc.Retries,
 		Breaker: &llm.Breaker{Threshold: lc.BreakerFailures, Pause: lc.BreakerPause}, Log: log}
 	if m != nil {
 		m.LLM.Provider(provider.Name())

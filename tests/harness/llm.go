@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -505,7 +506,7 @@ func verifySigV4(r *http.Request, body []byte, service string, a *AWSAccount) er
 		return fmt.Errorf("signature expired: signed at %s", amzDate)
 	}
 	signed := strings.Split(fields["SignedHeaders"], ";")
-	if !sort.StringsAreSorted(signed) || !contains(signed, "host") || !contains(signed, "x-amz-date") {
+	if !sort.StringsAreSorted(signed) || !slices.Contains(signed, "host") || !slices.Contains(signed, "x-amz-date") {
 		return fmt.Errorf("signed headers %q", fields["SignedHeaders"])
 	}
 	var canon strings.Builder
@@ -542,13 +543,4 @@ func verifySigV4(r *http.Request, body []byte, service string, a *AWSAccount) er
 		return fmt.Errorf("the request signature we calculated does not match the signature you provided")
 	}
 	return nil
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -240,25 +240,33 @@ func (m *ModelTier) task(be *Backend, req Request, d Decision) llm.Task {
 	}
 	prompt, _ := json.MarshalIndent(doc, "", "  ")
 	tables := sqlparse.Tables(req.Parsed.Tree())
+	// readTable gives the facts of a table the statement reads (and of no
+	// other), schema public when none is named.
+	readTable := func(ctx context.Context, schema, table string) (*metadata.Table, error) {
+		if !statementReads(tables, schema, table) {
+			return nil, errors.New("the statement does not read that table")
+		}
+		if be == nil || be.Facts == nil {
+			return nil, errors.New("no table facts are available")
+		}
+		if schema == "" {
+			schema = "public"
+		}
+		t, err := be.Facts.Lookup(ctx, schema, table)
+		if err != nil {
+			return nil, errors.New("no facts for that table")
+		}
+		return t, nil
+	}
 	funcs := map[string]llm.ToolFunc{
 		"table_facts": func(ctx context.Context, in json.RawMessage) (string, error) {
 			var args struct{ Schema, Table string }
 			if err := json.Unmarshal(in, &args); err != nil || args.Table == "" {
 				return "", errors.New("give table (and schema when not public)")
 			}
-			if !statementReads(tables, args.Schema, args.Table) {
-				return "", errors.New("the statement does not read that table")
-			}
-			if be == nil || be.Facts == nil {
-				return "", errors.New("no table facts are available")
-			}
-			schema := args.Schema
-			if schema == "" {
-				schema = "public"
-			}
-			t, err := be.Facts.Lookup(ctx, schema, args.Table)
+			t, err := readTable(ctx, args.Schema, args.Table)
 			if err != nil {
-				return "", errors.New("no facts for that table")
+				return "", err
 			}
 			return describeTable(t), nil
 		},
@@ -274,43 +282,36 @@ func (m *ModelTier) task(be *Backend, req Request, d Decision) llm.Task {
 			}
 			return plan, nil
 		},
-	}
-	funcs["hypothetical_index"] = func(ctx context.Context, in json.RawMessage) (string, error) {
-		var args struct {
-			Schema, Table string
-			Columns       []string
-		}
-		if err := json.Unmarshal(in, &args); err != nil || args.Table == "" || len(args.Columns) == 0 {
-			return "", errors.New("give table, its columns (1 to 4) and schema when not public")
-		}
-		if !statementReads(tables, args.Schema, args.Table) {
-			return "", errors.New("the statement does not read that table")
-		}
-		if be == nil || be.Facts == nil || be.Planner == nil {
-			return "", errors.New("no planner is available")
-		}
-		schema := args.Schema
-		if schema == "" {
-			schema = "public"
-		}
-		t, err := be.Facts.Lookup(ctx, schema, args.Table)
-		if err != nil {
-			return "", errors.New("no facts for that table")
-		}
-		for _, col := range args.Columns {
-			if !hasColumn(t, col) {
-				return "", fmt.Errorf("%s has no column %q", t.QualifiedName(), truncate(col, 64))
+		"hypothetical_index": func(ctx context.Context, in json.RawMessage) (string, error) {
+			var args struct {
+				Schema, Table string
+				Columns       []string
 			}
-		}
-		used, err := be.Planner.TryIndex(ctx, req.Parsed.SQL(), req.ParamOIDs, t.Schema, t.Name, args.Columns)
-		if err != nil {
-			return "", fmt.Errorf("not checked: %v", err)
-		}
-		target := fmt.Sprintf("%s (%s)", t.QualifiedName(), strings.Join(args.Columns, ", "))
-		if used {
-			return "with a hypothetical index on " + target + " the plan uses it", nil
-		}
-		return "with a hypothetical index on " + target + " the plan does not use it", nil
+			if err := json.Unmarshal(in, &args); err != nil || args.Table == "" || len(args.Columns) == 0 {
+				return "", errors.New("give table, its columns (1 to 4) and schema when not public")
+			}
+			if be == nil || be.Planner == nil {
+				return "", errors.New("no planner is available")
+			}
+			t, err := readTable(ctx, args.Schema, args.Table)
+			if err != nil {
+				return "", err
+			}
+			for _, col := range args.Columns {
+				if _, ok := t.Column(col); !ok {
+					return "", fmt.Errorf("%s has no column %q", t.QualifiedName(), truncate(col, 64))
+				}
+			}
+			used, err := be.Planner.TryIndex(ctx, req.Parsed.SQL(), req.ParamOIDs, t.Schema, t.Name, args.Columns)
+			if err != nil {
+				return "", fmt.Errorf("not checked: %v", err)
+			}
+			target := fmt.Sprintf("%s (%s)", t.QualifiedName(), strings.Join(args.Columns, ", "))
+			if used {
+				return "with a hypothetical index on " + target + " the plan uses it", nil
+			}
+			return "with a hypothetical index on " + target + " the plan does not use it", nil
+		},
 	}
 	return llm.Task{
 		System: modelSystem,
@@ -411,13 +412,4 @@ func describeTable(t *metadata.Table) string {
 		fmt.Fprintf(&b, "svv_table_info: diststyle %s, sortkey1 %q, skew_rows %.2f, unsorted %.1f%%\n", r.DistStyle, r.SortKey1, r.SkewRows, r.Unsorted)
 	}
 	return b.String()
-}
-
-func hasColumn(t *metadata.Table, name string) bool {
-	for _, c := range t.Columns {
-		if c.Name == name {
-			return true
-		}
-	}
-	return false
 }

@@ -100,35 +100,51 @@ func (p *Planner) Judge(ctx context.Context, sql string, paramOIDs []uint32) (De
 	if p.flavor == FlavorRedshift {
 		return p.judgeRedshift(ctx, sql)
 	}
-	st, err := checkRead(p.parser, sql)
+	var d Decision
+	err := p.planOnConn(ctx, sql, paramOIDs, p.hypopg == HypoPGAuto, func(c *planConn, st readStatement, plan *planNode, facts map[relKey]tableFacts, hypoSchema string) {
+		j := judgePlan(plan, facts, p.th)
+		d = p.decision(j)
+		if len(j.findings) > 0 && j.findings[0].check == PlanCheckSeqScan && j.findings[0].parts == 0 && len(j.findings[0].indexCols) > 0 {
+			top := j.findings[0]
+			d.Suggestion = p.indexSuggestion(ctx, c, st, paramOIDs, top, facts[relKey{top.node.Schema, top.node.RelationName}], hypoSchema)
+		}
+	})
 	if err != nil {
 		return Decision{}, err
-	}
-	conn, err := p.pool.Acquire(ctx)
-	if err != nil {
-		return Decision{}, planError(err)
-	}
-	defer conn.Release()
-	c := &planConn{pc: conn.Conn().PgConn(), tm: conn.Conn().TypeMap(), timeout: p.timeout}
-	defer c.closeIfDirty()
-
-	plan, facts, hypoSchema, err := c.firstPlan(ctx, st, paramOIDs, p.hypopg == HypoPGAuto)
-	if err != nil {
-		if ctx.Err() != nil { // the server error is the answer to our cancel request
-			err = ctx.Err()
-		}
-		return Decision{}, planError(err)
-	}
-	j := judgePlan(plan, facts, p.th)
-	d := p.decision(j)
-	if len(j.findings) > 0 && j.findings[0].check == PlanCheckSeqScan && j.findings[0].parts == 0 && len(j.findings[0].indexCols) > 0 {
-		top := j.findings[0]
-		d.Suggestion = p.indexSuggestion(ctx, c, st, paramOIDs, top, facts[relKey{top.node.Schema, top.node.RelationName}], hypoSchema)
 	}
 	if err := ctx.Err(); err != nil {
 		return Decision{}, planError(err)
 	}
 	return d, nil
+}
+
+// planOnConn checks that sql is one read statement (that error is returned
+// as it is), plans it on a connection of the pool (hypopg's schema looked
+// up with wantHypo) and hands the plan to use while the connection is
+// held; the connection is cleaned up after. A planning failure is a
+// *PlanError (the context's error when the server's answers our cancel).
+func (p *Planner) planOnConn(ctx context.Context, sql string, paramOIDs []uint32, wantHypo bool,
+	use func(c *planConn, st readStatement, plan *planNode, facts map[relKey]tableFacts, hypoSchema string)) error {
+	st, err := checkRead(p.parser, sql)
+	if err != nil {
+		return err
+	}
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return planError(err)
+	}
+	defer conn.Release()
+	c := &planConn{pc: conn.Conn().PgConn(), tm: conn.Conn().TypeMap(), timeout: p.timeout}
+	defer c.closeIfDirty()
+	plan, facts, hypoSchema, err := c.firstPlan(ctx, st, paramOIDs, wantHypo)
+	if err != nil {
+		if ctx.Err() != nil { // the server error is the answer to our cancel request
+			err = ctx.Err()
+		}
+		return planError(err)
+	}
+	use(c, st, plan, facts, hypoSchema)
+	return nil
 }
 
 // decision turns a judgement into a Decision.
@@ -217,20 +233,11 @@ func (p *Planner) Describe(ctx context.Context, sql string, paramOIDs []uint32) 
 		// The text has parameters, which Redshift plans only once bound.
 		return "", errors.New("no generic plans on Redshift")
 	}
-	st, err := checkRead(p.parser, sql)
-	if err != nil {
+	var plan *planNode
+	if err := p.planOnConn(ctx, sql, paramOIDs, false, func(_ *planConn, _ readStatement, root *planNode, _ map[relKey]tableFacts, _ string) {
+		plan = root
+	}); err != nil {
 		return "", err
-	}
-	conn, err := p.pool.Acquire(ctx)
-	if err != nil {
-		return "", planError(err)
-	}
-	defer conn.Release()
-	c := &planConn{pc: conn.Conn().PgConn(), tm: conn.Conn().TypeMap(), timeout: p.timeout}
-	defer c.closeIfDirty()
-	plan, _, _, err := c.firstPlan(ctx, st, paramOIDs, false)
-	if err != nil {
-		return "", planError(err)
 	}
 	var b strings.Builder
 	n := 0
@@ -290,32 +297,27 @@ func (p *Planner) TryIndex(ctx context.Context, sql string, paramOIDs []uint32, 
 	case len(columns) == 0 || len(columns) > maxTryIndexColumns:
 		return false, fmt.Errorf("give 1 to %d columns", maxTryIndexColumns)
 	}
-	st, err := checkRead(p.parser, sql)
+	var used bool
+	var tryErr error
+	err := p.planOnConn(ctx, sql, paramOIDs, true, func(c *planConn, st readStatement, _ *planNode, _ map[relKey]tableFacts, hypoSchema string) {
+		if hypoSchema == "" {
+			tryErr = errors.New("the hypopg extension is not installed in this database")
+			return
+		}
+		quoted := make([]string, len(columns))
+		for i, col := range columns {
+			quoted[i] = quoteIdent(col)
+		}
+		create := fmt.Sprintf("CREATE INDEX ON %s.%s (%s)", quoteIdent(schema), quoteIdent(table), strings.Join(quoted, ", "))
+		if used, tryErr = c.hypotheticalPlan(ctx, st, paramOIDs, hypoSchema, create); tryErr != nil {
+			tryErr = planError(tryErr)
+		}
+	})
+	if err == nil {
+		err = tryErr
+	}
 	if err != nil {
 		return false, err
-	}
-	conn, err := p.pool.Acquire(ctx)
-	if err != nil {
-		return false, planError(err)
-	}
-	defer conn.Release()
-	c := &planConn{pc: conn.Conn().PgConn(), tm: conn.Conn().TypeMap(), timeout: p.timeout}
-	defer c.closeIfDirty()
-	_, _, hypoSchema, err := c.firstPlan(ctx, st, paramOIDs, true)
-	if err != nil {
-		return false, planError(err)
-	}
-	if hypoSchema == "" {
-		return false, errors.New("the hypopg extension is not installed in this database")
-	}
-	quoted := make([]string, len(columns))
-	for i, col := range columns {
-		quoted[i] = quoteIdent(col)
-	}
-	create := fmt.Sprintf("CREATE INDEX ON %s.%s (%s)", quoteIdent(schema), quoteIdent(table), strings.Join(quoted, ", "))
-	used, err := c.hypotheticalPlan(ctx, st, paramOIDs, hypoSchema, create)
-	if err != nil {
-		return false, planError(err)
 	}
 	return used, nil
 }

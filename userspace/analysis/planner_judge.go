@@ -402,6 +402,9 @@ func from(n *planNode) string {
 func nodeEvidence(n *planNode, c execCtx) string {
 	var b strings.Builder
 	b.WriteString(n.displayType())
+	if n.Dist != "" {
+		b.WriteString(" " + n.Dist)
+	}
 	if r := n.relation(); r != "" && (n.RelationName != "" || n.CTEName != "" || n.FunctionName != "") {
 		b.WriteString(" on " + r)
 		if n.Alias != "" && n.Alias != n.RelationName {

@@ -181,7 +181,7 @@ func judgeRedshiftPlan(root *planNode, facts map[string]redshiftTable, th Thresh
 		return t, ok
 	}
 	walkPlan(root, func(n *planNode) {
-		label := redshiftLabel(n)
+		label := nodeEvidence(n, wholeNode)
 		switch {
 		case strings.Contains(n.NodeType, "Join") || n.NodeType == "Nested Loop":
 			if len(n.Plans) < 2 {
@@ -226,20 +226,20 @@ func judgeRedshiftPlan(root *planNode, facts map[string]redshiftTable, th Thresh
 				rows = t.rows // the table's rows are read even when few are returned
 			}
 			if rows > largestRows {
-				largest, largestRows = fromRelationName(n), rows
+				largest, largestRows = n.relation(), rows
 			}
 			if !ok {
 				break
 			}
 			if rows >= th.MaxRows && t.sortkey1 != "" && !mentions(n.Filter+" "+n.IndexCond, t.sortkey1) {
 				found = append(found, redshiftFinding{check: RedshiftCheckSortKey, rows: rows,
-					reason:     fmt.Sprintf("scan of about %s of %s without a restriction on its sort key %s", rowsWord(rows), fromRelationName(n), t.sortkey1),
+					reason:     fmt.Sprintf("scan of about %s of %s without a restriction on its sort key %s", rowsWord(rows), n.relation(), t.sortkey1),
 					suggestion: fmt.Sprintf("restrict %s (a range on it lets Redshift skip blocks), or make the filtered column the sort key", t.sortkey1),
 					evidence:   fmt.Sprintf("%s; svv_table_info: tbl_rows %.0f, sortkey1 %s, diststyle %s", label, t.rows, t.sortkey1, t.diststyle)})
 			}
 			if t.skew >= redshiftMaxSkew && rows >= th.MaxRows/10 {
 				found = append(found, redshiftFinding{check: RedshiftCheckSkew, rows: rows,
-					reason:     fmt.Sprintf("%s is skewed: its fullest slice holds %.1f times the rows of its emptiest (skew_rows)", fromRelationName(n), t.skew),
+					reason:     fmt.Sprintf("%s is skewed: its fullest slice holds %.1f times the rows of its emptiest (skew_rows)", n.relation(), t.skew),
 					suggestion: "choose a DISTKEY with many evenly spread values, or DISTSTYLE EVEN",
 					evidence:   fmt.Sprintf("%s; svv_table_info: tbl_rows %.0f, diststyle %s, skew_rows %.2f", label, t.rows, t.diststyle, t.skew)})
 			}
@@ -253,7 +253,7 @@ func judgeRedshiftPlan(root *planNode, facts map[string]redshiftTable, th Thresh
 			what = fmt.Sprintf("largest read: %s, about %s", largest, rowsWord(largestRows))
 		}
 		d.Reason = "no broadcast, redistribution, nested loop, unrestricted sort key or skew over " + about(th.MaxRows) + " rows (" + what + ")"
-		d.Evidence = redshiftLabel(root)
+		d.Evidence = nodeEvidence(root, wholeNode)
 		d.Score = largestRows / th.MaxRows
 		return d
 	}
@@ -273,18 +273,6 @@ func judgeRedshiftPlan(root *planNode, facts map[string]redshiftTable, th Thresh
 	return d
 }
 
-// redshiftLabel is a node as the plan shows it, for evidence.
-func redshiftLabel(n *planNode) string {
-	s := n.NodeType
-	if n.Dist != "" {
-		s += " " + n.Dist
-	}
-	if r := n.relation(); n.RelationName != "" {
-		s += " on " + r
-	}
-	return fmt.Sprintf("%s: plan rows %.0f, total cost %.2f", s, n.PlanRows, n.TotalCost)
-}
-
 // fromRelation names the relation under a join's side, " of t" ("" when
 // the side is not one scan).
 func fromRelation(n *planNode) string {
@@ -300,8 +288,6 @@ func fromRelation(n *planNode) string {
 	return ""
 }
 
-func fromRelationName(n *planNode) string { return n.relation() }
-
 // mentions says whether a condition's text names column (as a word).
 func mentions(cond, column string) bool {
 	column = strings.Trim(column, `"`)
@@ -314,3 +300,7 @@ func mentions(cond, column string) bool {
 	}
 	return false
 }
+
+// wholeNode is the context of a node read once, entirely, by one process:
+// a Redshift plan's estimates are already totals.
+var wholeNode = execCtx{loops: 1, frac: 1, par: 1}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -93,7 +94,7 @@ func nodeFromLabel(label string) *planNode {
 		n.Dist = words[k-1]
 		words = words[:k-1]
 	}
-	if i := indexOf(words, "on"); i >= 0 && i+1 < len(words) {
+	if i := slices.Index(words, "on"); i >= 0 && i+1 < len(words) {
 		rel := words[i+1]
 		if s, t, ok := strings.Cut(rel, "."); ok {
 			n.Schema, n.RelationName = unquote(s), unquote(t)
@@ -105,7 +106,7 @@ func nodeFromLabel(label string) *planNode {
 		}
 		words = words[:i]
 	}
-	if i := indexOf(words, "using"); i >= 0 && i+1 < len(words) {
+	if i := slices.Index(words, "using"); i >= 0 && i+1 < len(words) {
 		n.IndexName = unquote(words[i+1])
 		words = words[:i]
 	}
@@ -145,15 +146,6 @@ func addProperty(n *planNode, text string) {
 	default:
 		n.notes = append(n.notes, text)
 	}
-}
-
-func indexOf(words []string, w string) int {
-	for i, x := range words {
-		if x == w {
-			return i
-		}
-	}
-	return -1
 }
 
 func unquote(s string) string {

@@ -26,7 +26,7 @@ type Observer interface {
 // a Breaker that stops asking a provider that keeps failing.
 type Client struct {
 	Provider Provider
-	// Retries after the first attempt for a retryable failure (default 2).
+	// Retries after the first attempt for a retryable failure (0: none).
 	Retries int
 	// Backoff is the first retry's wait, doubled for each next one, with
 	// jitter (default 500ms).
@@ -43,12 +43,7 @@ func (c *Client) Complete(ctx context.Context, req Request) (Response, error) {
 		c.observe(name, "rejected", 0)
 		return Response{}, ErrBreakerOpen
 	}
-	retries, backoff := c.Retries, c.Backoff
-	if retries < 0 {
-		retries = 0
-	} else if retries == 0 {
-		retries = 2
-	}
+	retries, backoff := max(c.Retries, 0), c.Backoff
 	if backoff <= 0 {
 		backoff = 500 * time.Millisecond
 	}

@@ -255,7 +255,7 @@ func TestFailures(t *testing.T) {
 	req := llm.Request{Messages: []llm.Message{{Role: llm.User, Text: "hi"}}, Tools: []llm.Tool{answerTool}}
 	for _, name := range []string{"portkey", "anthropic", "bedrock", "openai"} {
 		t.Run(name, func(t *testing.T) {
-			client := &llm.Client{Provider: ps[name], Retries: -1}
+			client := &llm.Client{Provider: ps[name]}
 			srv.Fail(harness.ModelReply{Delay: 5 * time.Second})
 			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 			start := time.Now()

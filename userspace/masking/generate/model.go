@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -166,7 +167,7 @@ func (m *Model) consider(ctx context.Context, table *Table, columns []string, f 
 			if err := json.Unmarshal(raw, &a); err != nil {
 				return errors.New("the input must be {sensitive, kind, reason}")
 			}
-			if a.Kind != "none" && !knownKind(a.Kind) {
+			if a.Kind != "none" && !slices.Contains(modelKinds, Kind(a.Kind)) {
 				return fmt.Errorf("kind must be one of %s or none", strings.Join(names, ", "))
 			}
 			if strings.TrimSpace(a.Reason) == "" || len(a.Reason) > 400 {
@@ -195,15 +196,6 @@ func (m *Model) consider(ctx context.Context, table *Table, columns []string, f 
 	f.Mask, f.Visible = maskFor(k, f.Column.class(), hmac)
 	f.Why = ""
 	return f
-}
-
-func knownKind(s string) bool {
-	for _, k := range modelKinds {
-		if string(k) == s {
-			return true
-		}
-	}
-	return false
 }
 
 func appendWhy(a, b string) string {
