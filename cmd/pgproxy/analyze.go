@@ -79,7 +79,12 @@ func analyzeCommand(args []string) int {
 		fmt.Fprintln(os.Stderr, "pgproxy analyze:", err)
 		return 2
 	}
-	g, err := newGuard(ctx, cfg, log, nil, parser, dialer, tokens)
+	agent, err := modelAgent(ctx, cfg, log, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgproxy analyze:", err)
+		return 2
+	}
+	g, err := newGuard(ctx, cfg, log, nil, parser, dialer, tokens, agent)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pgproxy analyze:", err)
 		return 2

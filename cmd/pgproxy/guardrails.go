@@ -22,6 +22,7 @@ import (
 	"github.com/pgproxy/pgproxy/userspace/backend"
 	"github.com/pgproxy/pgproxy/userspace/cache"
 	"github.com/pgproxy/pgproxy/userspace/config"
+	"github.com/pgproxy/pgproxy/userspace/llm"
 	"github.com/pgproxy/pgproxy/userspace/metadata"
 	"github.com/pgproxy/pgproxy/userspace/proxy"
 	"github.com/pgproxy/pgproxy/userspace/reporter"
@@ -49,7 +50,7 @@ type guard struct {
 
 // newGuard builds the guardrails from the configuration; m may be nil
 // (pgproxy analyze).
-func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, parser *sqlparse.Parser, dialer *backend.Dialer, tokens backend.Tokens) (*guard, error) {
+func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, parser *sqlparse.Parser, dialer *backend.Dialer, tokens backend.Tokens, agent *llm.Agent) (*guard, error) {
 	g := &guard{cfg: cfg, log: log, m: m, stop: make(chan struct{})}
 	gc := cfg.Guardrails
 	th := analysis.Thresholds{MaxRows: float64(gc.MaxRows), MaxCost: float64(gc.MaxCost), MaxOffset: gc.MaxOffset}
@@ -101,9 +102,7 @@ func newGuard(ctx context.Context, cfg *config.Config, log *slog.Logger, m *tele
 			mg.Decided(string(d.Verdict), string(d.Source), took.Seconds())
 		}
 	}
-	if g.analyzer.Model, err = newModelTier(ctx, cfg, log, m, m == nil); err != nil {
-		return nil, err
-	}
+	g.analyzer.Model = newModelTier(cfg, log, agent, m == nil)
 	if g.analyzer.Model != nil {
 		g.analyzer.Model.OnAnswer = modelAnswers(log, m, func() *reporter.Reporter { return g.reporter }, gc.Mode)
 	}

@@ -14,18 +14,13 @@ import (
 	"github.com/pgproxy/pgproxy/userspace/telemetry"
 )
 
-// newModelTier builds the analysis's model tier from the LLM section, or
-// returns nil when no provider is configured. m may be nil (pgproxy
-// analyze); wait makes every question wait for its answer (pgproxy
-// analyze prints it).
-func newModelTier(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, wait bool) (*analysis.ModelTier, error) {
+// newModelTier builds the analysis's model tier from the LLM section on
+// agent, or returns nil without one (no provider configured); wait makes
+// every question wait for its answer (pgproxy analyze prints it).
+func newModelTier(cfg *config.Config, log *slog.Logger, agent *llm.Agent, wait bool) *analysis.ModelTier {
 	lc := cfg.LLM
-	if lc.Provider == "" {
-		return nil, nil
-	}
-	agent, err := newAgent(ctx, cfg, log, m)
-	if err != nil {
-		return nil, err
+	if agent == nil {
+		return nil
 	}
 	provider := agent.Client.Provider
 	tier := &analysis.ModelTier{
@@ -40,7 +35,16 @@ func newModelTier(ctx context.Context, cfg *config.Config, log *slog.Logger, m *
 	}
 	log.Info("analysis: the model tier is on", "provider", provider.Name(), "model", provider.Model(), "mode", mode,
 		"timeout", lc.Timeout.String(), "band", lc.Band, "can_allow", lc.CanAllow)
-	return tier, nil
+	return tier
+}
+
+// modelAgent is the agent the analysis and the masking share (one breaker,
+// one set of metrics), or nil when no provider is configured.
+func modelAgent(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics) (*llm.Agent, error) {
+	if cfg.LLM.Provider == "" {
+		return nil, nil
+	}
+	return newAgent(ctx, cfg, log, m)
 }
 
 // newAgent is the tool loop on the configured provider (cfg.LLM.Provider

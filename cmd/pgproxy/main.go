@@ -17,6 +17,7 @@ import (
 	"github.com/pgproxy/pgproxy/userspace/backend"
 	"github.com/pgproxy/pgproxy/userspace/config"
 	"github.com/pgproxy/pgproxy/userspace/identity"
+	"github.com/pgproxy/pgproxy/userspace/llm"
 	"github.com/pgproxy/pgproxy/userspace/proxy"
 	"github.com/pgproxy/pgproxy/userspace/sqlparse"
 	"github.com/pgproxy/pgproxy/userspace/stmt"
@@ -146,8 +147,15 @@ func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger
 			return nil, err
 		}
 	}
+	var agent *llm.Agent
+	if cfg.Guardrails.Enabled || cfg.Masking.Enabled {
+		var err error
+		if agent, err = modelAgent(ctx, cfg, log, m); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Masking.Enabled {
-		ms, err := newMasking(ctx, cfg, log, m, dialer, opts.Tokens)
+		ms, err := newMasking(ctx, cfg, log, m, dialer, opts.Tokens, agent)
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +172,7 @@ func statementPolicies(ctx context.Context, cfg *config.Config, log *slog.Logger
 		}
 		return ps, nil
 	}
-	g, err := newGuard(ctx, cfg, log, m, opts.Parser, dialer, opts.Tokens)
+	g, err := newGuard(ctx, cfg, log, m, opts.Parser, dialer, opts.Tokens, agent)
 	if err != nil {
 		ps.close(ctx)
 		return nil, err

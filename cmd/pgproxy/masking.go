@@ -15,7 +15,9 @@ import (
 
 	"github.com/pgproxy/pgproxy/userspace/backend"
 	"github.com/pgproxy/pgproxy/userspace/config"
+	"github.com/pgproxy/pgproxy/userspace/llm"
 	"github.com/pgproxy/pgproxy/userspace/masking"
+	"github.com/pgproxy/pgproxy/userspace/masking/generate"
 	"github.com/pgproxy/pgproxy/userspace/session"
 	"github.com/pgproxy/pgproxy/userspace/telemetry"
 )
@@ -42,7 +44,7 @@ type maskingSet struct {
 // newMasking loads the masking file and checks it against the default
 // database's catalog: a mask that cannot produce its column's type, or a
 // table or column that does not exist, stops start-up.
-func newMasking(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, dialer *backend.Dialer, tokens backend.Tokens) (*maskingSet, error) {
+func newMasking(ctx context.Context, cfg *config.Config, log *slog.Logger, m *telemetry.Metrics, dialer *backend.Dialer, tokens backend.Tokens, agent *llm.Agent) (*maskingSet, error) {
 	mc := cfg.Masking
 	file, err := masking.Load(mc.ConfigPath, mc.HMACKey)
 	if err != nil {
@@ -51,6 +53,13 @@ func newMasking(ctx context.Context, cfg *config.Config, log *slog.Logger, m *te
 	ms := &maskingSet{cfg: cfg, log: log, m: m, dialer: dialer, tokens: tokens, pools: map[string]*pgxpool.Pool{}, stop: make(chan struct{})}
 	ms.noteFile()
 	ms.policy = masking.NewPolicy(file, ms.connect, cfg.Guardrails.MetadataTTL, log)
+	if agent != nil {
+		// At run time the model is shown the shapes of the values only.
+		ms.policy.Infer = &generate.Inferrer{Model: &generate.Model{Agent: agent, Timeout: cfg.LLM.Timeout}}
+	}
+	if err := ms.fits(file); err != nil {
+		return nil, fmt.Errorf("MASKING_CONFIG_PATH: %w", err)
+	}
 	if m != nil {
 		mm := m.Masking
 		mm.Tables.Set(float64(len(file.Tables)))
@@ -66,7 +75,11 @@ func newMasking(ctx context.Context, cfg *config.Config, log *slog.Logger, m *te
 			WallMasked: func(n int) { mm.WallMasked.Add(float64(n)) },
 		}
 	}
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	wait := 15 * time.Second
+	if file.UnknownTable == masking.LLMInference {
+		wait = 2 * time.Minute // the tables the file does not name are judged first
+	}
+	cctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	cat, err := ms.policy.Catalog(cctx, cfg.Backend.Addr(), cfg.Backend.Database)
 	switch {
@@ -78,7 +91,8 @@ func newMasking(ctx context.Context, cfg *config.Config, log *slog.Logger, m *te
 		ms.close()
 		return nil, fmt.Errorf("MASKING_CONFIG_PATH does not fit database %s: %w", cfg.Backend.Database, errors.Join(cat.Problems...))
 	}
-	log.Info("masking on", "path", mc.ConfigPath, "tables", len(file.Tables), "unmasked_roles", len(file.UnmaskedRoles), "hmac_key", mc.HMACKey != nil)
+	log.Info("masking on", "path", mc.ConfigPath, "tables", len(file.Tables), "unknown_tables", file.UnknownTable,
+		"unmasked_roles", len(file.UnmaskedRoles), "hmac_key", mc.HMACKey != nil)
 	return ms, nil
 }
 
@@ -145,6 +159,13 @@ func (ms *maskingSet) watch(hup chan os.Signal) {
 			}
 			continue
 		}
+		if err := ms.fits(file); err != nil {
+			ms.log.Error("masking configuration not reloaded; the previous one stays in force", "err", err)
+			if ms.m != nil {
+				ms.m.Masking.Reloads.WithLabelValues("error").Inc()
+			}
+			continue
+		}
 		ms.policy.SetConfig(file)
 		ms.log.Info("masking configuration reloaded", "path", path, "tables", len(file.Tables))
 		if ms.m != nil {
@@ -152,6 +173,15 @@ func (ms *maskingSet) watch(hup chan os.Signal) {
 			ms.m.Masking.Tables.Set(float64(len(file.Tables)))
 		}
 	}
+}
+
+// fits refuses a file that asks for what the proxy was not given: the
+// inference of unnamed tables without a language model.
+func (ms *maskingSet) fits(file *masking.Config) error {
+	if file.UnknownTable == masking.LLMInference && ms.policy.Infer == nil {
+		return fmt.Errorf("%s: unknown_table_behavior llm_inference needs a language model: set LLM_PROVIDER and its variables (see the AI tier), or use passthrough", file.Path)
+	}
+	return nil
 }
 
 func (ms *maskingSet) close() {

@@ -588,6 +588,7 @@ func initScenario(t *testing.T, sc *godog.ScenarioContext) {
 	})
 	registerSteps(sc, w)
 	registerBypassSteps(sc, w)
+	registerInferSteps(sc, w)
 }
 
 func shows(v *string) string {

@@ -93,6 +93,18 @@ type Catalog struct {
 	// subqueries are the parsed masking subqueries by *Relation (see
 	// subqueryTemplate).
 	subqueries sync.Map
+	// seen are the names of every relation of the database (by schema and
+	// name, and by name alone) and checked the references looked for in
+	// a read and not found (a session's temporary table, a typing
+	// mistake), under llm_inference only (nil otherwise).
+	seen     map[[2]string]bool
+	seenName map[string]bool
+	checked  map[[2]string]bool
+	// undecided are the tables the Inferrer could not judge (by schema
+	// and name, and by name alone with schema "").
+	undecided map[[2]string]bool
+	// Inferred is what the Inferrer found (llm_inference; nil otherwise).
+	Inferred *Inferred
 	// Problems are masks that cannot produce their column's type, and
 	// configured tables or columns that do not exist.
 	Problems []error

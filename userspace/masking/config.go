@@ -205,10 +205,9 @@ func Parse(path string, data []byte, hmacKey []byte) (*Config, error) {
 		c.UnknownTable = Passthrough
 	case Passthrough:
 	case LLMInference:
-		// Judging unnamed tables on first sight is not built yet; passing
-		// them through silently would expose what the operator meant to
-		// have judged.
-		fail(lines("$.unknown_table_behavior", 1), "unknown_table_behavior llm_inference is not supported yet: use passthrough, and name the sensitive tables (pgproxy generate-config finds them)")
+		// The tables the file does not name are judged when a database's
+		// catalog is read (Policy.Infer); the proxy refuses to start
+		// without a language model for it.
 	default:
 		fail(lines("$.unknown_table_behavior", 1), "unknown_table_behavior %q must be passthrough or llm_inference", c.UnknownTable)
 	}

@@ -2,6 +2,7 @@ package masking
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -52,10 +53,18 @@ type Policy struct {
 	// shared cache; one of its own when nil).
 	Parser *sqlparse.Parser
 
+	// Infer finds the masks of the tables the file does not name
+	// (unknown_table_behavior: llm_inference, which refuses every
+	// statement without one).
+	Infer Inferrer
+
 	// epoch counts configurations put in force and catalogs read or
 	// marked stale (Epoch).
-	epoch    atomic.Uint64
-	mu       sync.Mutex
+	epoch atomic.Uint64
+	mu    sync.Mutex
+	// looking are the unseen names statements asked about, by database,
+	// that the next catalog read looks for (llm_inference).
+	looking  map[catalogKey]map[[2]string]bool
 	catalogs map[catalogKey]*catalogEntry
 	group    singleflight.Group
 }
@@ -68,6 +77,9 @@ type catalogEntry struct {
 	cat    *Catalog
 	loaded time.Time
 	stale  atomic.Bool
+	// unseenAt is when a reference to an unseen relation last made the
+	// catalog be read again (under the policy's mu).
+	unseenAt time.Time
 }
 
 // maxCatalogs bounds the databases whose catalogs are kept.
@@ -181,7 +193,7 @@ func (p *Policy) Catalog(ctx context.Context, backend, database string) (*Catalo
 		q, err := p.Connect(ctx, backend, database)
 		if err == nil {
 			var cat *Catalog
-			cat, err = LoadCatalog(ctx, q, cfg)
+			cat, err = p.load(ctx, q, backend, database, cfg, e)
 			if err == nil {
 				for _, problem := range cat.Problems {
 					p.Log.Error("masking configuration does not fit the database", "database", database, "err", problem)
@@ -193,7 +205,11 @@ func (p *Policy) Catalog(ctx context.Context, backend, database string) (*Catalo
 				if len(p.catalogs) >= maxCatalogs {
 					clear(p.catalogs)
 				}
-				p.catalogs[key] = &catalogEntry{cfg: cfg, cat: cat, loaded: time.Now()}
+				ne := &catalogEntry{cfg: cfg, cat: cat, loaded: time.Now()}
+				if e != nil {
+					ne.unseenAt = e.unseenAt
+				}
+				p.catalogs[key] = ne
 				p.mu.Unlock()
 				p.epoch.Add(1)
 				return cat, nil
@@ -208,6 +224,98 @@ func (p *Policy) Catalog(ctx context.Context, backend, database string) (*Catalo
 		return nil, err
 	}
 	return v.(*Catalog), nil
+}
+
+// load reads a database's catalog; under llm_inference, the Inferrer
+// first judges the tables the file does not name, and the names looked
+// for by the previous catalog (old) and still missing are remembered.
+func (p *Policy) load(ctx context.Context, q Querier, backend, database string, cfg *Config, old *catalogEntry) (*Catalog, error) {
+	if cfg.UnknownTable != LLMInference {
+		return LoadCatalog(ctx, q, cfg)
+	}
+	if p.Infer == nil {
+		return nil, errors.New("unknown_table_behavior llm_inference needs a language model (LLM_PROVIDER and its variables)")
+	}
+	start := time.Now()
+	inf, err := p.Infer.Infer(ctx, q, backend, database, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("inferring the masks of the tables the masking file does not name: %w", err)
+	}
+	cat, err := LoadCatalog(ctx, q, cfg.with(inf))
+	if err != nil {
+		return nil, err
+	}
+	if err := cat.loadSeen(ctx, q); err != nil {
+		return nil, fmt.Errorf("reading the relation names: %w", err)
+	}
+	cat.Inferred = inf
+	cat.refuseUndecided(inf)
+	cat.checked = map[[2]string]bool{}
+	if old != nil && old.cat.checked != nil && len(old.cat.checked) < maxChecked {
+		for k := range old.cat.checked {
+			if cat.unseen(k[0], k[1]) {
+				cat.checked[k] = true
+			}
+		}
+	}
+	p.mu.Lock()
+	for k := range p.looking[catalogKey{backend, database}] {
+		if cat.unseen(k[0], k[1]) {
+			cat.checked[k] = true
+		}
+	}
+	p.mu.Unlock()
+	masked := 0
+	for _, t := range inf.Tables {
+		masked += len(t.Columns)
+	}
+	p.Log.Info("masking: tables the file does not name judged (llm_inference)", "database", database,
+		"tables", inf.Judged, "masked_tables", len(inf.Tables), "masked_columns", masked, "undecided", len(inf.Undecided),
+		"took", time.Since(start).Round(time.Millisecond))
+	return cat, nil
+}
+
+// reloadFor reads the catalog of a database again because a statement
+// names relations it has not seen (llm_inference), at most once per
+// unseenReloadGap per database; false when that is too soon.
+func (p *Policy) reloadFor(ctx context.Context, backend, database string, unseen [][2]string) (*Catalog, bool, error) {
+	key := catalogKey{backend, database}
+	p.mu.Lock()
+	e := p.catalogs[key]
+	if e != nil && time.Since(e.unseenAt) < unseenReloadGap {
+		p.mu.Unlock()
+		return nil, false, nil
+	}
+	if e != nil {
+		e.unseenAt = time.Now()
+		e.stale.Store(true)
+	}
+	if p.looking == nil {
+		p.looking = map[catalogKey]map[[2]string]bool{}
+	}
+	l := p.looking[key]
+	if l == nil || len(l) >= maxChecked {
+		l = map[[2]string]bool{}
+		p.looking[key] = l
+	}
+	for _, k := range unseen {
+		l[k] = true
+	}
+	p.mu.Unlock()
+	p.epoch.Add(1)
+	cat, err := p.Catalog(ctx, backend, database)
+	return cat, err == nil, err
+}
+
+// retryUndecided makes a later statement read the catalog again (and so
+// judge the undecided tables again), at most once per undecidedRetryGap.
+func (p *Policy) retryUndecided(backend, database string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.catalogs[catalogKey{backend, database}]; e != nil && time.Since(e.loaded) >= undecidedRetryGap {
+		e.stale.Store(true)
+		p.epoch.Add(1)
+	}
 }
 
 // invalidate makes the next statement of a database read its catalog again.
@@ -255,23 +363,56 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 		return stmt.Decision{} // the server reports the syntax error
 	}
 	if bind {
-		return p.decideBind(cat, st, parsed)
+		return p.decideBind(ctx, cat, st, parsed)
 	}
 	j := p.judge(cat, parsed)
+	if j != untouched && len(j.res.Unseen) > 0 {
+		if d, ok := p.unseen(ctx, st, &cat, &j, parsed); !ok {
+			return d
+		}
+	}
 	if j == untouched {
 		return p.decided("untouched", stmt.Decision{})
 	}
 	if j.res.DDL {
 		p.invalidate(st.Facts.Backend, st.Facts.Database)
 	}
+	if j.res.Undecided {
+		p.retryUndecided(st.Facts.Backend, st.Facts.Database)
+	}
 	return p.outcome(st, parsed, j, false)
+}
+
+// unseen judges again, after the catalog is read again, a statement that
+// names relations the catalog had not seen (llm_inference: a table created
+// since, whose masks must be inferred first). ok false: d refuses it.
+func (p *Policy) unseen(ctx context.Context, st *stmt.Statement, cat **Catalog, j **judgement, parsed *sqlparse.Parsed) (d stmt.Decision, ok bool) {
+	names := (*j).res.Unseen
+	fresh, done, err := p.reloadFor(ctx, st.Facts.Backend, st.Facts.Database, names)
+	if done && err == nil {
+		*cat = fresh
+		*j = p.judge(fresh, parsed)
+		if *j == untouched || len((*j).res.Unseen) == 0 {
+			return stmt.Decision{}, true
+		}
+	}
+	if err != nil {
+		p.Log.Warn("masking catalog cannot be read; statements are refused until it can", "database", st.Facts.Database, "err", err)
+	}
+	what := names[0][1]
+	if names[0][0] != "" {
+		what = names[0][0] + "." + what
+	}
+	return p.decided("refused", stmt.Decision{Action: stmt.Refuse, Source: SourceRewrite, Verdict: "refused",
+		Err: wire.Refusal(wire.CodeObjectNotInPrerequisiteState, fmt.Sprintf("pgproxy masking: %s is new to the proxy, and its masks are being inferred", what)).
+			WithHint("try again in a second")}), false
 }
 
 // decideBind judges a Bind. It runs what its Parse was rewritten to,
 // perhaps under an earlier configuration or catalog: the client's text is
 // judged again (cached), and a statement whose rewrite would now differ is
 // refused rather than run with the old masks.
-func (p *Policy) decideBind(cat *Catalog, st *stmt.Statement, prepared *sqlparse.Parsed) stmt.Decision {
+func (p *Policy) decideBind(ctx context.Context, cat *Catalog, st *stmt.Statement, prepared *sqlparse.Parsed) stmt.Decision {
 	client := prepared
 	if st.ClientSQL != prepared.SQL() {
 		if client = p.parser().Parse(st.ClientSQL); client.Err != nil {
@@ -279,6 +420,11 @@ func (p *Policy) decideBind(cat *Catalog, st *stmt.Statement, prepared *sqlparse
 		}
 	}
 	j := p.judge(cat, client)
+	if j != untouched && len(j.res.Unseen) > 0 {
+		if d, ok := p.unseen(ctx, st, &cat, &j, client); !ok {
+			return d
+		}
+	}
 	if j == untouched {
 		return stmt.Decision{}
 	}
@@ -308,7 +454,7 @@ func (p *Policy) judge(cat *Catalog, parsed *sqlparse.Parsed) *judgement {
 	clean := parsed.ShapeMemo(untouchedKey{cat}, func() any {
 		tree := proto.Clone(parsed.ShapeTree()).(*pg_query.ParseResult)
 		res := cat.Rewrite("", tree)
-		return !res.Changed && !res.Touched && !res.DDL && res.Err == nil
+		return !res.Changed && !res.Touched && !res.DDL && res.Err == nil && len(res.Unseen) == 0
 	}).(bool)
 	if clean {
 		return untouched

@@ -2,6 +2,7 @@ package masking
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -32,6 +33,13 @@ type Result struct {
 	DDL bool
 	// Err is the refusal, when the statement cannot be proven safe.
 	Err *wire.Error
+	// Unseen are references to relations the catalog has not seen
+	// (unknown_table_behavior: llm_inference): the statement is judged
+	// again after the catalog is read again.
+	Unseen [][2]string
+	// Undecided is set when the refusal is of a table whose masks could
+	// not be inferred yet: the catalog is read again soon.
+	Undecided bool
 }
 
 // refusal is a statement the rewriter will not pass.
@@ -71,7 +79,7 @@ func (c *Catalog) Rewrite(sql string, tree *pg_query.ParseResult) (res Result) {
 			if !ok {
 				panic(p)
 			}
-			res = Result{SQL: sql, Err: ref.err, Touched: true}
+			res = Result{SQL: sql, Err: ref.err, Touched: true, Undecided: res.Undecided}
 		}
 	}()
 	for _, raw := range tree.Stmts {
@@ -416,6 +424,7 @@ func (r *rewriter) relation(rv *pg_query.RangeVar, sample *pg_query.RangeTableSa
 	}
 	if why := r.cat.ReadRefused(rv.Schemaname, rv.Relname); why != "" {
 		r.res.Touched = true
+		r.res.Undecided = r.cat.undecided[[2]string{rv.Schemaname, rv.Relname}] || r.cat.undecided[[2]string{"", rv.Relname}]
 		refuse("reading %s is not allowed: %s", rv.Relname, why)
 	}
 	r.unambiguous(rv)
@@ -426,6 +435,7 @@ func (r *rewriter) relation(rv *pg_query.RangeVar, sample *pg_query.RangeTableSa
 	}
 	v := r.cat.View(rv.Schemaname, rv.Relname)
 	if v == nil {
+		r.noteUnseen(rv)
 		return nil
 	}
 	r.res.Touched = true
@@ -561,6 +571,7 @@ func (r *rewriter) dmlTarget(rv *pg_query.RangeVar, ops int16) *target {
 	}
 	if why := r.cat.WriteRefused(rv.Schemaname, rv.Relname, ops); why != "" {
 		r.res.Touched = true
+		r.res.Undecided = r.cat.undecided[[2]string{rv.Schemaname, rv.Relname}] || r.cat.undecided[[2]string{"", rv.Relname}]
 		refuse("writing %s is not allowed: %s", rv.Relname, why)
 	}
 	r.unambiguous(rv)
@@ -569,6 +580,7 @@ func (r *rewriter) dmlTarget(rv *pg_query.RangeVar, ops int16) *target {
 	}
 	rel := r.cat.Relation(rv.Schemaname, rv.Relname)
 	if rel == nil {
+		r.noteUnseen(rv) // RETURNING shows what it wrote
 		return nil
 	}
 	r.res.Touched = true
@@ -856,6 +868,7 @@ func (r *rewriter) copy(s *pg_query.CopyStmt) {
 	}
 	rel := r.cat.Relation(rv.Schemaname, rv.Relname)
 	if rel == nil {
+		r.noteUnseen(rv)
 		return
 	}
 	// COPY t [(cols)] TO STDOUT becomes COPY (SELECT cols FROM t) TO STDOUT:
@@ -1255,6 +1268,16 @@ func runsPrepared(n *pg_query.Node) bool {
 		return !found
 	})
 	return found
+}
+
+// noteUnseen notes a reference to a relation the catalog has not seen.
+func (r *rewriter) noteUnseen(rv *pg_query.RangeVar) {
+	if r.cat.unseen(rv.Schemaname, rv.Relname) {
+		key := [2]string{rv.Schemaname, rv.Relname}
+		if !slices.Contains(r.res.Unseen, key) {
+			r.res.Unseen = append(r.res.Unseen, key)
+		}
+	}
 }
 
 // unambiguous refuses an unqualified reference to a name that is masked

@@ -2,21 +2,22 @@ package wire
 
 // SQLSTATE codes the proxy sends or recognises (PostgreSQL's Appendix A).
 const (
-	CodeFeatureNotSupported   = "0A000"
-	CodeConnectionFailure     = "08006"
-	CodeConnectionRejected    = "08004" // sqlserver_rejected_establishment_of_sqlconnection
-	CodeProtocolViolation     = "08P01"
-	CodeReadOnlyTransaction   = "25006"
-	CodeInFailedTransaction   = "25P02"
-	CodeInvalidAuthorization  = "28000"
-	CodeInvalidPassword       = "28P01"
-	CodeInvalidCatalogName    = "3D000" // unknown database
-	CodeInsufficientPrivilege = "42501"
-	CodeTooManyConnections    = "53300"
-	CodeProgramLimitExceeded  = "54000"
-	CodeAdminShutdown         = "57P01"
-	CodeCannotConnectNow      = "57P03"
-	CodeInternalError         = "XX000"
+	CodeFeatureNotSupported          = "0A000"
+	CodeConnectionFailure            = "08006"
+	CodeConnectionRejected           = "08004" // sqlserver_rejected_establishment_of_sqlconnection
+	CodeProtocolViolation            = "08P01"
+	CodeReadOnlyTransaction          = "25006"
+	CodeInFailedTransaction          = "25P02"
+	CodeInvalidAuthorization         = "28000"
+	CodeInvalidPassword              = "28P01"
+	CodeInvalidCatalogName           = "3D000" // unknown database
+	CodeInsufficientPrivilege        = "42501"
+	CodeTooManyConnections           = "53300"
+	CodeProgramLimitExceeded         = "54000"
+	CodeAdminShutdown                = "57P01"
+	CodeCannotConnectNow             = "57P03"
+	CodeObjectNotInPrerequisiteState = "55000"
+	CodeInternalError                = "XX000"
 )
 
 // Severities of an ErrorResponse.

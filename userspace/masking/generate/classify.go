@@ -78,6 +78,10 @@ type Finding struct {
 	// Model names the language model asked about the column
 	// (provider/model), ModelReason its reason; "" when none was asked.
 	Model, ModelReason string
+
+	// unanswered says why the model was not asked or gave no answer
+	// about a low finding ("" when it answered or was not needed).
+	unanswered string
 }
 
 // Masked reports whether the column gets a mask in the file.

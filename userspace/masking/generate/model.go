@@ -125,6 +125,7 @@ func (m *Model) consider(ctx context.Context, table *Table, columns []string, f 
 		limit = 200
 	}
 	if m.asked >= limit {
+		f.unanswered = fmt.Sprintf("more than %d columns to ask the model about", limit)
 		return f
 	}
 	m.asked++
@@ -179,6 +180,7 @@ func (m *Model) consider(ctx context.Context, table *Table, columns []string, f 
 	model := m.Agent.Client.Provider.Name() + "/" + m.Agent.Client.Provider.Model()
 	if err != nil {
 		f.Why = appendWhy(f.Why, "the model ("+model+") gave no answer: "+err.Error())
+		f.unanswered = "the model gave no answer about column " + f.Column.Name + ": " + err.Error()
 		return f
 	}
 	var a modelAnswer

@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgproxy/pgproxy/userspace/masking"
 )
 
 // DefaultSampleRows is how many rows are sampled per table by default.
@@ -230,7 +232,7 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func queryStrings(ctx context.Context, q Querier, sql string, args ...any) ([]string, error) {
+func queryStrings(ctx context.Context, q masking.Querier, sql string, args ...any) ([]string, error) {
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
@@ -238,7 +240,7 @@ func queryStrings(ctx context.Context, q Querier, sql string, args ...any) ([]st
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-func listTables(ctx context.Context, q Querier, schemas []string) ([]tableRow, error) {
+func listTables(ctx context.Context, q masking.Querier, schemas []string) ([]tableRow, error) {
 	rows, err := q.Query(ctx, tablesQuery, schemas)
 	if err != nil {
 		return nil, fmt.Errorf("listing the tables: %w", err)
@@ -319,7 +321,7 @@ func useTablesample(estimate float64, n int) bool {
 	return estimate > float64(bigFactor*n)
 }
 
-func sampleTable(ctx context.Context, q Querier, tr *tableRow, opts Options) error {
+func sampleTable(ctx context.Context, q masking.Querier, tr *tableRow, opts Options) error {
 	t := &tr.t
 	var cols []string
 	var idx []int
@@ -397,7 +399,7 @@ func tableError(err error) (string, bool) {
 	return fmt.Sprintf("the sample failed: SQLSTATE %s: %s", pe.Code, pe.Message), true
 }
 
-func readSample(ctx context.Context, q Querier, sql string, ncols int) ([][]*string, error) {
+func readSample(ctx context.Context, q masking.Querier, sql string, ncols int) ([][]*string, error) {
 	rows, err := q.Query(ctx, sql)
 	if err != nil {
 		return nil, err
