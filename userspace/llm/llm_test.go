@@ -267,6 +267,16 @@ func TestFailures(t *testing.T) {
 			}
 			srv.Reset()
 
+			// The zero value retries nothing: a 500 is one request, one error.
+			srv.Fail(harness.ModelReply{Status: 500})
+			if _, err := client.Complete(context.Background(), req); err == nil {
+				t.Fatal("a 500 with no retries was not an error")
+			}
+			if n := len(srv.Calls()); n != 1 {
+				t.Fatalf("Retries 0: %d requests for one failure, want 1", n)
+			}
+			srv.Reset()
+
 			srv.Fail(harness.ModelReply{Malformed: true})
 			if _, err := client.Complete(context.Background(), req); err == nil {
 				t.Fatal("a malformed body was accepted")
