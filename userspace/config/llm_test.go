@@ -96,4 +96,8 @@ func TestBackendFlavorAuto(t *testing.T) {
 	if _, err := loadEnv(withBackend(map[string]string{"BACKEND_FLAVOR": "mysql"})); err == nil {
 		t.Fatal("BACKEND_FLAVOR=mysql accepted")
 	}
+	_, err = loadEnv(withBackend(map[string]string{"BACKEND_FLAVOR": "redshift", "MASKING_ENABLED": "true", "MASKING_CONFIG_PATH": "m.yaml"}))
+	if err == nil || !strings.Contains(err.Error(), "MASKING_ENABLED") || !strings.Contains(err.Error(), "not supported with BACKEND_FLAVOR=redshift") {
+		t.Fatalf("masking on Redshift: %v", err)
+	}
 }
