@@ -169,16 +169,7 @@ func (w *world) readMaskedOrClear(role, table, column, id, how string) error {
 		return fmt.Errorf("%s directly: %d rows", sql, len(w.values))
 	}
 	clear := *w.values[0]
-	saved := w.sessions["own/"+role]
-	delete(w.sessions, "own/"+role)
-	err := w.read(role, "through its own proxy", sql)
-	w.sessions["own/"+role].close()
-	if saved != nil {
-		w.sessions["own/"+role] = saved
-	} else {
-		delete(w.sessions, "own/"+role)
-	}
-	if err != nil {
+	if err := w.newSession(role, func() error { return w.read(role, "through its own proxy", sql) }); err != nil {
 		return err
 	}
 	if len(w.values) != 1 {

@@ -730,16 +730,9 @@ func (w *world) addColumns(table string, doc *godog.DocString) error {
 func (w *world) eventuallyReads(secs int, role, table, column, id, want string) error {
 	deadline := time.Now().Add(time.Duration(secs) * time.Second)
 	for {
-		// A new session each time (not the scenario's own, which may hold
-		// prepared statements): it shows what a new client sees.
-		saved := w.sessions["own/"+role]
-		delete(w.sessions, "own/"+role)
-		err := w.readsColumnAs(role, table, column, id, "through its own proxy", want)
-		w.sessions["own/"+role].close()
-		w.sessions["own/"+role] = saved
-		if saved == nil {
-			delete(w.sessions, "own/"+role)
-		}
+		err := w.newSession(role, func() error {
+			return w.readsColumnAs(role, table, column, id, "through its own proxy", want)
+		})
 		if err == nil {
 			return nil
 		}
@@ -748,6 +741,22 @@ func (w *world) eventuallyReads(secs int, role, table, column, id, want string) 
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// newSession runs f with a new session of role on the scenario's own proxy
+// in place of the scenario's own (which may hold prepared statements): it
+// shows what a new client sees. The scenario's session is kept.
+func (w *world) newSession(role string, f func() error) error {
+	key := "own/" + role
+	saved := w.sessions[key]
+	delete(w.sessions, key)
+	err := f()
+	w.sessions[key].close()
+	w.sessions[key] = saved
+	if saved == nil {
+		delete(w.sessions, key)
+	}
+	return err
 }
 
 func (w *world) metricRose(secs int, series string, by float64) error {

@@ -100,11 +100,6 @@ type Catalog struct {
 	seen     map[[2]string]bool
 	seenName map[string]bool
 	checked  map[[2]string]bool
-	// undecided are the tables the Inferrer could not judge (by schema
-	// and name, and by name alone with schema "").
-	undecided map[[2]string]bool
-	// Inferred is what the Inferrer found (llm_inference; nil otherwise).
-	Inferred *Inferred
 	// Problems are masks that cannot produce their column's type, and
 	// configured tables or columns that do not exist.
 	Problems []error
@@ -212,6 +207,9 @@ type refusedRel struct {
 	// write are the reasons by statement kind (Insert, Update, Delete,
 	// Truncate).
 	write map[int16]string
+	// undecided: refused because its masks could not be inferred yet
+	// (llm_inference), not for what it runs.
+	undecided bool
 }
 
 // The kinds of write, as pg_trigger.tgtype's bits name them.

@@ -40,10 +40,6 @@ func (c *Config) with(inf *Inferred) *Config {
 	return &cp
 }
 
-// Inferred reports whether a table's masks came from the inference rather
-// than from the file.
-func (t *Table) Inferred() bool { return t.Line == 0 }
-
 // unseenReloadGap is the least time between two catalog reads that
 // references to unseen relations cause in one database; a reference to
 // another unseen relation within it is refused (try again).
@@ -110,12 +106,18 @@ func (c *Catalog) refuseUndecided(inf *Inferred) {
 	if inf == nil {
 		return
 	}
-	c.undecided = map[[2]string]bool{}
 	for key, why := range inf.Undecided {
-		c.undecided[key], c.undecided[[2]string{"", key[1]}] = true, true
 		reason := fmt.Sprintf("the masking file does not name it and its masks could not be inferred yet (%s); try again shortly, or name it in the file", why)
 		c.refuseRel(key[0], key[1], reason, anyWrite, reason)
+		c.refused[key].undecided = true
 	}
+}
+
+// undecided reports whether a reference names a table refused because the
+// Inferrer could not judge it (the catalog is worth reading again soon).
+func (c *Catalog) undecided(schema, name string) bool {
+	r := c.refusal(schema, name)
+	return r != nil && r.undecided
 }
 
 // Add notes a judged table: masked when cols is not empty.

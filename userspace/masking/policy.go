@@ -62,9 +62,9 @@ type Policy struct {
 	// marked stale (Epoch).
 	epoch atomic.Uint64
 	mu    sync.Mutex
-	// looking are the unseen names statements asked about, by database,
-	// that the next catalog read looks for (llm_inference).
-	looking  map[catalogKey]map[[2]string]bool
+	// unseen is, by database, what statements naming relations its
+	// catalog had not seen caused (llm_inference).
+	unseen   map[catalogKey]*unseenState
 	catalogs map[catalogKey]*catalogEntry
 	group    singleflight.Group
 }
@@ -77,9 +77,16 @@ type catalogEntry struct {
 	cat    *Catalog
 	loaded time.Time
 	stale  atomic.Bool
-	// unseenAt is when a reference to an unseen relation last made the
-	// catalog be read again (under the policy's mu).
-	unseenAt time.Time
+}
+
+// unseenState is one database's record of references to relations its
+// catalog had not seen (under the policy's mu).
+type unseenState struct {
+	// at is when such a reference last made the catalog be read again.
+	at time.Time
+	// names are the references looked for: a catalog read that still does
+	// not see one marks it checked (it goes to the server).
+	names map[[2]string]bool
 }
 
 // maxCatalogs bounds the databases whose catalogs are kept.
@@ -193,7 +200,7 @@ func (p *Policy) Catalog(ctx context.Context, backend, database string) (*Catalo
 		q, err := p.Connect(ctx, backend, database)
 		if err == nil {
 			var cat *Catalog
-			cat, err = p.load(ctx, q, backend, database, cfg, e)
+			cat, err = p.load(ctx, q, backend, database, cfg)
 			if err == nil {
 				for _, problem := range cat.Problems {
 					p.Log.Error("masking configuration does not fit the database", "database", database, "err", problem)
@@ -205,11 +212,7 @@ func (p *Policy) Catalog(ctx context.Context, backend, database string) (*Catalo
 				if len(p.catalogs) >= maxCatalogs {
 					clear(p.catalogs)
 				}
-				ne := &catalogEntry{cfg: cfg, cat: cat, loaded: time.Now()}
-				if e != nil {
-					ne.unseenAt = e.unseenAt
-				}
-				p.catalogs[key] = ne
+				p.catalogs[key] = &catalogEntry{cfg: cfg, cat: cat, loaded: time.Now()}
 				p.mu.Unlock()
 				p.epoch.Add(1)
 				return cat, nil
@@ -227,9 +230,9 @@ func (p *Policy) Catalog(ctx context.Context, backend, database string) (*Catalo
 }
 
 // load reads a database's catalog; under llm_inference, the Inferrer
-// first judges the tables the file does not name, and the names looked
-// for by the previous catalog (old) and still missing are remembered.
-func (p *Policy) load(ctx context.Context, q Querier, backend, database string, cfg *Config, old *catalogEntry) (*Catalog, error) {
+// first judges the tables the file does not name, and the unseen names
+// statements asked about and still missing are marked checked.
+func (p *Policy) load(ctx context.Context, q Querier, backend, database string, cfg *Config) (*Catalog, error) {
 	if cfg.UnknownTable != LLMInference {
 		return LoadCatalog(ctx, q, cfg)
 	}
@@ -248,20 +251,14 @@ func (p *Policy) load(ctx context.Context, q Querier, backend, database string, 
 	if err := cat.loadSeen(ctx, q); err != nil {
 		return nil, fmt.Errorf("reading the relation names: %w", err)
 	}
-	cat.Inferred = inf
 	cat.refuseUndecided(inf)
 	cat.checked = map[[2]string]bool{}
-	if old != nil && old.cat.checked != nil && len(old.cat.checked) < maxChecked {
-		for k := range old.cat.checked {
+	p.mu.Lock()
+	if u := p.unseen[catalogKey{backend, database}]; u != nil {
+		for k := range u.names {
 			if cat.unseen(k[0], k[1]) {
 				cat.checked[k] = true
 			}
-		}
-	}
-	p.mu.Lock()
-	for k := range p.looking[catalogKey{backend, database}] {
-		if cat.unseen(k[0], k[1]) {
-			cat.checked[k] = true
 		}
 	}
 	p.mu.Unlock()
@@ -281,28 +278,30 @@ func (p *Policy) load(ctx context.Context, q Querier, backend, database string, 
 func (p *Policy) reloadFor(ctx context.Context, backend, database string, unseen [][2]string) (*Catalog, bool, error) {
 	key := catalogKey{backend, database}
 	p.mu.Lock()
-	e := p.catalogs[key]
-	if e != nil && time.Since(e.unseenAt) < unseenReloadGap {
+	if p.unseen == nil {
+		p.unseen = map[catalogKey]*unseenState{}
+	}
+	u := p.unseen[key]
+	if u == nil {
+		if len(p.unseen) >= maxCatalogs {
+			clear(p.unseen)
+		}
+		u = &unseenState{}
+		p.unseen[key] = u
+	}
+	if u.names == nil || len(u.names) >= maxChecked {
+		u.names = map[[2]string]bool{}
+	}
+	if time.Since(u.at) < unseenReloadGap {
 		p.mu.Unlock()
 		return nil, false, nil
 	}
-	if e != nil {
-		e.unseenAt = time.Now()
-		e.stale.Store(true)
-	}
-	if p.looking == nil {
-		p.looking = map[catalogKey]map[[2]string]bool{}
-	}
-	l := p.looking[key]
-	if l == nil || len(l) >= maxChecked {
-		l = map[[2]string]bool{}
-		p.looking[key] = l
-	}
+	u.at = time.Now()
 	for _, k := range unseen {
-		l[k] = true
+		u.names[k] = true
 	}
 	p.mu.Unlock()
-	p.epoch.Add(1)
+	p.invalidate(backend, database)
 	cat, err := p.Catalog(ctx, backend, database)
 	return cat, err == nil, err
 }
@@ -365,11 +364,9 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 	if bind {
 		return p.decideBind(ctx, cat, st, parsed)
 	}
-	j := p.judge(cat, parsed)
-	if j != untouched && len(j.res.Unseen) > 0 {
-		if d, ok := p.unseen(ctx, st, &cat, &j, parsed); !ok {
-			return d
-		}
+	j, refused := p.seenJudge(ctx, st, cat, parsed)
+	if refused != nil {
+		return *refused
 	}
 	if j == untouched {
 		return p.decided("untouched", stmt.Decision{})
@@ -383,17 +380,20 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 	return p.outcome(st, parsed, j, false)
 }
 
-// unseen judges again, after the catalog is read again, a statement that
-// names relations the catalog had not seen (llm_inference: a table created
-// since, whose masks must be inferred first). ok false: d refuses it.
-func (p *Policy) unseen(ctx context.Context, st *stmt.Statement, cat **Catalog, j **judgement, parsed *sqlparse.Parsed) (d stmt.Decision, ok bool) {
-	names := (*j).res.Unseen
+// seenJudge judges a text under cat; one that names relations the catalog
+// had not seen (llm_inference: a table created since, whose masks must be
+// inferred first) is judged again after the catalog is read again, or
+// refused (the refusal is returned).
+func (p *Policy) seenJudge(ctx context.Context, st *stmt.Statement, cat *Catalog, parsed *sqlparse.Parsed) (*judgement, *stmt.Decision) {
+	j := p.judge(cat, parsed)
+	if j == untouched || len(j.res.Unseen) == 0 {
+		return j, nil
+	}
+	names := j.res.Unseen
 	fresh, done, err := p.reloadFor(ctx, st.Facts.Backend, st.Facts.Database, names)
-	if done && err == nil {
-		*cat = fresh
-		*j = p.judge(fresh, parsed)
-		if *j == untouched || len((*j).res.Unseen) == 0 {
-			return stmt.Decision{}, true
+	if done {
+		if j = p.judge(fresh, parsed); j == untouched || len(j.res.Unseen) == 0 {
+			return j, nil
 		}
 	}
 	if err != nil {
@@ -403,9 +403,10 @@ func (p *Policy) unseen(ctx context.Context, st *stmt.Statement, cat **Catalog, 
 	if names[0][0] != "" {
 		what = names[0][0] + "." + what
 	}
-	return p.decided("refused", stmt.Decision{Action: stmt.Refuse, Source: SourceRewrite, Verdict: "refused",
+	d := p.decided("refused", stmt.Decision{Action: stmt.Refuse, Source: SourceRewrite, Verdict: "refused",
 		Err: wire.Refusal(wire.CodeObjectNotInPrerequisiteState, fmt.Sprintf("pgproxy masking: %s is new to the proxy, and its masks are being inferred", what)).
-			WithHint("try again in a second")}), false
+			WithHint("try again in a second")})
+	return nil, &d
 }
 
 // decideBind judges a Bind. It runs what its Parse was rewritten to,
@@ -419,11 +420,9 @@ func (p *Policy) decideBind(ctx context.Context, cat *Catalog, st *stmt.Statemen
 			return stmt.Decision{}
 		}
 	}
-	j := p.judge(cat, client)
-	if j != untouched && len(j.res.Unseen) > 0 {
-		if d, ok := p.unseen(ctx, st, &cat, &j, client); !ok {
-			return d
-		}
+	j, refused := p.seenJudge(ctx, st, cat, client)
+	if refused != nil {
+		return *refused
 	}
 	if j == untouched {
 		return stmt.Decision{}

@@ -424,7 +424,7 @@ func (r *rewriter) relation(rv *pg_query.RangeVar, sample *pg_query.RangeTableSa
 	}
 	if why := r.cat.ReadRefused(rv.Schemaname, rv.Relname); why != "" {
 		r.res.Touched = true
-		r.res.Undecided = r.cat.undecided[[2]string{rv.Schemaname, rv.Relname}] || r.cat.undecided[[2]string{"", rv.Relname}]
+		r.res.Undecided = r.cat.undecided(rv.Schemaname, rv.Relname)
 		refuse("reading %s is not allowed: %s", rv.Relname, why)
 	}
 	r.unambiguous(rv)
@@ -571,7 +571,7 @@ func (r *rewriter) dmlTarget(rv *pg_query.RangeVar, ops int16) *target {
 	}
 	if why := r.cat.WriteRefused(rv.Schemaname, rv.Relname, ops); why != "" {
 		r.res.Touched = true
-		r.res.Undecided = r.cat.undecided[[2]string{rv.Schemaname, rv.Relname}] || r.cat.undecided[[2]string{"", rv.Relname}]
+		r.res.Undecided = r.cat.undecided(rv.Schemaname, rv.Relname)
 		refuse("writing %s is not allowed: %s", rv.Relname, why)
 	}
 	r.unambiguous(rv)
