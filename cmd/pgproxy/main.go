@@ -91,6 +91,7 @@ func tokenAuth(ctx context.Context, cfg *config.Config, log *slog.Logger, opts *
 		return nil, err
 	}
 	opts.Authenticator = &auth.Token{Validator: v}
+	opts.QueryComment = cfg.OIDC.QueryComment
 	return func() error {
 		if !v.Ready() {
 			return errors.New("OIDC issuer keys not loaded yet")

@@ -30,6 +30,79 @@ func (w *world) registerStatementSteps(sc *godog.ScenarioContext) {
 	sc.Step(`^pgx connects (\d+) times with the token and the startup parameter "([^"]*)" set to "([^"]*)"$`, w.startupParam)
 	sc.Step(`^every one of those sessions has application_name "([^"]*)"$`, w.probesAll)
 	sc.Step(`^the session is ended with a FATAL error (\w+) saying "(.*)"$`, w.sessionEnded)
+	sc.Step(`^the backend has a stand-in stv_recents view$`, func() error { return w.pg.SuperuserExec(stvRecentsStandIn) })
+	sc.Step(`^stv_recents has a statement of user "(\w+)" reading "(.*)"$`, w.recentStatement)
+	sc.Step(`^the session runs "(.*)" in the (simple|extended) protocol$`, w.runIn)
+	sc.Step(`^the statement fails with SQLSTATE (\w+) at position (\d+)$`, w.failsAt)
+}
+
+// stvRecentsStandIn is a view with the columns of Redshift's stv_recents
+// (userid, status, starttime, duration, user_name, db_name, query, pid)
+// over pg_stat_activity.
+const stvRecentsStandIn = `CREATE OR REPLACE VIEW public.stv_recents AS
+SELECT usesysid::int AS userid, (CASE state WHEN 'active' THEN 'Running' ELSE 'Done' END)::char(20) AS status,
+	query_start::timestamp AS starttime, (extract(epoch FROM now() - query_start) * 1000000)::int AS duration,
+	usename::char(50) AS user_name, datname::char(50) AS db_name, left(query, 600)::char(600) AS query, pid
+FROM pg_catalog.pg_stat_activity WHERE backend_type = 'client backend'`
+
+// recentStatement checks, as the superuser, that stv_recents shows a
+// statement of user whose text is want.
+func (w *world) recentStatement(user, want string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	su, err := superuser(ctx, w.pg, harness.TestDB)
+	if err != nil {
+		return err
+	}
+	defer su.Close(context.Background())
+	rows, err := su.Query(ctx, "SELECT rtrim(query) FROM stv_recents WHERE rtrim(user_name) = $1", user)
+	if err != nil {
+		return err
+	}
+	texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, t := range texts {
+		if t == want {
+			return nil
+		}
+	}
+	return fmt.Errorf("stv_recents shows %q for %s, none is %q", texts, user, want)
+}
+
+// runIn runs sql in the named protocol (extended: pgx's cached statement).
+func (w *world) runIn(sql, protocol string) error {
+	if w.conn == nil {
+		return fmt.Errorf("no open session (login: %v)", w.connErr)
+	}
+	mode := pgx.QueryExecModeSimpleProtocol
+	if protocol == "extended" {
+		mode = pgx.QueryExecModeCacheStatement
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	rows, err := w.conn.Query(ctx, sql, mode)
+	if err == nil {
+		for rows.Next() {
+		}
+		rows.Close()
+		err = rows.Err()
+	}
+	w.result, w.stmtErr = "", err
+	return nil
+}
+
+// failsAt checks the last statement's error and its cursor position.
+func (w *world) failsAt(code string, position int) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(w.stmtErr, &pgErr) {
+		return fmt.Errorf("statement gave %v, want SQLSTATE %s", w.stmtErr, code)
+	}
+	if pgErr.Code != code || int(pgErr.Position) != position {
+		return fmt.Errorf("error %s at position %d (%s), want %s at position %d", pgErr.Code, pgErr.Position, pgErr.Message, code, position)
+	}
+	return nil
 }
 
 // sneakyFunction creates, as the superuser, a function any role may call that changes

@@ -86,6 +86,7 @@ func load(p *parser) (*Config, error) {
 	c := &Config{}
 	loadExplicit(p, c)
 	c.OIDC = loadOIDC(p)
+	c.OIDC.QueryComment = c.OIDC.queryComment == "on" || (c.OIDC.queryComment == "auto" && c.Flavor == FlavorRedshift)
 	c.Agent = loadAgent(p)
 	c.Guardrails = loadGuardrails(p)
 	c.Masking = loadMasking(p)

@@ -45,6 +45,11 @@ type OIDC struct {
 	CACertPath string
 	// ClockLeeway is OIDC_CLOCK_LEEWAY, 0 to MaxClockLeeway.
 	ClockLeeway time.Duration
+	// QueryComment is AUDIT_QUERY_COMMENT resolved: put the session's
+	// application_name as a comment before every statement (auto: with
+	// BACKEND_FLAVOR=redshift, whose stv_recents shows no application_name).
+	QueryComment bool
+	queryComment string
 }
 
 // loadOIDC parses the token-authentication section.
@@ -82,6 +87,7 @@ func loadOIDC(p *parser) OIDC {
 		p.caBundle("OIDC_CERT_PATH", o.CACertPath)
 	}
 	o.ClockLeeway = p.leeway("OIDC_CLOCK_LEEWAY", MaxClockLeeway)
+	o.queryComment = p.oneOf("AUDIT_QUERY_COMMENT", "auto", "on", "off")
 	return o
 }
 

@@ -76,6 +76,7 @@ var Vars = []Var{
 	{SectionToken, "OIDC_ROLES_CLAIM", "", "extra dot path holding roles, e.g. custom.path.roles"},
 	{SectionToken, "OIDC_ALLOWED_DATABASES", "", "comma list of databases JWT users may open (empty: any, with a start-up warning)"},
 	{SectionToken, "OIDC_IDENTITY_CLAIMS", "email,upn,preferred_username,sub", "claims tried in order for the identity put in application_name"},
+	{SectionToken, "AUDIT_QUERY_COMMENT", "auto", "auto, on or off: put /* application_name=jwt:<identity> */ before every statement of a token session, for servers whose statement views show the text but not application_name; auto: on with BACKEND_FLAVOR=redshift (stv_recents, stl_query)"},
 	{SectionToken, "OIDC_CERT_PATH", "", "PEM CA bundle added to the system roots for the issuer's HTTPS"},
 	{SectionToken, "OIDC_CLOCK_LEEWAY", "60s", "tolerance on exp, nbf and iat (at most 5m)"},
 	{SectionGuard, "ANALYSIS_ENABLED", "false", "judge every read statement shape (rules on the parse tree, then PostgreSQL's planner) before it runs"},

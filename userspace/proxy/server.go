@@ -46,6 +46,9 @@ type Options struct {
 	Parser *sqlparse.Parser
 	// Records receives every finished statement's record (must not block).
 	Records func(*stmt.Record)
+	// QueryComment puts a token session's application_name as a comment
+	// before every statement (AUDIT_QUERY_COMMENT).
+	QueryComment bool
 	// Settings, when set, keeps settings the policies rely on out of the
 	// clients' reach (startup packet, role defaults).
 	Settings *session.SettingsGuard
@@ -192,7 +195,7 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}
 	sess := session.New(id, conn, session.Deps{
 		Config: s.sessCfg, Cancels: s.cancels, Metrics: s.metrics, Log: log,
-		Policies: s.opts.Policies, Parser: s.opts.Parser, Records: s.opts.Records,
+		Policies: s.opts.Policies, Parser: s.opts.Parser, Records: s.opts.Records, QueryComment: s.opts.QueryComment,
 		Dial:        func(ctx context.Context) (net.Conn, bool, error) { return s.dialer.Dial(ctx, addr) },
 		BackendAddr: addr,
 	})

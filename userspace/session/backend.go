@@ -331,6 +331,7 @@ func (s *Session) errorResponse() error {
 	s.lastErr = string(code)
 	msg = s.filterError(s.head(), msg)
 	if o := s.head(); o != nil {
+		msg = s.unaudit(msg, o.audit)
 		if o.copying {
 			o.copying = false
 			if s.ops.copyEnded(true) {

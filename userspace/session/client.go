@@ -425,9 +425,13 @@ func (s *Session) clientQuery(msg []byte, sql string, arrived time.Time) error {
 			out.Action, out.Err = stmt.Refuse, e
 		}
 	}
-	if out.Rewritten && out.Action != stmt.Refuse {
+	stmts := s.parsedStatements(out.SQL)
+	var audit []int32
+	if (out.Rewritten || s.comment != "") && out.Action != stmt.Refuse {
 		var err error
-		if msg, err = wire.Encode(s.scratch[:0], &pgproto3.Query{String: out.SQL}); err != nil {
+		var text string
+		text, audit = s.audited(out.SQL, stmts)
+		if msg, err = wire.Encode(s.scratch[:0], &pgproto3.Query{String: text}); err != nil {
 			out.Action, out.Err = stmt.Refuse, rewriteFailed(err)
 		} else {
 			s.scratch = msg
@@ -441,7 +445,7 @@ func (s *Session) clientQuery(msg []byte, sql string, arrived time.Time) error {
 	}
 	o := s.newOp(opQuery, arrived)
 	o.leg, o.hooks, o.rec = l, out.Hooks, rec
-	o.stmts = s.parsedStatements(out.SQL)
+	o.stmts, o.audit = stmts, audit
 	return s.send(o, msg)
 }
 
@@ -477,9 +481,12 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 	if out.Action != stmt.Refuse && p.Name == raiseStatementName {
 		out = stmt.Outcome{Action: stmt.Refuse, Source: "pgproxy", Err: reservedName()}
 	}
-	if out.Rewritten && out.Action != stmt.Refuse {
+	var audit []int32
+	if (out.Rewritten || s.comment != "") && out.Action != stmt.Refuse {
 		var err error
-		if msg, err = wire.Encode(s.scratch[:0], &pgproto3.Parse{Name: p.Name, Query: out.SQL, ParameterOIDs: p.ParameterOIDs}); err != nil {
+		var text string
+		text, audit = s.audited(out.SQL, nil)
+		if msg, err = wire.Encode(s.scratch[:0], &pgproto3.Parse{Name: p.Name, Query: text, ParameterOIDs: p.ParameterOIDs}); err != nil {
 			out.Action, out.Err = stmt.Refuse, rewriteFailed(err)
 		} else {
 			s.scratch = msg
@@ -503,7 +510,7 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 		return err
 	}
 	o := s.newOp(opParse, arrived)
-	o.prep, o.name = prep, p.Name
+	o.prep, o.name, o.audit = prep, p.Name, audit
 	s.extendedOn(s.fast)
 	return s.send(o, msg)
 }

@@ -50,6 +50,7 @@ func (s *Session) refuseSimple(sql string, out *stmt.Outcome, rec *stmt.Record, 
 	o := s.newOp(opQuery, arrived)
 	o.raise, o.raiseCode, o.raiseMsg, o.rec, o.hooks = true, refusal.Err.Code, refusal.Err.Message, rec, hooks
 	o.stmts = s.parsedStatements(text)
+	text, o.audit = s.audited(text, o.stmts)
 	buf, err := wire.Encode(s.scratch[:0], &pgproto3.Query{String: text})
 	if err != nil {
 		return err

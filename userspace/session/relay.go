@@ -68,6 +68,9 @@ func (s *Session) startSeam() {
 		if s.login.Database != "" {
 			s.facts.Database = s.login.Database
 		}
+		if s.QueryComment && s.login.Identity != "" {
+			s.comment = auditComment(s.login.Locked["application_name"])
+		}
 	}
 }
 

@@ -167,7 +167,7 @@ func (s *Session) ensurePrepared(l *leg, p *prepared, arrived time.Time) error {
 	var err error
 	for _, m := range []wire.Encoder{
 		&pgproto3.Close{ObjectType: 'S', Name: p.name},
-		&pgproto3.Parse{Name: p.name, Query: p.sql, ParameterOIDs: p.paramOIDs},
+		&pgproto3.Parse{Name: p.name, Query: s.commented(p.sql), ParameterOIDs: p.paramOIDs},
 	} {
 		if buf, err = wire.Encode(buf, m); err != nil {
 			return err

@@ -74,6 +74,9 @@ type Deps struct {
 	// Records, when set, receives the record of every finished statement. It
 	// runs on the session's goroutine and must not block.
 	Records func(*stmt.Record)
+	// QueryComment puts the audited application_name of a token session as
+	// a comment before every statement it sends (AUDIT_QUERY_COMMENT).
+	QueryComment bool
 }
 
 // Session is one client connection.
@@ -108,6 +111,9 @@ type Session struct {
 	published atomic.Pointer[tracker] // tr, for State from other goroutines
 	facts     stmt.Facts
 	st        stmt.Statement
+	// comment is the audit comment put before every statement (token
+	// sessions with QueryComment), or "".
+	comment string
 	// lastParsed is the client goroutine's last parse: one text is asked
 	// about several times on its way (readable, policies, tracker).
 	lastParsed *sqlparse.Parsed

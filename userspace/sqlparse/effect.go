@@ -253,15 +253,18 @@ func splitStatements(p *Parsed) []Stmt {
 		if start >= 0 && start <= end && end <= len(p.sql) {
 			text = strings.TrimSpace(p.sql[start:end])
 		}
-		out = append(out, Stmt{Node: raw.Stmt, Text: text, version: p.tree.Version, effect: &effectMemo{}})
+		out = append(out, Stmt{Node: raw.Stmt, Text: text, Offset: max(start, 0), version: p.tree.Version, effect: &effectMemo{}})
 	}
 	return out
 }
 
 // Stmt is one statement of a query string.
 type Stmt struct {
-	Node    *pg_query.Node
-	Text    string
+	Node *pg_query.Node
+	Text string
+	// Offset is where the statement starts in the parsed text (for the
+	// statements after the first, just after the previous semicolon).
+	Offset  int
 	version int32
 	effect  *effectMemo // shared by the copies of a cached statement
 }
