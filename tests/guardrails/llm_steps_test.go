@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -95,6 +96,50 @@ ANALYZE gr_members; GRANT SELECT ON gr_members TO PUBLIC;`)
 			return err
 		}
 		return load(shared.fast, redshiftStandIn)
+	})
+	sc.Step(`^the fast node has stand-in stl_scan and stl_alert_event_log tables$`, func() error {
+		if err := servers(w.t); err != nil {
+			return err
+		}
+		return load(shared.fast, redshiftAlertsStandIn)
+	})
+	sc.Step(`^a model provider "(\w+)" that calls alert_events for "(\w+)", then answers "(\w+)" with the reason "(.*)"$`, func(provider, table, verdict, reason string) error {
+		w.modelProvider(provider).Answer(func(c harness.ModelCall) harness.ModelReply {
+			if c.Turns == 0 {
+				return harness.ModelReply{Tool: "alert_events", Input: map[string]any{"table": table}}
+			}
+			return answer(verdict, reason, 0)(c)
+		})
+		return nil
+	})
+	sc.Step(`^the model was (offered|not offered) the tool "(\w+)"$`, func(offered, tool string) error {
+		calls := w.model.Calls()
+		if len(calls) == 0 {
+			return fmt.Errorf("the model was not asked at all")
+		}
+		for _, c := range calls {
+			if slices.Contains(c.Tools, tool) != (offered == "offered") {
+				return fmt.Errorf("the model was to be %s %s; a request offered %v", offered, tool, c.Tools)
+			}
+		}
+		return nil
+	})
+	sc.Step(`^the tool result the model was shown (contains|does not contain) "(.*)"$`, func(verb, text string) error {
+		var results []string
+		for _, c := range w.model.Calls() {
+			results = append(results, c.ToolResults...)
+		}
+		if len(results) == 0 {
+			return fmt.Errorf("the model was shown no tool result")
+		}
+		all := strings.Join(results, "\n")
+		switch has := strings.Contains(all, text); {
+		case verb == "contains" && !has:
+			return fmt.Errorf("no %q in the tool results the model was shown:\n%s", text, all)
+		case verb != "contains" && has:
+			return fmt.Errorf("%q in the tool results the model was shown:\n%s", text, all)
+		}
+		return nil
 	})
 	sc.Step(`^a real model provider from the environment$`, func() error {
 		vars := []string{"LLM_PROVIDER", "LLM_MODEL", "PORTKEY_BASE_URL", "PORTKEY_API_KEY", "PORTKEY_VIRTUAL_KEY",
@@ -289,4 +334,40 @@ SELECT current_database()::text AS database, n.nspname::text AS schema, c.oid::b
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema');
 GRANT SELECT ON public.svv_table_info TO PUBLIC;
+`
+
+// redshiftAlertsStandIn are tables of Redshift's stl_scan and
+// stl_alert_event_log columns (redshift.feature). stl_alert_event_log names
+// no table: its rows join stl_scan's on (query, slice, segment, step), and
+// stl_scan.tbl is svv_table_info.table_id (the stand-in's pg_class oid).
+// Queries 901 (two slices) and 902 scanned gr_orders two days ago with
+// missing statistics, 903 three days ago with deleted rows; 904 scanned it
+// ten days ago (older than the 7 days alert_events reads), 905 scanned
+// gr_events yesterday, and an alert of query 901's step 7 (no scan) is not
+// about gr_orders either.
+const redshiftAlertsStandIn = `
+DROP TABLE IF EXISTS public.stl_scan, public.stl_alert_event_log;
+CREATE TABLE public.stl_scan (userid int, query int, slice int, segment int, step int, starttime timestamp, endtime timestamp,
+	elapsed bigint, rows bigint, bytes bigint, fetches bigint, type int, tbl int, is_rrscan char(1), is_delayed_scan char(1),
+	rows_pre_filter bigint, rows_pre_user_filter bigint, perm_table_name char(136));
+CREATE TABLE public.stl_alert_event_log (userid int, query int, slice int, segment int, step int, pid int, xid bigint,
+	event char(1024), solution char(1024), event_time timestamp);
+INSERT INTO public.stl_scan
+SELECT 100, q, sl, 0, 1, t, t + interval '9 seconds', 9000000, 2000000, 104857600, 0, 2, tab::regclass::oid::int, 'f', 'f',
+	2000000, 2000000, tab
+FROM (VALUES (901, 0, 'gr_orders', 2), (901, 1, 'gr_orders', 2), (902, 0, 'gr_orders', 2), (903, 0, 'gr_orders', 3),
+	(904, 0, 'gr_orders', 10), (905, 0, 'gr_events', 1)) v(q, sl, tab, days),
+	LATERAL (SELECT (now() AT TIME ZONE 'UTC') - days * interval '1 day' AS t) ts;
+INSERT INTO public.stl_alert_event_log
+SELECT 100, q, sl, 0, step, 4242, 77, event, solution, (now() AT TIME ZONE 'UTC') - days * interval '1 day' + interval '1 minute'
+FROM (VALUES
+	(901, 0, 1, 'Missing query planner statistics', 'Run the ANALYZE command', 2),
+	(901, 1, 1, 'Missing query planner statistics', 'Run the ANALYZE command', 2),
+	(902, 0, 1, 'Missing query planner statistics', 'Run the ANALYZE command', 2),
+	(903, 0, 1, 'Scanned a large number of deleted rows', 'Run the VACUUM command to reclaim deleted space', 3),
+	(904, 0, 1, 'Nested Loop Join in the query plan', 'Review the join predicates to avoid Cartesian products', 10),
+	(905, 0, 1, 'Very selective query filter', 'Review the choice of sort key to enable range restricted scans', 1),
+	(901, 0, 7, 'Distributed a large number of rows across the network', 'Review the choice of distribution key', 2)
+) v(q, sl, step, event, solution, days);
+GRANT SELECT ON public.stl_scan, public.stl_alert_event_log TO PUBLIC;
 `

@@ -6,7 +6,8 @@ Feature: The Redshift flavour: plans from EXPLAIN's text, facts from svv_table_i
   node (PostgreSQL) gets a stand-in svv_table_info view with Redshift's column names, in which
   gr_orders is sorted on created_at and gr_events on customer_id with a skew of 5.5; its plans
   are PostgreSQL's text plans, which the same parser reads (the DS_* distribution signals are
-  tested on Redshift's own plan texts in userspace/analysis).
+  tested on Redshift's own plan texts in userspace/analysis). The model tier's alert_events tool
+  reads stand-in stl_scan and stl_alert_event_log tables of Redshift's column names.
 
   Background:
     Given the fast node has a stand-in svv_table_info
@@ -49,3 +50,31 @@ Feature: The Redshift flavour: plans from EXPLAIN's text, facts from svv_table_i
     Then it exits with status 1
     And its output has a line starting "reason: scan of about 2,000,000 rows of gr_orders without a restriction on its sort key created_at"
     And its output has a line "check: redshift_no_sortkey_filter"
+
+  Scenario: the model reads Redshift's recent alerts of a table the statement reads (alert_events)
+    (The stand-in alert log holds alerts of queries that scanned gr_orders two and three days ago,
+    one of ten days ago, one of a query that scanned gr_events, and one of a step that scanned
+    no table.)
+    Given the fast node has stand-in stl_scan and stl_alert_event_log tables
+    And a model provider "anthropic" that calls alert_events for "gr_orders", then answers "inefficient" with the reason "gr_orders is read in full and has no planner statistics"
+    And the environment has BACKEND_FLAVOR=redshift and ANALYSIS_MAX_ROWS=1000000
+    When a developer runs pgproxy analyze "SELECT * FROM gr_orders WHERE note = 'note 9'"
+    Then it exits with status 1
+    And its output has a line starting "reason: gr_orders is read in full and has no planner statistics"
+    And the model was offered the tool "alert_events"
+    And the tool result the model was shown contains "alerts of the last 7 days for queries that scanned public.gr_orders"
+    And the tool result the model was shown contains ""Missing query planner statistics" (solution: "Run the ANALYZE command"), 3 times, last"
+    And the tool result the model was shown contains ""Scanned a large number of deleted rows" (solution: "Run the VACUUM command to reclaim deleted space"), 1 time, last"
+    And the tool result the model was shown does not contain "Nested Loop Join"
+    And the tool result the model was shown does not contain "Very selective query filter"
+    And the tool result the model was shown does not contain "Distributed a large number of rows"
+
+  Scenario: with the postgres flavour the model is not offered alert_events
+    Given a model provider "openai" that calls alert_events for "gr_orders", then answers "inefficient" with the reason "gr_orders is read in full"
+    And the environment has BACKEND_FLAVOR=postgres and ANALYSIS_MAX_ROWS=1000000
+    When a developer runs pgproxy analyze "SELECT * FROM gr_orders WHERE note = 'note 10'"
+    Then it exits with status 1
+    And its output has a line starting "reason: gr_orders is read in full"
+    And the model was offered the tool "table_facts"
+    And the model was not offered the tool "alert_events"
+    And the tool result the model was shown contains "no tool named alert_events"
