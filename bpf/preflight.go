@@ -24,6 +24,8 @@ type requirement struct {
 	why    string
 }
 
+var accelerationRequirement = requirement{ebpf.SkMsg, asm.FnMsgRedirectHash, "sk_msg local-hop acceleration"}
+
 func requirements(opts Options) []requirement {
 	r := []requirement{
 		{ebpf.CGroupSockAddr, asm.FnUnspec, "cgroup/connect4|6 and getpeername4|6"},
@@ -32,12 +34,18 @@ func requirements(opts Options) []requirement {
 		{ebpf.CGroupSockopt, asm.FnUnspec, "cgroup/getsockopt (SO_ORIGINAL_DST)"},
 	}
 	if opts.Accelerate {
-		r = append(r, requirement{ebpf.SkMsg, asm.FnMsgRedirectHash, "sk_msg local-hop acceleration"})
+		r = append(r, accelerationRequirement)
 	}
 	if opts.TPROXY {
 		r = append(r, requirement{ebpf.SchedCLS, asm.FnSkAssign, "tcx ingress bpf_sk_assign (TPROXY)"})
 	}
 	return r
+}
+
+// AccelerationSupported reports why the kernel cannot run the sk_msg
+// local-hop shortcut (Options.Accelerate), or nil when it can.
+func AccelerationSupported() error {
+	return check(accelerationRequirement)
 }
 
 // preflight checks privileges and kernel support before anything is loaded.
@@ -46,23 +54,31 @@ func preflight(opts Options) error {
 		return err
 	}
 	for _, req := range requirements(opts) {
-		var err error
-		what := fmt.Sprintf("program type %s", req.prog)
-		if req.helper == asm.FnUnspec {
-			err = features.HaveProgramType(req.prog)
-		} else {
-			what = fmt.Sprintf("helper %s in %s programs", req.helper, req.prog)
-			err = features.HaveProgramHelper(req.prog, req.helper)
-		}
-		switch {
-		case err == nil:
-		case errors.Is(err, ebpf.ErrNotSupported):
-			return fmt.Errorf("%w: %s, needed for %s: %w", ErrUnsupported, what, req.why, err)
-		default:
-			return fmt.Errorf("bpf: probe %s (needed for %s): %w", what, req.why, err)
+		if err := check(req); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// check probes one requirement.
+func check(req requirement) error {
+	var err error
+	what := fmt.Sprintf("program type %s", req.prog)
+	if req.helper == asm.FnUnspec {
+		err = features.HaveProgramType(req.prog)
+	} else {
+		what = fmt.Sprintf("helper %s in %s programs", req.helper, req.prog)
+		err = features.HaveProgramHelper(req.prog, req.helper)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return fmt.Errorf("%w: %s, needed for %s: %w", ErrUnsupported, what, req.why, err)
+	default:
+		return fmt.Errorf("bpf: probe %s (needed for %s): %w", what, req.why, err)
+	}
 }
 
 // Capability numbers from linux/capability.h.

@@ -826,6 +826,10 @@ func (c *checker) checkConfigLoads(src string, env map[string]envVar, agentMode 
 	for _, b := range []string{"ACCELERATE_LOCAL", "BPF_FAIL_CLOSED"} {
 		switch strings.ToLower(getenv(b)) {
 		case "", "true", "false", "1", "0", "yes", "no", "on", "off":
+		case "auto":
+			if b != "ACCELERATE_LOCAL" {
+				c.errorf(src, "%s=%q must be true or false", b, getenv(b))
+			}
 		default:
 			c.errorf(src, "%s=%q must be true or false", b, getenv(b))
 		}

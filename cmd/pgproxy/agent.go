@@ -6,6 +6,7 @@ import (
 	"net"
 
 	"github.com/pgproxy/pgproxy/agent"
+	"github.com/pgproxy/pgproxy/bpf"
 	"github.com/pgproxy/pgproxy/userspace/config"
 	"github.com/pgproxy/pgproxy/userspace/proxy"
 	"github.com/pgproxy/pgproxy/userspace/telemetry"
@@ -13,11 +14,17 @@ import (
 
 // newInterceptor builds transparent mode's interceptor from the INTERCEPT_*,
 // AGENT_* and BPF_* variables (validated by package config).
-func newInterceptor(cfg *config.Config) (*agent.Interceptor, error) {
+func newInterceptor(cfg *config.Config, log *slog.Logger) (*agent.Interceptor, error) {
 	a := cfg.Agent
 	targets, err := agent.ParseTargets(a.Targets)
 	if err != nil {
 		return nil, err
+	}
+	if a.AccelerateAuto {
+		if err := bpf.AccelerationSupported(); err != nil {
+			log.Info("ACCELERATE_LOCAL=auto: the sk_msg local-hop shortcut is off", "reason", err.Error())
+			a.Accelerate = false
+		}
 	}
 	return &agent.Interceptor{
 		Mode:             agent.Mode(a.Mode),
@@ -37,7 +44,7 @@ func newInterceptor(cfg *config.Config) (*agent.Interceptor, error) {
 // to intercepted databases into the same engine as explicit mode, and each
 // session dials the connection's original destination.
 func runAgent(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
-	ic, err := newInterceptor(cfg)
+	ic, err := newInterceptor(cfg, log)
 	if err != nil {
 		return err
 	}

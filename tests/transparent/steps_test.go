@@ -42,6 +42,13 @@ func registerSteps(sc *godog.ScenarioContext, W func() *world) {
 	sc.Step(`^the agent runs inside the cgroup it intercepts, with targets "([^"]*)"$`, func(targets string) error {
 		return W().startAgentWith(map[string]string{"INTERCEPT_TARGETS": targets}, true, "")
 	})
+	sc.Step(`^the agent runs inside the cgroup it intercepts, with:$`, func(tbl *godog.Table) error {
+		env, err := tableEnv(tbl)
+		if err != nil {
+			return err
+		}
+		return W().startAgentWith(env, true, "")
+	})
 	sc.Step(`^the agent runs in the (\w+) namespace with:$`, func(ns string, tbl *godog.Table) error {
 		env, err := tableEnv(tbl)
 		if err != nil {

@@ -146,7 +146,7 @@ var Vars = []Var{
 	{SectionAgent, "INTERCEPT_CGROUP", "", "cgroup v2 directory whose connections are intercepted (empty: the cgroup2 root)"},
 	{SectionAgent, "AGENT_LISTEN_ADDR", "127.0.0.1:15432", "where redirected connections arrive"},
 	{SectionAgent, "AGENT_REDIRECT_ADDRS", "", "addresses clients are sent to, one IPv4 and one IPv6 (empty: the listen address); pods need the node's veth address"},
-	{SectionAgent, "ACCELERATE_LOCAL", "false", "sk_msg shortcut between the application's socket and the agent's"},
+	{SectionAgent, "ACCELERATE_LOCAL", "auto", "sk_msg shortcut between the application's socket and the agent's: true, false, or auto (on where the kernel has sk_msg redirects, else off with a log line)"},
 	{SectionAgent, "BPF_PIN_PATH", "", "pin maps and programs under this bpffs folder for bpftool"},
 	{SectionAgent, "BPF_FAIL_CLOSED", "false", "pin the attachments too, so redirection outlives a crashed agent (connections fail instead of bypassing the proxy)"},
 	{SectionAgent, "TPROXY_INTERFACES", "", "with INTERCEPT_MODE=tproxy: comma list of interfaces whose ingress is intercepted"},

@@ -1,5 +1,5 @@
 Feature: Local-hop acceleration changes nothing but speed
-  With ACCELERATE_LOCAL=true the sockops program puts the application's socket and the agent's
+  With ACCELERATE_LOCAL=true (or auto, the default, on a kernel with sk_msg) the sockops program puts the application's socket and the agent's
   accepted socket in a SOCKHASH, and an sk_msg program moves bytes between them without the
   loopback TCP stack. Results must be byte-for-byte the same as without it and as a direct
   connection. The sockops program sees the agent's accepted socket only when that socket
@@ -8,7 +8,9 @@ Feature: Local-hop acceleration changes nothing but speed
   Scenario: a 10 MB result is identical directly, through the agent, and accelerated
     Given a child cgroup
     When pgx reads a 10 MB result outside the cgroup against {pg} as "direct"
-    And the agent runs inside the cgroup it intercepts, with targets "{pg}"
+    And the agent runs inside the cgroup it intercepts, with:
+      | INTERCEPT_TARGETS | {pg}  |
+      | ACCELERATE_LOCAL  | false |
     And pgx reads a 10 MB result inside the cgroup against {pg} as "agent"
     Then the agent metric pgproxy_bpf_connect4_redirects_total rose by 1
     And the agent metric pgproxy_bpf_sockhash_adds_total rose by 0
@@ -39,5 +41,12 @@ Feature: Local-hop acceleration changes nothing but speed
       | INTERCEPT_TARGETS | {pg} |
       | ACCELERATE_LOCAL  | true |
     When pgx reads a 10 MB result inside the cgroup against {pg} as "accelerated"
+    Then the agent metric pgproxy_bpf_sockhash_adds_total rose by 2
+    And the agent metric pgproxy_bpf_skmsg_redirects_total rose by at least 100
+
+  Scenario: by default (ACCELERATE_LOCAL=auto) the shortcut is on where the kernel has sk_msg
+    Given a child cgroup
+    And the agent runs inside the cgroup it intercepts, with targets "{pg}"
+    When pgx reads a 10 MB result inside the cgroup against {pg} as "default"
     Then the agent metric pgproxy_bpf_sockhash_adds_total rose by 2
     And the agent metric pgproxy_bpf_skmsg_redirects_total rose by at least 100
