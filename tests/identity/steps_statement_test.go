@@ -19,6 +19,8 @@ func (w *world) registerStatementSteps(sc *godog.ScenarioContext) {
 	sc.Step(`^a plpgsql function "(\w+)\(text\)" that calls set_config\('application_name', \$1, false\) inside$`, w.sneakyFunction)
 	sc.Step(`^the session runs "([^"]*)"$`, func(sql string) error { return w.run(sql) })
 	sc.Step(`^the session runs "(.*)" with the parameter "(.*)"$`, func(sql, arg string) error { return w.run(sql, arg) })
+	sc.Step(`^the session runs the text:$`, func(doc *godog.DocString) error { return w.run(doc.Content) })
+	sc.Step(`^the session sends the Query "(.*)"$`, w.rawQuery)
 	sc.Step(`^the statement succeeds with "(.*)"$`, w.statementSucceeds)
 	sc.Step(`^the statement fails with SQLSTATE (\w+) and a message containing "(.*)"$`, w.statementFails)
 	sc.Step(`^the session is still usable and application_name is "([^"]*)"$`, w.stillUsable)
@@ -343,6 +345,31 @@ func (w *world) probesAll(want string) error {
 		if got != want+" (client told "+want+")" {
 			return fmt.Errorf("session %d of %d: %s, want %s", i+1, len(w.probes), got, want)
 		}
+	}
+	return nil
+}
+
+// rawQuery sends sql as one simple Query through pgconn (pgx itself refuses
+// the simple protocol with standard_conforming_strings off); the result is
+// the last result set's rows.
+func (w *world) rawQuery(sql string) error {
+	if w.conn == nil {
+		return fmt.Errorf("no open session (login: %v)", w.connErr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	results, err := w.conn.PgConn().Exec(ctx, sql).ReadAll()
+	w.result, w.stmtErr = "", err
+	if err == nil && len(results) > 0 {
+		var rows []string
+		for _, r := range results[len(results)-1].Rows {
+			cols := make([]string, len(r))
+			for i, v := range r {
+				cols[i] = string(v)
+			}
+			rows = append(rows, strings.Join(cols, "|"))
+		}
+		w.result = strings.Join(rows, "\n")
 	}
 	return nil
 }

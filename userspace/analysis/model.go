@@ -258,13 +258,17 @@ func (m *ModelTier) task(be *Backend, req Request, d Decision) llm.Task {
 		}
 		return t, nil
 	}
+	// tableArg reads a {schema, table} argument and gives that table's facts.
+	tableArg := func(ctx context.Context, in json.RawMessage) (*metadata.Table, error) {
+		var args struct{ Schema, Table string }
+		if err := json.Unmarshal(in, &args); err != nil || args.Table == "" {
+			return nil, errors.New("give table (and schema when not public)")
+		}
+		return readTable(ctx, args.Schema, args.Table)
+	}
 	funcs := map[string]llm.ToolFunc{
 		"table_facts": func(ctx context.Context, in json.RawMessage) (string, error) {
-			var args struct{ Schema, Table string }
-			if err := json.Unmarshal(in, &args); err != nil || args.Table == "" {
-				return "", errors.New("give table (and schema when not public)")
-			}
-			t, err := readTable(ctx, args.Schema, args.Table)
+			t, err := tableArg(ctx, in)
 			if err != nil {
 				return "", err
 			}
@@ -331,11 +335,7 @@ func (m *ModelTier) task(be *Backend, req Request, d Decision) llm.Task {
 		// events and solutions Redshift logged, never the SQL error text
 		// of a failed read (it goes to the log).
 		funcs["alert_events"] = func(ctx context.Context, in json.RawMessage) (string, error) {
-			var args struct{ Schema, Table string }
-			if err := json.Unmarshal(in, &args); err != nil || args.Table == "" {
-				return "", errors.New("give table (and schema when not public)")
-			}
-			t, err := readTable(ctx, args.Schema, args.Table)
+			t, err := tableArg(ctx, in)
 			if err != nil {
 				return "", err
 			}

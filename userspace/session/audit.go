@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -14,65 +15,84 @@ import (
 // session when Deps.QueryComment is set: the session's audited
 // application_name, for servers whose statement views do not show
 // application_name (Redshift's stv_recents and stl_query show the text).
-// Only characters that cannot end or open a comment are kept.
+// Letters, digits, @._:+=- and % (application_name's own escapes) are kept;
+// every other byte is written %XX, so no name can open or close a comment
+// and two names never give the same comment.
 func auditComment(app string) string {
 	var b strings.Builder
 	b.WriteString("/* application_name=")
 	for i := 0; i < len(app); i++ {
 		c := app[i]
 		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("@._:+=-", c) >= 0:
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("@._:+=-%", c) >= 0:
 			b.WriteByte(c)
 		default:
-			b.WriteByte('_')
+			fmt.Fprintf(&b, "%%%02X", c)
 		}
 	}
 	b.WriteString(" */ ")
 	return b.String()
 }
 
-// audited returns sql with the session's audit comment before each of its
-// statements (stmts, parsed from sql; nil: the text did not parse, and the
-// comment goes first), and where the comments start in the result, in
-// characters (to move an error's position back; see unaudit). Without a
-// comment it returns sql and nil.
+// firstOnly is the comment starts of a text with one comment, first.
+var firstOnly = []int32{0}
+
+// audited returns sql, a simple Query's text, with the session's audit
+// comment before each of its statements, and where the comments start in
+// the result, in characters (to move an error's position back; see
+// unaudit). stmts are the statements parsed from sql (a text the parser
+// rejects is refused before it is sent; nil gets one comment). A text with a
+// backslash gets one comment, first: with standard_conforming_strings off
+// (and on Redshift) the server reads a backslash in a literal as an escape
+// where the proxy's parser does not, so a comment put after a semicolon
+// could land inside a literal. Without a comment it returns sql and nil.
 func (s *Session) audited(sql string, stmts []sqlparse.Stmt) (string, []int32) {
 	if s.comment == "" {
 		return sql, nil
 	}
-	if len(stmts) < 2 {
-		return s.comment + sql, []int32{0}
+	var cuts []int
+	if len(stmts) > 1 && strings.IndexByte(sql, '\\') < 0 {
+		for _, st := range stmts[1:] {
+			cuts = append(cuts, st.Offset)
+		}
+	}
+	if len(cuts) == 0 {
+		return s.comment + sql, firstOnly
 	}
 	var b strings.Builder
-	b.Grow(len(sql) + len(stmts)*len(s.comment))
+	b.Grow(len(sql) + (len(cuts)+1)*len(s.comment))
 	b.WriteString(s.comment)
 	starts := []int32{0}
 	at, chars := 0, 0
-	for _, st := range stmts[1:] {
-		if st.Offset <= at || st.Offset > len(sql) {
+	for _, cut := range cuts {
+		if cut <= at || cut >= len(sql) {
 			continue
 		}
-		b.WriteString(sql[at:st.Offset])
-		chars += utf8.RuneCountInString(sql[at:st.Offset])
+		b.WriteString(sql[at:cut])
+		chars += utf8.RuneCountInString(sql[at:cut])
 		starts = append(starts, int32(chars+len(starts)*len(s.comment)))
 		b.WriteString(s.comment)
-		at = st.Offset
+		at = cut
 	}
 	b.WriteString(sql[at:])
 	return b.String(), starts
 }
 
-// commented is sql, a single statement, with the audit comment before it.
+// commented is sql, one statement (a Parse's), with the audit comment
+// before it; its comment starts are firstOnly.
 func (s *Session) commented(sql string) string {
-	text, _ := s.audited(sql, nil)
-	return text
+	if s.comment == "" {
+		return sql
+	}
+	return s.comment + sql
 }
 
-// unaudit moves the error cursor of an ErrorResponse to
-// a statement sent with audit comments starting at starts (characters) back
-// to where it is in the client's text; it returns the message to forward.
+// unaudit moves the error cursor of an ErrorResponse or NoticeResponse
+// answering a text sent with audit comments starting at starts
+// (characters) back to where it is in the client's text; it returns the
+// message to forward.
 func (s *Session) unaudit(msg []byte, starts []int32) []byte {
-	if len(starts) == 0 {
+	if len(starts) == 0 || len(msg) == 0 {
 		return msg
 	}
 	var e pgproto3.ErrorResponse
@@ -88,13 +108,29 @@ func (s *Session) unaudit(msg []byte, starts []int32) []byte {
 		}
 		shift += min(n, p-c)
 	}
-	e.Position -= shift
-	if e.Position < 1 {
-		e.Position = 1
+	e.Position = max(e.Position-shift, 1)
+	var out []byte
+	var err error
+	if msg[0] == 'N' {
+		out, err = (*pgproto3.NoticeResponse)(&e).Encode(nil)
+	} else {
+		out, err = e.Encode(nil)
 	}
-	out, err := e.Encode(nil)
 	if err != nil {
 		return msg
 	}
 	return out
+}
+
+// auditStarts returns the comment starts of the text an error or notice
+// for op o answers: the Query's own, or firstOnly for the extended
+// protocol (every Parse of a commented session has its comment first).
+func (s *Session) auditStarts(o *op) []int32 {
+	if s.comment == "" || o == nil {
+		return nil
+	}
+	if o.kind == opQuery {
+		return o.audit
+	}
+	return firstOnly
 }

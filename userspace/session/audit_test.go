@@ -13,9 +13,11 @@ import (
 func TestAuditComment(t *testing.T) {
 	for app, want := range map[string]string{
 		"jwt:alice@example.com":        "/* application_name=jwt:alice@example.com */ ",
-		"jwt:eve*/ DROP TABLE t; /*":   "/* application_name=jwt:eve___DROP_TABLE_t____ */ ",
-		"jwt:zo%C3%AB+x=y-z_w.v":       "/* application_name=jwt:zo_C3_AB+x=y-z_w.v */ ",
-		"jwt:a\nb\x00c\\d'e\"f$g;h--i": "/* application_name=jwt:a_b_c_d_e_f_g_h--i */ ",
+		"jwt:eve*/ DROP TABLE t; /*":   "/* application_name=jwt:eve%2A%2F%20DROP%20TABLE%20t%3B%20%2F%2A */ ",
+		"jwt:zo%C3%AB+x=y-z_w.v":       "/* application_name=jwt:zo%C3%AB+x=y-z_w.v */ ",
+		"jwt:a\nb\x00c\\d'e\"f$g;h--i": "/* application_name=jwt:a%0Ab%00c%5Cd%27e%22f%24g%3Bh--i */ ",
+		"jwt:o'neil@x":                 "/* application_name=jwt:o%27neil@x */ ",
+		"jwt:o_neil@x":                 "/* application_name=jwt:o_neil@x */ ",
 	} {
 		got := auditComment(app)
 		if got != want {
@@ -32,16 +34,27 @@ func TestAuditComment(t *testing.T) {
 func TestAudited(t *testing.T) {
 	parser := sqlparse.NewParser(16)
 	s := &Session{comment: auditComment("jwt:a")}
-	for _, sql := range []string{
-		"SELECT 1",
-		"SELECT 'é'; SELECT 'ü', x",
-		"  SELECT 1 ;\n\tSELECT 2;SELECT 'ß' ; ",
-		"/* lead */ SELECT 1; -- tail\nSELECT 2",
-		"SELEKT nonsense; SELECT 1", // does not parse: one comment first
+	for _, tc := range []struct {
+		sql      string
+		comments int
+	}{
+		{"SELECT 1", 1},
+		{"", 1},
+		{"SELECT 'é'; SELECT 'ü', x", 2},
+		{"  SELECT 1 ;\n\tSELECT 2;SELECT 'ß' ; ", 3},
+		{"/* lead */ SELECT 1; -- tail\nSELECT 2", 2},
+		{"SELECT '-- ;'; SELECT $$;$$", 2},
+		// Does not parse (refused before it is sent): one comment first.
+		{"SELECT TOP 1 1; DELETE FROM t", 1},
+		// A backslash: standard_conforming_strings=off would read 'x\';
+		// as an escaped quote, so only the leading comment.
+		{"INSERT INTO t VALUES ('x\\';SELECT 1 --')", 1},
+		{"SELECT 1; SELECT E'\\n'", 1},
 	} {
+		sql := tc.sql
 		stmts := parser.Parse(sql).Statements()
 		sent, starts := s.audited(sql, stmts)
-		want := max(len(stmts), 1)
+		want := tc.comments
 		if got := strings.Count(sent, s.comment); got != want || len(starts) != want {
 			t.Errorf("%q: sent %q with %d comments (starts %v), want %d", sql, sent, got, starts, want)
 		}
@@ -82,4 +95,23 @@ func inComment(i int, starts []int32, n int) bool {
 		}
 	}
 	return false
+}
+
+// TestAuditStarts: an error to a Query is mapped with the Query's own
+// comment starts, one to any extended-protocol message with the Parse's
+// single leading comment, and nothing is mapped without a comment.
+func TestAuditStarts(t *testing.T) {
+	s := &Session{comment: auditComment("jwt:a")}
+	q := &op{kind: opQuery, audit: []int32{0, 40}}
+	if got := s.auditStarts(q); len(got) != 2 || got[1] != 40 {
+		t.Errorf("Query: %v", got)
+	}
+	for _, k := range []opKind{opParse, opBind, opExecute, opDescribe} {
+		if got := s.auditStarts(&op{kind: k}); len(got) != 1 || got[0] != 0 {
+			t.Errorf("kind %v: %v", k, got)
+		}
+	}
+	if got := (&Session{}).auditStarts(q); got != nil {
+		t.Errorf("without a comment: %v", got)
+	}
 }

@@ -100,12 +100,12 @@ func (s *Session) relayBackendMessage() error {
 			return s.watchParameter()
 		}
 	case 'N':
-		if o := s.head(); len(s.opHooks(o)) > 0 {
+		if o := s.head(); len(s.opHooks(o)) > 0 || s.comment != "" {
 			_, msg, err := s.in.Next()
 			if err != nil {
 				return err
 			}
-			return s.write(s.filterError(o, msg))
+			return s.write(s.unaudit(s.filterError(o, msg), s.auditStarts(o)))
 		}
 	}
 	return s.in.Stream(s.cw)
@@ -331,7 +331,7 @@ func (s *Session) errorResponse() error {
 	s.lastErr = string(code)
 	msg = s.filterError(s.head(), msg)
 	if o := s.head(); o != nil {
-		msg = s.unaudit(msg, o.audit)
+		msg = s.unaudit(msg, s.auditStarts(o))
 		if o.copying {
 			o.copying = false
 			if s.ops.copyEnded(true) {

@@ -464,7 +464,9 @@ func (s *Session) refusalPoint(sql string, whole *stmt.Outcome) (before string, 
 	for _, st := range stmts {
 		out := s.decideText(stmt.Simple, "", st.Text, nil)
 		if out.Action == stmt.Refuse {
-			return strings.Join(texts, "; "), hooks, &out
+			// A statement's text may end in a -- comment: the
+			// separator starts a new line.
+			return strings.Join(texts, "\n; "), hooks, &out
 		}
 		if out.Leg != "" && out.Leg != stmt.LegFast {
 			return "", nil, whole // routed elsewhere: refuse the whole text
@@ -481,12 +483,9 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 	if out.Action != stmt.Refuse && p.Name == raiseStatementName {
 		out = stmt.Outcome{Action: stmt.Refuse, Source: "pgproxy", Err: reservedName()}
 	}
-	var audit []int32
 	if (out.Rewritten || s.comment != "") && out.Action != stmt.Refuse {
 		var err error
-		var text string
-		text, audit = s.audited(out.SQL, nil)
-		if msg, err = wire.Encode(s.scratch[:0], &pgproto3.Parse{Name: p.Name, Query: text, ParameterOIDs: p.ParameterOIDs}); err != nil {
+		if msg, err = wire.Encode(s.scratch[:0], &pgproto3.Parse{Name: p.Name, Query: s.commented(out.SQL), ParameterOIDs: p.ParameterOIDs}); err != nil {
 			out.Action, out.Err = stmt.Refuse, rewriteFailed(err)
 		} else {
 			s.scratch = msg
@@ -510,7 +509,7 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 		return err
 	}
 	o := s.newOp(opParse, arrived)
-	o.prep, o.name, o.audit = prep, p.Name, audit
+	o.prep, o.name = prep, p.Name
 	s.extendedOn(s.fast)
 	return s.send(o, msg)
 }

@@ -73,7 +73,7 @@ type op struct {
 	done    int               // opQuery: statements answered so far
 	errored bool              // an ErrorResponse answered it
 	rec     *stmt.Record      // opQuery, opExecute: the statement's record
-	audit   []int32           // opQuery, opParse: where audit comments start in the text sent (characters)
+	audit   []int32           // opQuery: where audit comments start in the text sent (characters)
 
 	// Result hooks, set when the first row (opExecute) or a RowDescription
 	// (opQuery) arrives; fields is the column count they were given.

@@ -42,7 +42,7 @@ func (s *Session) refuseSimple(sql string, out *stmt.Outcome, rec *stmt.Record, 
 	}
 	text := raiseStatement(refusal.Err)
 	if before != "" {
-		text = before + "; " + text
+		text = before + "\n; " + text // before may end in a -- comment
 	}
 	if err := s.switchTo(s.fast, arrived); err != nil {
 		return err

@@ -29,6 +29,15 @@ Feature: The audited application_name cannot be changed by the client
       | UPDATE pg_settings SET setting = 'x' WHERE name = 'application_name' |
       | SELECT 1; SET application_name = 'x'                            |
 
+  Scenario: a refusal after a statement that ends in a line comment still reaches the client
+    When the session runs the text:
+      """
+      SELECT 1 -- a comment
+      ; SET application_name = 'x'
+      """
+    Then the statement fails with SQLSTATE 42501 and a message containing "cannot be changed"
+    And the session is still usable and application_name is "jwt:alice@example.com"
+
   Scenario: set_config through the extended protocol with a parameter is refused
     When the session runs "SELECT set_config('application_name', $1, false)" with the parameter "x"
     Then the statement fails with SQLSTATE 42501 and a message containing "cannot be changed"

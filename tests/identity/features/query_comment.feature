@@ -53,7 +53,7 @@ Feature: The audit name in the statement text, for Redshift's stv_recents
     And pgx connects with the token
     When the session runs "SELECT 'four'"
     Then the statement succeeds with "four"
-    And stv_recents has a statement of user "svc_proxy" reading "/* application_name=jwt:eve___SELECT_1____@example.com */ SELECT 'four'"
+    And stv_recents has a statement of user "svc_proxy" reading "/* application_name=jwt:eve%2A%2F%20SELECT%201%3B%20%2F%2A@example.com */ SELECT 'four'"
 
   Scenario: with BACKEND_FLAVOR=postgres the text is sent as the client wrote it
     Given the proxy runs with token authentication
@@ -62,3 +62,13 @@ Feature: The audit name in the statement text, for Redshift's stv_recents
     When the session runs "SELECT 'five'"
     Then the statement succeeds with "five"
     And stv_recents has a statement of user "svc_proxy" reading "SELECT 'five'"
+
+  Scenario: with a backslash in the text the comment goes first only, never inside a literal
+    Given the proxy runs with token authentication and:
+      | BACKEND_FLAVOR | redshift |
+    And a Keycloak token for "alice@example.com"
+    And pgx connects with the token
+    When the session sends the Query "SET standard_conforming_strings = off"
+    And the session sends the Query "SELECT 'x\';SELECT 1 --'"
+    Then the statement succeeds with "x';SELECT 1 --"
+    And stv_recents has a statement of user "svc_proxy" reading "/* application_name=jwt:alice@example.com */ SELECT 'x\';SELECT 1 --'"
