@@ -5,7 +5,7 @@
 // messages, bytes, ReadyForQuery messages and the last one's transaction
 // status, ErrorResponses, in the session's entry) and redirects the chunk
 // to the session's client socket. Userspace keeps the client → backend
-// direction.
+// direction, or with AddBoth redirects it unread as well.
 //
 // The proxy does not use it. It is the measurement behind that decision
 // (BenchmarkRoundTrip, see the README's Performance section): the kernel
@@ -78,6 +78,7 @@ type Stats struct {
 type Session struct {
 	p               *Path
 	backend, client uint64
+	both            bool
 }
 
 // Add puts a session's sockets on the fast path: from now on the messages
@@ -108,6 +109,40 @@ func (p *Path) Add(backend, client syscall.Conn) (*Session, error) {
 	return s, nil
 }
 
+// AddBoth puts both directions of a session on the fast path: the backend's
+// messages as Add does, and the client's bytes redirected to the backend
+// unread (nothing of that direction is counted but bytes).
+func (p *Path) AddBoth(backend, client syscall.Conn) (*Session, error) {
+	s, err := p.Add(backend, client)
+	if err != nil {
+		return nil, err
+	}
+	bfd, _, err := cookie(backend)
+	if err != nil {
+		s.Remove()
+		return nil, err
+	}
+	cfd, _, err := cookie(client)
+	if err != nil {
+		s.Remove()
+		return nil, err
+	}
+	s.both = true
+	if err := p.objs.FpSessions.Update(s.client, fastpathFpSession{Client: s.backend, On: 1, Raw: 1}, ebpf.UpdateNoExist); err != nil {
+		s.Remove()
+		return nil, fmt.Errorf("fastpath: client session entry: %w", err)
+	}
+	if err := p.objs.FpClients.Update(s.backend, uint64(bfd), ebpf.UpdateNoExist); err != nil {
+		s.Remove()
+		return nil, fmt.Errorf("fastpath: backend socket as a target: %w", err)
+	}
+	if err := p.objs.FpBackends.Update(s.client, uint64(cfd), ebpf.UpdateNoExist); err != nil {
+		s.Remove()
+		return nil, fmt.Errorf("fastpath: client socket: %w", err)
+	}
+	return s, nil
+}
+
 // Stats reads the session's entry.
 func (s *Session) Stats() (Stats, error) {
 	var v fastpathFpSession
@@ -119,7 +154,13 @@ func (s *Session) Stats() (Stats, error) {
 
 // Remove takes the session's sockets off the fast path.
 func (s *Session) Remove() error {
-	return errors.Join(s.p.objs.FpBackends.Delete(s.backend), s.p.objs.FpClients.Delete(s.client), s.p.objs.FpSessions.Delete(s.backend))
+	err := errors.Join(s.p.objs.FpBackends.Delete(s.backend), s.p.objs.FpClients.Delete(s.client), s.p.objs.FpSessions.Delete(s.backend))
+	if s.both {
+		s.p.objs.FpBackends.Delete(s.client)
+		s.p.objs.FpClients.Delete(s.backend)
+		s.p.objs.FpSessions.Delete(s.client)
+	}
+	return err
 }
 
 // cookie returns a socket's descriptor and cookie.

@@ -27,6 +27,8 @@ type fastpathFpSession struct {
 	Skip     uint32
 	Have     uint32
 	Hdr      [8]uint8
+	Raw      uint32
+	Pad      uint32
 }
 
 // Names of all BPF objects in the ELF.

@@ -88,10 +88,11 @@ type pair struct {
 
 func (p *pair) Close() { p.closeFunc() }
 
-// newPair connects a client to a stand-in backend answering resp through
+// newPairMode connects a client to a stand-in backend answering resp through
 // a relay: client → backend always in userspace; backend → client in the
 // kernel when path is set, else in userspace.
-func newPair(t testing.TB, path *Path, resp []byte) *pair {
+// With both, the client → backend direction is in the kernel too.
+func newPairMode(t testing.TB, path *Path, resp []byte, both bool) *pair {
 	t.Helper()
 	bl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -122,16 +123,23 @@ func newPair(t testing.TB, path *Path, resp []byte) *pair {
 	go backend(bs, resp)
 	p := &pair{client: client, r: bufio.NewReaderSize(client, 1<<16)}
 	var wg sync.WaitGroup
-	if path != nil {
+	switch {
+	case path != nil && both:
+		if p.sess, err = path.AddBoth(pb.(*net.TCPConn), pc.(*net.TCPConn)); err != nil {
+			t.Fatal(err)
+		}
+	case path != nil:
 		if p.sess, err = path.Add(pb.(*net.TCPConn), pc.(*net.TCPConn)); err != nil {
 			t.Fatal(err)
 		}
-	} else {
+	default:
 		wg.Add(1)
 		go func() { defer wg.Done(); io.Copy(plainConn{pc}, plainConn{pb}); pc.Close() }()
 	}
-	wg.Add(1)
-	go func() { defer wg.Done(); io.Copy(plainConn{pb}, plainConn{pc}); pb.Close() }()
+	if !both {
+		wg.Add(1)
+		go func() { defer wg.Done(); io.Copy(plainConn{pb}, plainConn{pc}); pb.Close() }()
+	}
 	p.closeFunc = func() {
 		client.Close()
 		if p.sess != nil {
@@ -185,28 +193,34 @@ func TestRelaysInTheKernel(t *testing.T) {
 		name        string
 		rows, width int
 	}{{"small", 1, 8}, {"many rows", 5000, 100}, {"wide rows", 20, 200_000}} {
-		t.Run(tc.name, func(t *testing.T) {
-			resp := answer(tc.rows, tc.width)
-			p := newPair(t, path, resp)
-			defer p.Close()
-			buf := make([]byte, 1<<16)
-			for i := range 3 {
-				var got bytes.Buffer
-				if err := roundTrip(p, buf, &got); err != nil {
-					t.Fatalf("round trip %d: %v", i, err)
+		for _, both := range []bool{false, true} {
+			name := tc.name
+			if both {
+				name += "/both directions"
+			}
+			t.Run(name, func(t *testing.T) {
+				resp := answer(tc.rows, tc.width)
+				p := newPairMode(t, path, resp, both)
+				defer p.Close()
+				buf := make([]byte, 1<<16)
+				for i := range 3 {
+					var got bytes.Buffer
+					if err := roundTrip(p, buf, &got); err != nil {
+						t.Fatalf("round trip %d: %v", i, err)
+					}
+					if !bytes.Equal(got.Bytes(), resp) {
+						t.Fatalf("round trip %d: %d bytes differ from the %d the backend sent", i, got.Len(), len(resp))
+					}
 				}
-				if !bytes.Equal(got.Bytes(), resp) {
-					t.Fatalf("round trip %d: %d bytes differ from the %d the backend sent", i, got.Len(), len(resp))
+				st, err := p.sess.Stats()
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			st, err := p.sess.Stats()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := uint64(3 * (tc.rows + 3)); st.Messages != want || st.Bytes != uint64(3*len(resp)) || st.Ready != 3 || st.Status != 'I' || st.Passed != 0 {
-				t.Fatalf("stats %+v, want %d messages, %d bytes, 3 ReadyForQuery, status I", st, want, 3*len(resp))
-			}
-		})
+				if want := uint64(3 * (tc.rows + 3)); st.Messages != want || st.Bytes != uint64(3*len(resp)) || st.Ready != 3 || st.Status != 'I' || st.Passed != 0 {
+					t.Fatalf("stats %+v, want %d messages, %d bytes, 3 ReadyForQuery, status I", st, want, 3*len(resp))
+				}
+			})
+		}
 	}
 }
 
@@ -216,18 +230,18 @@ func BenchmarkRoundTrip(b *testing.B) {
 		name        string
 		rows, width int
 	}{{"1row", 1, 8}, {"1000rows", 1000, 100}} {
-		for _, mode := range []string{"userspace", "kernel"} {
+		for _, mode := range []string{"userspace", "kernel", "kernel-both"} {
 			for _, clients := range []int{1, 8} {
 				b.Run(fmt.Sprintf("%s/%s/clients=%d", size.name, mode, clients), func(b *testing.B) {
 					var use *Path
-					if mode == "kernel" {
+					if mode != "userspace" {
 						use = path
 					}
 					resp := answer(size.rows, size.width)
 					b.SetBytes(int64(len(resp)))
 					pairs := make([]*pair, clients)
 					for i := range pairs {
-						pairs[i] = newPair(b, use, resp)
+						pairs[i] = newPairMode(b, use, resp, mode == "kernel-both")
 						defer pairs[i].Close()
 					}
 					b.ResetTimer()

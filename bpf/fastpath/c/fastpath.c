@@ -31,6 +31,8 @@ struct fp_session {
 	__u32 skip;
 	__u32 have;
 	__u8 hdr[8];
+	__u32 raw; /* 1: redirect without walking (the client → backend direction) */
+	__u32 pad;
 };
 
 struct {
@@ -136,8 +138,10 @@ int pgproxy_fp_verdict(struct __sk_buff *skb)
 		s->passed++;
 		return SK_PASS;
 	}
-	struct walk w = {.skb = skb, .s = s, .pos = 0, .len = skb->len};
-	bpf_loop(FP_MAX_STEPS, walk_step, &w, 0);
+	if (!s->raw) {
+		struct walk w = {.skb = skb, .s = s, .pos = 0, .len = skb->len};
+		bpf_loop(FP_MAX_STEPS, walk_step, &w, 0);
+	}
 	s->bytes += skb->len;
 	return bpf_sk_redirect_hash(skb, &fp_clients, &s->client, 0);
 }
