@@ -153,9 +153,17 @@ func runAttempt(a *attempt, target string) (*run, error) {
 	// first use); the others on the attempt's role.
 	sessions := map[string]*session{}
 	defer func() {
+		var pids []uint32
 		for _, s := range sessions {
+			if s.conn != nil {
+				pids = append(pids, s.conn.PgConn().PID())
+			}
 			s.close()
 		}
+		// The next target's attempt must not see this one's temporary
+		// objects: the server drops them as its session exits, a moment
+		// after the client has gone (BUGS 39).
+		awaitEnded(pids)
 	}()
 	open := func(role string) (*session, error) {
 		if s := sessions[role]; s != nil {
@@ -359,5 +367,32 @@ func TestBypassCorpus(t *testing.T) {
 	sort.Strings(extra)
 	if len(extra) > 0 {
 		t.Errorf("features/bypasses.feature lists attempts the corpus does not have: %v", extra)
+	}
+}
+
+// awaitEnded waits (up to 10 s) until the server sessions of pids have
+// exited; their temporary objects are dropped before they leave
+// pg_stat_activity.
+func awaitEnded(pids []uint32) {
+	if len(pids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, shared.pg.SuperuserDSN(harness.TestDB))
+	if err != nil {
+		return
+	}
+	defer conn.Close(context.Background())
+	ids := make([]int32, len(pids))
+	for i, p := range pids {
+		ids[i] = int32(p)
+	}
+	for ctx.Err() == nil {
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)", ids).Scan(&n); err != nil || n == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
