@@ -109,17 +109,7 @@ func (s *Session) unaudit(msg []byte, starts []int32) []byte {
 		shift += min(n, p-c)
 	}
 	e.Position = max(e.Position-shift, 1)
-	var out []byte
-	var err error
-	if msg[0] == 'N' {
-		out, err = (*pgproto3.NoticeResponse)(&e).Encode(nil)
-	} else {
-		out, err = e.Encode(nil)
-	}
-	if err != nil {
-		return msg
-	}
-	return out
+	return reencode(msg, &e)
 }
 
 // auditStarts returns the comment starts of the text an error or notice

@@ -408,10 +408,16 @@ func (s *Session) filterError(o *op, msg []byte) []byte {
 	if !decoded {
 		return msg
 	}
+	return reencode(msg, &e)
+}
+
+// reencode encodes e, decoded from msg, as a message of msg's type
+// (NoticeResponse or ErrorResponse); msg itself if that fails.
+func reencode(msg []byte, e *pgproto3.ErrorResponse) []byte {
 	var out []byte
 	var err error
 	if len(msg) > 0 && msg[0] == 'N' {
-		out, err = (*pgproto3.NoticeResponse)(&e).Encode(nil)
+		out, err = (*pgproto3.NoticeResponse)(e).Encode(nil)
 	} else {
 		out, err = e.Encode(nil)
 	}
