@@ -85,6 +85,17 @@ type Session struct {
 // the backend sends are redirected to client by the kernel. Whatever
 // userspace already read from backend must have been written to client.
 func (p *Path) Add(backend, client syscall.Conn) (*Session, error) {
+	return p.add(backend, client, false)
+}
+
+// AddBoth puts both directions of a session on the fast path: the backend's
+// messages as Add does, and the client's bytes redirected to the backend
+// unread (nothing of that direction is counted but bytes).
+func (p *Path) AddBoth(backend, client syscall.Conn) (*Session, error) {
+	return p.add(backend, client, true)
+}
+
+func (p *Path) add(backend, client syscall.Conn, both bool) (*Session, error) {
 	bfd, bcookie, err := cookie(backend)
 	if err != nil {
 		return nil, err
@@ -94,53 +105,41 @@ func (p *Path) Add(backend, client syscall.Conn) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{p: p, backend: bcookie, client: ccookie}
-	if err := p.objs.FpSessions.Update(bcookie, fastpathFpSession{Client: ccookie, On: 1}, ebpf.UpdateNoExist); err != nil {
-		return nil, fmt.Errorf("fastpath: session entry: %w", err)
+	if err := p.redirect(bcookie, bfd, ccookie, cfd, false); err != nil {
+		return nil, err
 	}
-	if err := p.objs.FpClients.Update(ccookie, uint64(cfd), ebpf.UpdateNoExist); err != nil {
-		p.objs.FpSessions.Delete(bcookie)
-		return nil, fmt.Errorf("fastpath: client socket: %w", err)
-	}
-	if err := p.objs.FpBackends.Update(bcookie, uint64(bfd), ebpf.UpdateNoExist); err != nil {
-		p.objs.FpClients.Delete(ccookie)
-		p.objs.FpSessions.Delete(bcookie)
-		return nil, fmt.Errorf("fastpath: backend socket: %w", err)
+	if both {
+		s.both = true
+		if err := p.redirect(ccookie, cfd, bcookie, bfd, true); err != nil {
+			s.Remove()
+			return nil, err
+		}
 	}
 	return s, nil
 }
 
-// AddBoth puts both directions of a session on the fast path: the backend's
-// messages as Add does, and the client's bytes redirected to the backend
-// unread (nothing of that direction is counted but bytes).
-func (p *Path) AddBoth(backend, client syscall.Conn) (*Session, error) {
-	s, err := p.Add(backend, client)
-	if err != nil {
-		return nil, err
+// redirect makes the kernel send what socket from (cookie, descriptor)
+// receives to socket to: from's session entry, to as a redirect target,
+// from in the SOCKHASH the verdict program runs on. raw skips the message
+// walk. On failure nothing of it is left.
+func (p *Path) redirect(from uint64, fromFD int, to uint64, toFD int, raw bool) error {
+	entry := fastpathFpSession{Client: to, On: 1}
+	if raw {
+		entry.Raw = 1
 	}
-	bfd, _, err := cookie(backend)
-	if err != nil {
-		s.Remove()
-		return nil, err
+	if err := p.objs.FpSessions.Update(from, entry, ebpf.UpdateNoExist); err != nil {
+		return fmt.Errorf("fastpath: session entry: %w", err)
 	}
-	cfd, _, err := cookie(client)
-	if err != nil {
-		s.Remove()
-		return nil, err
+	if err := p.objs.FpClients.Update(to, uint64(toFD), ebpf.UpdateNoExist); err != nil {
+		p.objs.FpSessions.Delete(from)
+		return fmt.Errorf("fastpath: redirect target: %w", err)
 	}
-	s.both = true
-	if err := p.objs.FpSessions.Update(s.client, fastpathFpSession{Client: s.backend, On: 1, Raw: 1}, ebpf.UpdateNoExist); err != nil {
-		s.Remove()
-		return nil, fmt.Errorf("fastpath: client session entry: %w", err)
+	if err := p.objs.FpBackends.Update(from, uint64(fromFD), ebpf.UpdateNoExist); err != nil {
+		p.objs.FpClients.Delete(to)
+		p.objs.FpSessions.Delete(from)
+		return fmt.Errorf("fastpath: socket: %w", err)
 	}
-	if err := p.objs.FpClients.Update(s.backend, uint64(bfd), ebpf.UpdateNoExist); err != nil {
-		s.Remove()
-		return nil, fmt.Errorf("fastpath: backend socket as a target: %w", err)
-	}
-	if err := p.objs.FpBackends.Update(s.client, uint64(cfd), ebpf.UpdateNoExist); err != nil {
-		s.Remove()
-		return nil, fmt.Errorf("fastpath: client socket: %w", err)
-	}
-	return s, nil
+	return nil
 }
 
 // Stats reads the session's entry.

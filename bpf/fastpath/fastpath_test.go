@@ -88,40 +88,34 @@ type pair struct {
 
 func (p *pair) Close() { p.closeFunc() }
 
+// tcpPair returns both ends of a new loopback TCP connection.
+func tcpPair(t testing.TB) (dialed, accepted net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if dialed, err = net.Dial("tcp", l.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	if accepted, err = l.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	return dialed, accepted
+}
+
 // newPairMode connects a client to a stand-in backend answering resp through
 // a relay: client → backend always in userspace; backend → client in the
 // kernel when path is set, else in userspace.
 // With both, the client → backend direction is in the kernel too.
 func newPairMode(t testing.TB, path *Path, resp []byte, both bool) *pair {
 	t.Helper()
-	bl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bl.Close()
-	defer pl.Close()
-	client, err := net.Dial("tcp", pl.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := pl.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb, err := net.Dial("tcp", bl.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bs, err := bl.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, pc := tcpPair(t) // the client and the relay's socket for it
+	pb, bs := tcpPair(t)     // the relay's backend socket and the backend's
 	go backend(bs, resp)
 	p := &pair{client: client, r: bufio.NewReaderSize(client, 1<<16)}
+	var err error
 	var wg sync.WaitGroup
 	switch {
 	case path != nil && both:

@@ -85,8 +85,7 @@ func LoadAgent(getenv func(string) string) (*Config, error) {
 func load(p *parser) (*Config, error) {
 	c := &Config{}
 	loadExplicit(p, c)
-	c.OIDC = loadOIDC(p)
-	c.OIDC.QueryComment = c.OIDC.queryComment == "on" || (c.OIDC.queryComment == "auto" && c.Flavor == FlavorRedshift)
+	c.OIDC = loadOIDC(p, c.Flavor)
 	c.Agent = loadAgent(p)
 	c.Guardrails = loadGuardrails(p)
 	c.Masking = loadMasking(p)

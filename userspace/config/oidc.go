@@ -49,11 +49,11 @@ type OIDC struct {
 	// application_name as a comment before every statement (auto: with
 	// BACKEND_FLAVOR=redshift, whose stv_recents shows no application_name).
 	QueryComment bool
-	queryComment string
 }
 
-// loadOIDC parses the token-authentication section.
-func loadOIDC(p *parser) OIDC {
+// loadOIDC parses the token-authentication section; flavor is
+// BACKEND_FLAVOR, already parsed (AUDIT_QUERY_COMMENT=auto follows it).
+func loadOIDC(p *parser, flavor string) OIDC {
 	o := OIDC{Enabled: p.bool("OIDC_AUTH")}
 	if !o.Enabled {
 		return o
@@ -87,7 +87,8 @@ func loadOIDC(p *parser) OIDC {
 		p.caBundle("OIDC_CERT_PATH", o.CACertPath)
 	}
 	o.ClockLeeway = p.leeway("OIDC_CLOCK_LEEWAY", MaxClockLeeway)
-	o.queryComment = p.oneOf("AUDIT_QUERY_COMMENT", "auto", "on", "off")
+	mode := p.oneOf("AUDIT_QUERY_COMMENT", "auto", "on", "off")
+	o.QueryComment = mode == "on" || (mode == "auto" && flavor == FlavorRedshift)
 	return o
 }
 

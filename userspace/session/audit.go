@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgproxy/pgproxy/userspace/sqlparse"
-	"github.com/pgproxy/pgproxy/userspace/wire"
 )
 
 // auditComment is the comment put before every statement of a token
@@ -87,17 +86,12 @@ func (s *Session) commented(sql string) string {
 	return s.comment + sql
 }
 
-// unaudit moves the error cursor of an ErrorResponse or NoticeResponse
+// unaudit moves the error cursor of e, an ErrorResponse or NoticeResponse
 // answering a text sent with audit comments starting at starts
-// (characters) back to where it is in the client's text; it returns the
-// message to forward.
-func (s *Session) unaudit(msg []byte, starts []int32) []byte {
-	if len(starts) == 0 || len(msg) == 0 {
-		return msg
-	}
-	var e pgproto3.ErrorResponse
-	if wire.Decode(msg, &e) != nil || e.Position <= 0 {
-		return msg
+// (characters), back to where it is in the client's text.
+func (s *Session) unaudit(e *pgproto3.ErrorResponse, starts []int32) {
+	if len(starts) == 0 || e.Position <= 0 {
+		return
 	}
 	p := e.Position - 1 // 0-based, in the text sent
 	n := int32(len(s.comment))
@@ -109,7 +103,6 @@ func (s *Session) unaudit(msg []byte, starts []int32) []byte {
 		shift += min(n, p-c)
 	}
 	e.Position = max(e.Position-shift, 1)
-	return reencode(msg, &e)
 }
 
 // auditStarts returns the comment starts of the text an error or notice

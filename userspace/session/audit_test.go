@@ -71,7 +71,7 @@ func TestAudited(t *testing.T) {
 			}
 			msg, _ := (&pgproto3.ErrorResponse{Severity: "ERROR", Code: "42703", Message: "m", Position: int32(si + 1)}).Encode(nil)
 			var e pgproto3.ErrorResponse
-			if err := wire.Decode(s.unaudit(msg, starts), &e); err != nil {
+			if err := wire.Decode(s.filterError(&op{kind: opQuery, audit: starts}, msg), &e); err != nil {
 				t.Fatal(err)
 			}
 			if e.Position != int32(ci+1) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -105,7 +106,7 @@ func (s *Session) relayBackendMessage() error {
 			if err != nil {
 				return err
 			}
-			return s.write(s.unaudit(s.filterError(o, msg), s.auditStarts(o)))
+			return s.write(s.filterError(o, msg))
 		}
 	}
 	return s.in.Stream(s.cw)
@@ -331,7 +332,6 @@ func (s *Session) errorResponse() error {
 	s.lastErr = string(code)
 	msg = s.filterError(s.head(), msg)
 	if o := s.head(); o != nil {
-		msg = s.unaudit(msg, s.auditStarts(o))
 		if o.copying {
 			o.copying = false
 			if s.ops.copyEnded(true) {
@@ -384,40 +384,28 @@ func (s *Session) opHooks(o *op) []stmt.ResultHook {
 }
 
 // filterError lets the error hooks of the statement an ErrorResponse or
-// NoticeResponse answers change it; it returns the message to forward.
+// NoticeResponse answers change it, and moves its cursor back over the
+// audit comments of the text it answers; it returns the message to
+// forward (decoded and encoded again only when one of them applies).
 func (s *Session) filterError(o *op, msg []byte) []byte {
-	hooks := s.opHooks(o)
-	if len(hooks) == 0 {
+	starts, hooks := s.auditStarts(o), s.opHooks(o)
+	if len(starts) == 0 && !slices.ContainsFunc(hooks, isErrorHook) {
 		return msg
 	}
 	var e pgproto3.ErrorResponse
-	decoded := false
-	for _, h := range hooks {
-		eh, ok := h.(stmt.ErrorHook)
-		if !ok {
-			continue
-		}
-		if !decoded {
-			if wire.Decode(msg, &e) != nil {
-				return msg
-			}
-			decoded = true
-		}
-		eh.Error(&e)
-	}
-	if !decoded {
+	if wire.Decode(msg, &e) != nil {
 		return msg
 	}
-	return reencode(msg, &e)
-}
-
-// reencode encodes e, decoded from msg, as a message of msg's type
-// (NoticeResponse or ErrorResponse); msg itself if that fails.
-func reencode(msg []byte, e *pgproto3.ErrorResponse) []byte {
+	for _, h := range hooks {
+		if eh, ok := h.(stmt.ErrorHook); ok {
+			eh.Error(&e)
+		}
+	}
+	s.unaudit(&e, starts)
 	var out []byte
 	var err error
 	if len(msg) > 0 && msg[0] == 'N' {
-		out, err = (*pgproto3.NoticeResponse)(e).Encode(nil)
+		out, err = (*pgproto3.NoticeResponse)(&e).Encode(nil)
 	} else {
 		out, err = e.Encode(nil)
 	}
@@ -425,6 +413,11 @@ func reencode(msg []byte, e *pgproto3.ErrorResponse) []byte {
 		return msg
 	}
 	return out
+}
+
+func isErrorHook(h stmt.ResultHook) bool {
+	_, ok := h.(stmt.ErrorHook)
+	return ok
 }
 
 // settleDropped settles the ops the queue dropped because the server will
