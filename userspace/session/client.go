@@ -326,7 +326,7 @@ func (s *Session) parseQuery(sql string) *sqlparse.Parsed {
 	if s.localShapes == nil || len(s.localShapes) >= maxSessionShapes {
 		s.localShapes = make(map[string]*sqlparse.Parsed)
 	}
-	p := s.Parser.ParseLocal(sql, s.localShapes, func(tpl *sqlparse.Parsed) bool { return s.shapes[tpl].Reusing() })
+	p := s.Parser.ParseLocal(sql, s.localShapes, &s.shapeKey, func(tpl *sqlparse.Parsed) bool { return s.shapes[tpl].Reusing() })
 	s.lastParsed = p
 	return p
 }

@@ -135,6 +135,8 @@ type Session struct {
 	// that a Query of a shape whose decision is reused is parsed without
 	// the shared caches (sqlparse.Parser.ParseLocal).
 	localShapes map[string]*sqlparse.Parsed
+	// shapeKey is ParseLocal's scratch space for a shape key.
+	shapeKey []byte
 	// names interns statement and portal names (intern).
 	names map[string]string
 	// candidates is clientBind's buffer for the statements a Bind may bind.

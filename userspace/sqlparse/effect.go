@@ -228,9 +228,9 @@ func constBool(n *pg_query.Node) *bool {
 func (p *Parsed) Statements() []Stmt {
 	p.stmtsOnce.Do(func() {
 		if p.tpl != nil {
-			st := p.tpl.Statements()[0]
-			st.Text = p.text
-			p.stmts = []Stmt{st}
+			p.one[0] = p.tpl.Statements()[0]
+			p.one[0].Text = p.text
+			p.stmts = p.one[:]
 			return
 		}
 		p.stmts = splitStatements(p)

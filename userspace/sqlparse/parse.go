@@ -30,7 +30,8 @@ type Parsed struct {
 	fp        string
 	stmtsOnce sync.Once
 	stmts     []Stmt
-	cost      int64 // estimated bytes held in the cache
+	one       [1]Stmt // stmts of a text answered from its shape
+	cost      int64   // estimated bytes held in the cache
 	memoMu    sync.Mutex
 	memo      map[any]any
 }
@@ -227,14 +228,18 @@ func (p *Parser) parseMiss(sql string, sh shape, shaped bool) *Parsed {
 // is Parse's, and a template Parse found is added to local. The two give
 // the same trees; only Parse's answer for a repeated text is the same
 // *Parsed, with what Memo holds for it (fast should say no where that
-// matters).
-func (p *Parser) ParseLocal(sql string, local map[string]*Parsed, fast func(tpl *Parsed) bool) *Parsed {
+// matters). buf is the caller's scratch space for the shape key.
+func (p *Parser) ParseLocal(sql string, local map[string]*Parsed, buf *[]byte, fast func(tpl *Parsed) bool) *Parsed {
 	if p.cache == nil || len(sql) > maxCachedLen {
 		return p.Parse(sql)
 	}
-	sh, shaped := scanShape(sql, false)
-	if tpl, ok := local[sh.key]; shaped && ok && fast(tpl) {
-		return &Parsed{tpl: tpl, sql: sql, text: sh.stmtText(sql)}
+	key, sh, shaped := appendShape((*buf)[:0], sql, false)
+	*buf = key
+	if shaped {
+		if tpl, ok := local[string(key)]; ok && fast(tpl) {
+			return &Parsed{tpl: tpl, sql: sql, text: sh.stmtText(sql)}
+		}
+		sh.key = string(key)
 	}
 	if parsed, ok := p.cache.Get(sql); ok {
 		return parsed

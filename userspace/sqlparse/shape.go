@@ -69,13 +69,24 @@ func shapeKey(sql string) (string, bool) {
 }
 
 // scanShape reads the shape of sql, or returns false (see shapeKey); with
-// offsets, it also notes where each literal starts. What lies between
-// literals is copied to the key in one piece.
+// offsets, it also notes where each literal starts.
 func scanShape(sql string, offsets bool) (shape, bool) {
-	if !utf8.ValidString(sql) {
-		return shape{}, false // the parser rejects it, whatever the literals
+	var buf [256]byte
+	key, sh, ok := appendShape(buf[:0], sql, offsets)
+	if ok {
+		sh.key = string(key)
 	}
-	var b strings.Builder
+	return sh, ok
+}
+
+// appendShape is scanShape with the key appended to dst and returned
+// rather than set in the shape (a caller that only looks the key up in a
+// map allocates nothing). What lies between literals is copied to the key
+// in one piece.
+func appendShape(dst []byte, sql string, offsets bool) ([]byte, shape, bool) {
+	if !utf8.ValidString(sql) {
+		return dst, shape{}, false // the parser rejects it, whatever the literals
+	}
 	kept := 0 // sql[kept:i] is still to be copied to the key
 	lits := 0
 	sh := shape{semi: -1}
@@ -83,14 +94,24 @@ func scanShape(sql string, offsets bool) (shape, bool) {
 	n := len(sql)
 	for i < n {
 		c := sql[i]
+		if byteClass[c]&identStart != 0 { // a keyword or name: the commonest bytes first
+			j := i + 1
+			for j < n && byteClass[sql[j]]&identByte != 0 {
+				j++
+			}
+			i = j
+			continue
+		}
 		switch {
+		case c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == ',' || c == '(' || c == ')' || c == '=':
+			i++
 		case c == 0:
-			return shape{}, false
+			return dst, shape{}, false
 		case c == '-' && i+1 < n && sql[i+1] == '-': // comment to end of line, kept
 			j := i + 2
 			for j < n && sql[j] != '\n' && sql[j] != '\r' {
 				if sql[j] == 0 {
-					return shape{}, false
+					return dst, shape{}, false
 				}
 				j++
 			}
@@ -100,7 +121,7 @@ func scanShape(sql string, offsets bool) (shape, bool) {
 			for j < n && depth > 0 {
 				switch {
 				case sql[j] == 0:
-					return shape{}, false
+					return dst, shape{}, false
 				case sql[j] == '/' && j+1 < n && sql[j+1] == '*':
 					depth++
 					j += 2
@@ -112,34 +133,34 @@ func scanShape(sql string, offsets bool) (shape, bool) {
 				}
 			}
 			if depth > 0 {
-				return shape{}, false
+				return dst, shape{}, false
 			}
 			i = j
 		case c == '"': // quoted identifier, kept
 			j, ok := closingQuote(sql, i)
 			if !ok {
-				return shape{}, false
+				return dst, shape{}, false
 			}
 			i = j + 1
 		case c == '\'':
 			if i > 0 && isIdentByte(sql[i-1]) {
-				return shape{}, false // E'', B'', X'', N'', U&'' ...: other lexical rules
+				return dst, shape{}, false // E'', B'', X'', N'', U&'' ...: other lexical rules
 			}
 			if i > 0 && sql[i-1] == '&' {
-				return shape{}, false // U&'...' written with the & glued on
+				return dst, shape{}, false // U&'...' written with the & glued on
 			}
 			j, ok := closingQuote(sql, i)
 			if !ok {
-				return shape{}, false
+				return dst, shape{}, false
 			}
-			kept = markLiteral(&b, sql, kept, i, j+1, strMark)
+			dst, kept = markLiteral(dst, sql, kept, i, j+1, strMark)
 			lits++
 			if offsets {
 				sh.lits = append(sh.lits, i)
 			}
 			i = j + 1
 			if i < n && gluedByte(sql[i]) {
-				return shape{}, false
+				return dst, shape{}, false
 			}
 		case c == '$':
 			if i+1 < n && isDigit(sql[i+1]) && (i == 0 || !isIdentByte(sql[i-1])) { // $n parameter, kept
@@ -148,18 +169,18 @@ func scanShape(sql string, offsets bool) (shape, bool) {
 					j++
 				}
 				if j < n && isIdentByte(sql[j]) {
-					return shape{}, false
+					return dst, shape{}, false
 				}
 				i = j
 				continue
 			}
 			if i == 0 || !isIdentByte(sql[i-1]) {
-				return shape{}, false // a dollar quote, or something else the scanner does not know
+				return dst, shape{}, false // a dollar quote, or something else the scanner does not know
 			}
 			i++
 		case isDigit(c) || (c == '.' && i+1 < n && isDigit(sql[i+1])):
 			if i > 0 && gluedByte(sql[i-1]) {
-				return shape{}, false
+				return dst, shape{}, false
 			}
 			j := i
 			for j < n && isDigit(sql[j]) {
@@ -179,7 +200,7 @@ func scanShape(sql string, offsets bool) (shape, bool) {
 					j++
 				}
 				if j >= n || !isDigit(sql[j]) {
-					return shape{}, false
+					return dst, shape{}, false
 				}
 				integer = false
 				for j < n && isDigit(sql[j]) {
@@ -187,22 +208,16 @@ func scanShape(sql string, offsets bool) (shape, bool) {
 				}
 			}
 			if j < n && gluedByte(sql[j]) {
-				return shape{}, false
+				return dst, shape{}, false
 			}
 			if integer && fitsInt32(sql[i:j]) {
-				kept = markLiteral(&b, sql, kept, i, j, intMark)
+				dst, kept = markLiteral(dst, sql, kept, i, j, intMark)
 			} else {
-				kept = markLiteral(&b, sql, kept, i, j, numMark)
+				dst, kept = markLiteral(dst, sql, kept, i, j, numMark)
 			}
 			lits++
 			if offsets {
 				sh.lits = append(sh.lits, i)
-			}
-			i = j
-		case isIdentStart(c):
-			j := i + 1
-			for j < n && isIdentByte(sql[j]) {
-				j++
 			}
 			i = j
 		default:
@@ -213,11 +228,9 @@ func scanShape(sql string, offsets bool) (shape, bool) {
 		}
 	}
 	if lits == 0 {
-		return shape{}, false // nothing to share: the text is its own shape
+		return dst, shape{}, false // nothing to share: the text is its own shape
 	}
-	b.WriteString(sql[kept:])
-	sh.key = b.String()
-	return sh, true
+	return append(dst, sql[kept:]...), sh, true
 }
 
 // closingQuote returns the offset of the quote that closes the one at
@@ -240,15 +253,12 @@ func closingQuote(sql string, i int) (int, bool) {
 	return 0, false
 }
 
-// markLiteral copies sql[kept:i] to the key, then the marker of the literal
-// sql[i:j]; it returns where the text still to be copied starts.
-func markLiteral(b *strings.Builder, sql string, kept, i, j int, m string) int {
-	if b.Cap() == 0 {
-		b.Grow(len(sql))
-	}
-	b.WriteString(sql[kept:i])
-	b.WriteString(m)
-	return j
+// markLiteral appends sql[kept:i] to the key, then the marker of the
+// literal sql[i:j]; it returns the key and where the text still to be
+// copied starts.
+func markLiteral(dst []byte, sql string, kept, i, j int, m string) ([]byte, int) {
+	dst = append(dst, sql[kept:i]...)
+	return append(dst, m...), j
 }
 
 // fitsInt32 reports whether a string of digits is at most 2147483647.
@@ -263,11 +273,28 @@ func gluedByte(c byte) bool { return isIdentByte(c) || c == '.' || c == '\'' || 
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-func isIdentStart(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80
-}
+func isIdentByte(c byte) bool { return byteClass[c]&identByte != 0 }
 
-func isIdentByte(c byte) bool { return isIdentStart(c) || isDigit(c) || c == '$' }
+// byteClass holds, per byte, whether it starts an identifier or keyword
+// (a letter, _, or any byte of a multibyte character) and whether it
+// continues one (those, digits and $).
+var byteClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		if b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b == '_' || b >= 0x80 {
+			t[c] |= identStart | identByte
+		}
+		if isDigit(b) || b == '$' {
+			t[c] |= identByte
+		}
+	}
+	return t
+}()
+
+const (
+	identStart = 1 << iota
+	identByte
+)
 
 // shapeEligible reports whether texts of p's shape can be answered from p
 // (see the package comment on shapes): one statement of a plain DML kind,

@@ -304,25 +304,49 @@ func BenchmarkParseUncached(b *testing.B) {
 func TestParseLocal(t *testing.T) {
 	p := NewParser(100)
 	local := map[string]*Parsed{}
+	var buf []byte
 	yes := func(*Parsed) bool { return true }
-	first := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 1", local, yes)
-	second := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 2", local, yes)
+	first := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 1", local, &buf, yes)
+	second := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 2", local, &buf, yes)
 	if len(local) != 1 || second.Shape() != first.Shape() {
 		t.Fatalf("after two texts of one shape: %d local templates, shapes %p %p", len(local), first.Shape(), second.Shape())
 	}
-	third := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 3", local, yes)
+	third := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 3", local, &buf, yes)
 	if !third.Shaped() || third.Shape() != first.Shape() || third.SQL() != "SELECT abalance FROM pgbench_accounts WHERE aid = 3" {
 		t.Fatalf("local answer: shaped %v, same template %v, sql %q", third.Shaped(), third.Shape() == first.Shape(), third.SQL())
 	}
 	compareParsed(t, third.SQL(), third, NewParser(0).Parse(third.SQL()))
 	// fast says no: the shared caches answer, a repeated text with its *Parsed.
 	no := func(*Parsed) bool { return false }
-	again := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 1", local, no)
+	again := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 1", local, &buf, no)
 	if again != p.Parse("SELECT abalance FROM pgbench_accounts WHERE aid = 1") {
 		t.Error("with fast false a repeated text did not get the text cache's Parsed")
 	}
 	// A text without a shape (not eligible) is Parse's.
-	if got := p.ParseLocal("SET search_path = public", local, yes); got.Err != nil || got.Shaped() {
+	if got := p.ParseLocal("SET search_path = public", local, &buf, yes); got.Err != nil || got.Shaped() {
 		t.Errorf("SET: err %v shaped %v", got.Err, got.Shaped())
+	}
+}
+
+// BenchmarkParseLocal measures the session-local shape path a simple Query
+// of a known shape takes (pgbench -S through the guardrails): no parse, no
+// lock, and as few allocations as the answer needs.
+func BenchmarkParseLocal(b *testing.B) {
+	p := NewParser(100)
+	local := map[string]*Parsed{}
+	var buf []byte
+	yes := func(*Parsed) bool { return true }
+	texts := make([]string, 1024)
+	for i := range texts {
+		texts[i] = fmt.Sprintf("SELECT abalance FROM pgbench_accounts WHERE aid = %d;", i+1)
+	}
+	p.ParseLocal(texts[0], local, &buf, yes)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		if got := p.ParseLocal(texts[i%len(texts)], local, &buf, yes); !got.Shaped() || len(got.Statements()) != 1 {
+			b.Fatal("not answered from the shape")
+		}
 	}
 }
