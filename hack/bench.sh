@@ -7,7 +7,10 @@
 # along the list (direct proxy pgbouncer, then proxy pgbouncer direct, ...), so that no
 # target always runs first or right after the same one. A TPS figure is the median of the
 # rounds; a ratio A/B is the median of the rounds' own ratios (A and B measured minutes
-# apart in the same round, not the medians' ratio). Then the Go benchmark of the DataRow relay.
+# apart in the same round, not the medians' ratio). For targets that are a pgproxy process, a
+# second table gives the median CPU time (user + system, from /proc) the process spent per
+# transaction: a steadier figure than TPS on a shared machine. Then the Go benchmark of the
+# DataRow relay.
 #
 # Environment:
 #   BENCH_SECONDS   length of one pgbench run (10)
@@ -22,7 +25,8 @@
 #   BENCH_SCALE     pgbench -i scale (10)
 #   BENCH_WARMUP    seconds of warm-up per target before measuring, 0 for none (3)
 #   BENCH_GO=0      skip the Go benchmark
-#   BENCH_RESULTS   file to copy every run's TPS to ("protocol clients round target tps" lines)
+#   BENCH_RESULTS   file to copy every run's TPS to ("protocol clients round target tps cpu" lines,
+#                   cpu the proxy process's µs per transaction, - for other targets)
 #   BENCH_BASELINE  git revision built for the "baseline" target (HEAD~1), e.g.
 #                   BENCH_TARGETS="direct baseline proxy pgbouncer" BENCH_RATIOS="proxy/baseline proxy/pgbouncer"
 #   PG_BIN_DIR      PostgreSQL server programs (/usr/lib/postgresql/15/bin)
@@ -51,7 +55,7 @@ bench_user=bench
 bench_pass="bench-$RANDOM$RANDOM"
 bench_db=bench
 
-declare -A target_host target_port
+declare -A target_host target_port target_pid
 
 # --- targets -------------------------------------------------------------------------------
 
@@ -67,6 +71,7 @@ target_proxy_start() {
 	proxy_start "$bench_db"
 	target_host[proxy]=127.0.0.1
 	target_port[proxy]="$proxy_port"
+	target_pid[proxy]="$proxy_pid"
 }
 
 # target_guard_start: the proxy target with the guardrails on, in blocking mode: every read is
@@ -78,6 +83,7 @@ target_guard_start() {
 		PG_BACKEND_URL="postgres://$bench_user:$bench_pass@127.0.0.1:$pg_port/$bench_db?sslmode=disable"
 	target_host[guard]=127.0.0.1
 	target_port[guard]="$proxy_port"
+	target_pid[guard]="$proxy_pid"
 }
 
 # target_mask_start: the proxy target with data masking on: a customers table of the bench
@@ -99,6 +105,7 @@ target_mask_start() {
 		PG_BACKEND_URL="postgres://$bench_user:$bench_pass@127.0.0.1:$pg_port/$bench_db?sslmode=disable"
 	target_host[mask]=127.0.0.1
 	target_port[mask]="$proxy_port"
+	target_pid[mask]="$proxy_pid"
 }
 
 # target_baseline_start: pgproxy built from git revision $BENCH_BASELINE, as the proxy
@@ -110,6 +117,7 @@ target_baseline_start() {
 	log "baseline: pgproxy at $(git -C "$root" rev-parse --short "$rev")"
 	target_host[baseline]=127.0.0.1
 	target_port[baseline]="$proxy_port"
+	target_pid[baseline]="$proxy_pid"
 }
 
 # target_pgbouncer_start: PgBouncer in session pooling mode in front of the same server. It
@@ -169,16 +177,29 @@ run_pgbench() {
 	fi
 }
 
-# measure TARGET PROTOCOL CLIENTS SECONDS prints the TPS of one select-only run ("" on failure).
+# cpu_ticks PID prints the user + system CPU time of process PID in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# measure TARGET PROTOCOL CLIENTS SECONDS prints the TPS of one select-only run and, for a
+# target with a process (target_pid), its CPU µs per transaction, else "-" ("" on failure).
 measure() {
-	local t="$1" proto="$2" clients="$3" secs="$4" out
+	local t="$1" proto="$2" clients="$3" secs="$4" out pid="${target_pid[$1]:-}" t0=0 t1 tps tx
 	local jobs=$((clients < 2 ? clients : 2))
+	[ -n "$pid" ] && t0="$(cpu_ticks "$pid")"
 	if ! out="$(run_pgbench "$t" -n -S -M "$proto" -c "$clients" -j "$jobs" -T "$secs" -U "$bench_user" "$bench_db" 2>&1)"; then
 		log "pgbench against $t failed:"
 		echo "$out" | tail -5 >&2
 		return 0
 	fi
-	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out"
+	tps="$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out")"
+	[ -n "$tps" ] || return 0
+	tx="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")"
+	if [ -n "$pid" ] && [ "${tx:-0}" -gt 0 ]; then
+		t1="$(cpu_ticks "$pid")"
+		echo "$tps $(awk -v d=$((t1 - t0)) -v hz="$clk_tck" -v n="$tx" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}')"
+	else
+		echo "$tps -"
+	fi
 }
 
 # median prints the median of its numeric arguments ("" when there are none).
@@ -191,6 +212,7 @@ median() {
 # --- main ----------------------------------------------------------------------------------
 
 command -v pgbench >/dev/null || die "pgbench not found (apt-get install postgresql-client-15)"
+clk_tck="$(getconf CLK_TCK)"
 bench_init bench
 log "machine: $(nproc) CPUs, $(uname -sr), $(go version | cut -d' ' -f3)"
 pg_create 200 "shared_buffers=256MB"
@@ -224,9 +246,11 @@ for proto in "${protocols[@]}"; do
 			for ((i = 0; i < ${#targets[@]}; i++)); do
 				t="${targets[$(((i + round - 1) % ${#targets[@]}))]}"
 				n=$((n + 1))
-				tps="$(measure "$t" "$proto" "$clients" "$seconds")"
-				log "[$n/$total] $proto c=$clients round $round/$rounds $t: ${tps:-FAILED} tps"
-				if [ -n "$tps" ]; then echo "$proto $clients $round $t $tps" >>"$results"; fi
+				read -r tps cpu <<<"$(measure "$t" "$proto" "$clients" "$seconds")" || true
+				note=""
+				[ -n "${cpu:-}" ] && [ "$cpu" != - ] && note=", $cpu µs CPU/tx"
+				log "[$n/$total] $proto c=$clients round $round/$rounds $t: ${tps:-FAILED} tps$note"
+				if [ -n "$tps" ]; then echo "$proto $clients $round $t $tps $cpu" >>"$results"; fi
 			done
 		done
 	done
@@ -280,6 +304,27 @@ for r in "${ratios[@]}"; do
 	done
 done
 echo
+# The proxy processes' CPU per transaction: median of the rounds, per target with a process.
+cpu_targets=()
+for t in "${targets[@]}"; do [ -n "${target_pid[$t]:-}" ] && cpu_targets+=("$t"); done
+if [ ${#cpu_targets[@]} -gt 0 ]; then
+	echo "CPU time of the proxy process per transaction (user + system, µs, median of the rounds)"
+	header=$(printf '%-9s %7s' protocol clients)
+	for t in "${cpu_targets[@]}"; do header+=$(printf ' %14s' "$t"); done
+	echo "$header"
+	for proto in "${protocols[@]}"; do
+		for clients in "${clients_list[@]}"; do
+			line=$(printf '%-9s %7s' "$proto" "$clients")
+			for t in "${cpu_targets[@]}"; do
+				# shellcheck disable=SC2046
+				m="$(median $(awk -v p="$proto" -v c="$clients" -v t="$t" '$1 == p && $2 == c && $4 == t && $6 != "-" {print $6}' "$results"))"
+				line+=$(printf ' %14s' "${m:-n/a}")
+			done
+			echo "$line"
+		done
+	done
+	echo
+fi
 if [ -n "${BENCH_RESULTS:-}" ]; then
 	cp "$results" "$BENCH_RESULTS"
 	log "every run's TPS: $BENCH_RESULTS"
