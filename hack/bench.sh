@@ -59,6 +59,14 @@ declare -A target_host target_port target_pid
 
 # --- targets -------------------------------------------------------------------------------
 
+# proxy_target NAME points target NAME at the pgproxy proxy_start just started (its address,
+# and its process for the CPU table).
+proxy_target() {
+	target_host[$1]=127.0.0.1
+	target_port[$1]="$proxy_port"
+	target_pid[$1]="$proxy_pid"
+}
+
 # target_direct_start: pgbench talks to PostgreSQL itself.
 target_direct_start() {
 	target_host[direct]=127.0.0.1
@@ -69,9 +77,7 @@ target_direct_start() {
 target_proxy_start() {
 	proxy_build
 	proxy_start "$bench_db"
-	target_host[proxy]=127.0.0.1
-	target_port[proxy]="$proxy_port"
-	target_pid[proxy]="$proxy_pid"
+	proxy_target proxy
 }
 
 # target_guard_start: the proxy target with the guardrails on, in blocking mode: every read is
@@ -81,9 +87,7 @@ target_guard_start() {
 	proxy_build
 	proxy_start "$bench_db" ANALYSIS_ENABLED=true PROXY_MODE=blocking \
 		PG_BACKEND_URL="postgres://$bench_user:$bench_pass@127.0.0.1:$pg_port/$bench_db?sslmode=disable"
-	target_host[guard]=127.0.0.1
-	target_port[guard]="$proxy_port"
-	target_pid[guard]="$proxy_pid"
+	proxy_target guard
 }
 
 # target_mask_start: the proxy target with data masking on: a customers table of the bench
@@ -103,9 +107,7 @@ target_mask_start() {
 	YAML
 	proxy_start "$bench_db" MASKING_ENABLED=true MASKING_CONFIG_PATH="$workdir/masking.yaml" \
 		PG_BACKEND_URL="postgres://$bench_user:$bench_pass@127.0.0.1:$pg_port/$bench_db?sslmode=disable"
-	target_host[mask]=127.0.0.1
-	target_port[mask]="$proxy_port"
-	target_pid[mask]="$proxy_pid"
+	proxy_target mask
 }
 
 # target_baseline_start: pgproxy built from git revision $BENCH_BASELINE, as the proxy
@@ -115,9 +117,7 @@ target_baseline_start() {
 	proxy_build_rev "$rev" "$workdir/pgproxy-baseline"
 	proxy_bin="$workdir/pgproxy-baseline" proxy_start "$bench_db"
 	log "baseline: pgproxy at $(git -C "$root" rev-parse --short "$rev")"
-	target_host[baseline]=127.0.0.1
-	target_port[baseline]="$proxy_port"
-	target_pid[baseline]="$proxy_pid"
+	proxy_target baseline
 }
 
 # target_pgbouncer_start: PgBouncer in session pooling mode in front of the same server. It
@@ -209,6 +209,13 @@ median() {
 		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# cell_median PROTOCOL CLIENTS TARGET FIELD prints the median of field FIELD of the results
+# lines of that setting and target (5: TPS, 6: CPU µs per transaction; "-" values skipped).
+cell_median() {
+	# shellcheck disable=SC2046
+	median $(awk -v p="$1" -v c="$2" -v t="$3" -v f="$4" '$1 == p && $2 == c && $4 == t && $f != "-" {print $f}' "$results")
+}
+
 # --- main ----------------------------------------------------------------------------------
 
 command -v pgbench >/dev/null || die "pgbench not found (apt-get install postgresql-client-15)"
@@ -268,8 +275,7 @@ for proto in "${protocols[@]}"; do
 		declare -A med=()
 		line=$(printf '%-9s %7s' "$proto" "$clients")
 		for t in "${targets[@]}"; do
-			# shellcheck disable=SC2046
-			med[$t]="$(median $(awk -v p="$proto" -v c="$clients" -v t="$t" '$1 == p && $2 == c && $4 == t {print $5}' "$results"))"
+			med[$t]="$(cell_median "$proto" "$clients" "$t" 5)"
 			line+=$(printf ' %14s' "$(printf '%.0f' "${med[$t]:-0}")")
 		done
 		for r in "${ratios[@]}"; do
@@ -316,8 +322,7 @@ if [ ${#cpu_targets[@]} -gt 0 ]; then
 		for clients in "${clients_list[@]}"; do
 			line=$(printf '%-9s %7s' "$proto" "$clients")
 			for t in "${cpu_targets[@]}"; do
-				# shellcheck disable=SC2046
-				m="$(median $(awk -v p="$proto" -v c="$clients" -v t="$t" '$1 == p && $2 == c && $4 == t && $6 != "-" {print $6}' "$results"))"
+				m="$(cell_median "$proto" "$clients" "$t" 6)"
 				line+=$(printf ' %14s' "${m:-n/a}")
 			done
 			echo "$line"
@@ -327,7 +332,7 @@ if [ ${#cpu_targets[@]} -gt 0 ]; then
 fi
 if [ -n "${BENCH_RESULTS:-}" ]; then
 	cp "$results" "$BENCH_RESULTS"
-	log "every run's TPS: $BENCH_RESULTS"
+	log "every run's TPS and CPU per transaction: $BENCH_RESULTS"
 fi
 
 if [ "${BENCH_GO:-1}" != 0 ]; then

@@ -239,10 +239,12 @@ func (p *Parser) ParseLocal(sql string, local map[string]*Parsed, buf *[]byte, f
 		if tpl, ok := local[string(key)]; ok && fast(tpl) {
 			return &Parsed{tpl: tpl, sql: sql, text: sh.stmtText(sql)}
 		}
-		sh.key = string(key)
 	}
 	if parsed, ok := p.cache.Get(sql); ok {
 		return parsed
+	}
+	if shaped {
+		sh.key = string(key) // parseMiss and local keep it
 	}
 	parsed := p.parseMiss(sql, sh, shaped)
 	if parsed.tpl != nil {

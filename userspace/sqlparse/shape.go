@@ -103,8 +103,6 @@ func appendShape(dst []byte, sql string, offsets bool) ([]byte, shape, bool) {
 			continue
 		}
 		switch {
-		case c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == ',' || c == '(' || c == ')' || c == '=':
-			i++
 		case c == 0:
 			return dst, shape{}, false
 		case c == '-' && i+1 < n && sql[i+1] == '-': // comment to end of line, kept
