@@ -94,9 +94,9 @@ func appendShape(dst []byte, sql string, offsets bool) ([]byte, shape, bool) {
 	n := len(sql)
 	for i < n {
 		c := sql[i]
-		if byteClass[c]&identStart != 0 { // a keyword or name: the commonest bytes first
+		if isIdentStart(c) { // a keyword or name: the commonest bytes first
 			j := i + 1
-			for j < n && byteClass[sql[j]]&identByte != 0 {
+			for j < n && isIdentByte(sql[j]) {
 				j++
 			}
 			i = j
@@ -270,6 +270,8 @@ func fitsInt32(d string) bool {
 func gluedByte(c byte) bool { return isIdentByte(c) || c == '.' || c == '\'' || c == '"' }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isIdentStart(c byte) bool { return byteClass[c]&identStart != 0 }
 
 func isIdentByte(c byte) bool { return byteClass[c]&identByte != 0 }
 
