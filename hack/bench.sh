@@ -323,6 +323,7 @@ if [ ${#cpu_targets[@]} -gt 0 ]; then
 			line=$(printf '%-9s %7s' "$proto" "$clients")
 			for t in "${cpu_targets[@]}"; do
 				m="$(cell_median "$proto" "$clients" "$t" 6)"
+				[ -n "$m" ] && m="$(printf '%.1f' "$m")"
 				line+=$(printf ' %14s' "${m:-n/a}")
 			done
 			echo "$line"
