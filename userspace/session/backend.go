@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/pgproxy/pgproxy/userspace/sqlparse"
 	"github.com/pgproxy/pgproxy/userspace/stmt"
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
@@ -243,7 +244,7 @@ func (s *Session) commandDone(typ byte) error {
 		}
 	}
 	o.fns = nil
-	if typ == 'C' && (s.tr != nil || o.rec != nil) {
+	if typ == 'C' && (s.tr != nil || o.rec != nil) && !o.inert {
 		_, msg, err := s.in.Next()
 		if err != nil {
 			return err
@@ -300,7 +301,7 @@ func (s *Session) completed(o *op, tag []byte) {
 			return
 		}
 		if pt := s.tr.portal(o.name); pt != nil && pt.prep != nil && pt.prep.parsed != nil {
-			if st := pt.prep.parsed.Statements(); len(st) == 1 {
+			if st := pt.prep.parsed.Statements(); len(st) == 1 && !sqlparse.Inert(st[0]) {
 				s.tr.completed(st[0], tag, pt.allHooks())
 			}
 		}

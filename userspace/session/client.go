@@ -331,6 +331,17 @@ func (s *Session) parseQuery(sql string) *sqlparse.Parsed {
 	return p
 }
 
+// allInert reports whether no statement of stmts changes what the tracker
+// follows when it completes.
+func allInert(stmts []sqlparse.Stmt) bool {
+	for _, st := range stmts {
+		if !sqlparse.Inert(st) {
+			return false
+		}
+	}
+	return true
+}
+
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
@@ -347,7 +358,7 @@ func isASCII(s string) bool {
 // not be checked.
 func (s *Session) runHooks(stmts []sqlparse.Stmt, textHooks []stmt.ResultHook) ([]stmt.ResultHook, *wire.Error) {
 	var hooks []stmt.ResultHook
-	declaredHere := map[string]bool{}
+	var declaredHere map[string]bool // made by the first DECLARE
 	for _, st := range stmts {
 		if st.Node == nil {
 			continue
@@ -355,6 +366,9 @@ func (s *Session) runHooks(stmts []sqlparse.Stmt, textHooks []stmt.ResultHook) (
 		switch {
 		case st.Node.GetDeclareCursorStmt() != nil:
 			name := st.Node.GetDeclareCursorStmt().Portalname
+			if declaredHere == nil {
+				declaredHere = map[string]bool{}
+			}
 			declaredHere[name] = true
 			s.tr.declare(name, textHooks)
 		case st.Node.GetFetchStmt() != nil:
@@ -446,6 +460,7 @@ func (s *Session) clientQuery(msg []byte, sql string, arrived time.Time) error {
 	o := s.newOp(opQuery, arrived)
 	o.leg, o.hooks, o.rec = l, out.Hooks, rec
 	o.stmts, o.audit = stmts, audit
+	o.inert = rec == nil && allInert(stmts)
 	return s.send(o, msg)
 }
 

@@ -53,6 +53,13 @@ func startSeam(t *testing.T, policies ...stmt.Policy) *seam {
 // shunt cluster (nil: no shunt), logging in there as scram_user.
 func startSeamWith(t *testing.T, shunt *harness.Cluster, policies ...stmt.Policy) *seam {
 	t.Helper()
+	return startSeamOpts(t, shunt, true, policies...)
+}
+
+// startSeamOpts is startSeamWith; without recorded, sessions keep no
+// statement records (the tracker alone follows the statements).
+func startSeamOpts(t *testing.T, shunt *harness.Cluster, recorded bool, policies ...stmt.Policy) *seam {
+	t.Helper()
 	pg := harness.SharedPostgres(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -82,6 +89,9 @@ func startSeamWith(t *testing.T, shunt *harness.Cluster, policies ...stmt.Policy
 			sm.records = append(sm.records, r)
 			sm.mu.Unlock()
 		},
+	}
+	if !recorded {
+		deps.Records = nil
 	}
 	if shunt != nil {
 		u, _ := config.ParseBackendURL(fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", harness.ScramUser, harness.ScramPass, shunt.Addr(), harness.TestDB))
@@ -654,7 +664,15 @@ func TestSeamRouteToAnUnknownBackendIsRefused(t *testing.T) {
 }
 
 func TestSeamTracksSessionState(t *testing.T) {
-	sm := startSeam(t, stmt.PolicyFunc(func(context.Context, *stmt.Statement) stmt.Decision { return stmt.Decision{} }))
+	// With records every statement's completion is read; without, only
+	// those of statements that change what the tracker follows.
+	for _, recorded := range []bool{true, false} {
+		t.Run(fmt.Sprintf("recorded=%v", recorded), func(t *testing.T) { testSeamTracksSessionState(t, recorded) })
+	}
+}
+
+func testSeamTracksSessionState(t *testing.T, recorded bool) {
+	sm := startSeamOpts(t, nil, recorded, stmt.PolicyFunc(func(context.Context, *stmt.Statement) stmt.Decision { return stmt.Decision{} }))
 	c := sm.connect(pgx.QueryExecModeSimpleProtocol)
 	for _, sql := range []string{
 		"SET search_path = public",
@@ -665,8 +683,19 @@ func TestSeamTracksSessionState(t *testing.T) {
 		"RESET statement_timeout",
 		"SELECT set_config('application_name', 'tracked', false)",
 		"PREPARE sqlprep AS SELECT 1",
+		// Statements the tracker need not see complete, around and beside
+		// ones it must.
+		"BEGIN", "SET extra_float_digits = 2", "SELECT 1", "SELECT 2; COMMIT",
+		"SELECT 3; SET client_min_messages = warning",
+		"BEGIN", "SET intervalstyle = 'iso_8601'", "SELECT 4", "SELECT 5; ROLLBACK",
 	} {
 		c.PgConn().Exec(context.Background(), sql).ReadAll()
+	}
+	// The same in the extended protocol (a Parse, Bind and Execute each).
+	for _, sql := range []string{"BEGIN", "SET geqo = off", "SELECT 6", "ROLLBACK", "SET geqo_threshold = 10", "SELECT 7"} {
+		if _, err := c.Exec(context.Background(), sql, pgx.QueryExecModeExec); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
 	}
 	if _, err := c.Prepare(context.Background(), "protoprep", "SELECT $1::int + 1"); err != nil {
 		t.Fatal(err)
@@ -675,7 +704,8 @@ func TestSeamTracksSessionState(t *testing.T) {
 	s := sm.last
 	sm.mu.Unlock()
 	st := s.State()
-	want := "SET search_path = public|SET lock_timeout = '1s'|SELECT set_config('application_name', 'tracked', false)"
+	want := "SET search_path = public|SET lock_timeout = '1s'|SELECT set_config('application_name', 'tracked', false)" +
+		"|SET extra_float_digits = 2|SET client_min_messages = warning|SET geqo_threshold = 10"
 	if got := strings.Join(st.Settings, "|"); got != want {
 		t.Fatalf("settings to replay:\n got %s\nwant %s", got, want)
 	}

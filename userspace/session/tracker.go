@@ -378,7 +378,7 @@ func (t *tracker) ready(status byte) {
 		}
 		t.settings.errored = false
 	}
-	if status == 'I' {
+	if status == 'I' && len(t.portals) > 0 {
 		// Portals end with their transaction (a failed block's portals
 		// live on until it ends: ROLLBACK TO SAVEPOINT can revive them);
 		// WITH HOLD cursors stay.

@@ -57,6 +57,14 @@ type Effect struct {
 	Uncertain bool
 }
 
+// Inert reports whether completing st changes nothing the session tracker
+// follows: it has no session effect and is not a transaction statement
+// (COMMIT and ROLLBACK settle the settings a transaction changed, and only
+// they answer with those command tags).
+func Inert(st Stmt) bool {
+	return st.Node == nil || (st.Node.GetTransactionStmt() == nil && SessionEffect(st).Kind == NoEffect)
+}
+
 // SessionEffect reports what one statement does to session state. SET
 // LOCAL and set_config(..., true) are transaction-scoped and have no effect
 // here.

@@ -59,3 +59,54 @@ func TestSessionEffect(t *testing.T) {
 		t.Errorf("statements of a multi-statement text: %+v", multi)
 	}
 }
+
+// TestInert: only statements that change nothing the tracker follows (no
+// session effect, not a transaction statement) are inert; a text answered
+// from its shape is judged as its template.
+func TestInert(t *testing.T) {
+	p := NewParser(0)
+	cases := map[string]bool{
+		"SELECT abalance FROM pgbench_accounts WHERE aid = 1":  true,
+		"INSERT INTO t VALUES (1)":                             true,
+		"SET LOCAL work_mem = '8MB'":                           true,
+		"SET work_mem = '8MB'":                                 false,
+		"SELECT set_config('a.b', 'x', false)":                 false,
+		"SELECT 1 FROM (SELECT set_config('a', 'b', false)) s": false,
+		"BEGIN":                         false,
+		"COMMIT":                        false,
+		"END":                           false,
+		"ROLLBACK":                      false,
+		"ABORT":                         false,
+		"PREPARE TRANSACTION 'x'":       false,
+		"SAVEPOINT a":                   false,
+		"PREPARE q AS SELECT 1":         false,
+		"DEALLOCATE ALL":                false,
+		"DECLARE c CURSOR FOR SELECT 1": false,
+		"CLOSE ALL":                     false,
+		"DISCARD ALL":                   false,
+		"RESET ALL":                     false,
+	}
+	for sql, want := range cases {
+		stmts := p.Parse(sql).Statements()
+		if len(stmts) != 1 {
+			t.Fatalf("%s: %d statements", sql, len(stmts))
+		}
+		if got := Inert(stmts[0]); got != want {
+			t.Errorf("Inert(%s) = %v, want %v", sql, got, want)
+		}
+	}
+	if !Inert(Stmt{}) {
+		t.Error("a statement without a tree (a text that did not parse) is not inert")
+	}
+	cached, local := NewParser(10), map[string]*Parsed{}
+	var buf []byte
+	for i, sql := range []string{"SELECT * FROM t WHERE id = 1", "SELECT * FROM t WHERE id = 2", "COMMIT"} {
+		parsed := cached.ParseLocal(sql, local, &buf, func(*Parsed) bool { return true })
+		if i == 1 && !parsed.Shaped() {
+			t.Fatalf("%s: not answered from its shape", sql)
+		}
+		if st := parsed.Statements(); len(st) != 1 || Inert(st[0]) != (i < 2) {
+			t.Errorf("%s: statements %+v, inert %v", sql, st, i < 2)
+		}
+	}
+}
