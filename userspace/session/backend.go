@@ -244,7 +244,7 @@ func (s *Session) commandDone(typ byte) error {
 		}
 	}
 	o.fns = nil
-	if typ == 'C' && (s.tr != nil || o.rec != nil) && !o.inert {
+	if typ == 'C' && s.readsCompletion(o) {
 		_, msg, err := s.in.Next()
 		if err != nil {
 			return err
@@ -281,6 +281,22 @@ func (s *Session) commandDone(typ byte) error {
 	return s.forward(injected)
 }
 
+// readsCompletion reports whether o's CommandComplete is read rather than
+// streamed: a record counts its rows, and the tracker applies the statement
+// that completed unless it is inert (an Execute's statement is known only
+// through its portal, looked up in completed).
+func (s *Session) readsCompletion(o *op) bool {
+	switch {
+	case o.rec != nil:
+		return true
+	case s.tr == nil:
+		return false
+	case o.kind == opQuery:
+		return o.done < len(o.stmts) && !sqlparse.Inert(o.stmts[o.done])
+	}
+	return true
+}
+
 // completed applies a CommandComplete to the tracker and the record.
 func (s *Session) completed(o *op, tag []byte) {
 	if o.rec != nil {
@@ -301,7 +317,7 @@ func (s *Session) completed(o *op, tag []byte) {
 			return
 		}
 		if pt := s.tr.portal(o.name); pt != nil && pt.prep != nil && pt.prep.parsed != nil {
-			if st := pt.prep.parsed.Statements(); len(st) == 1 && !sqlparse.Inert(st[0]) {
+			if st := pt.prep.parsed.Statements(); len(st) == 1 {
 				s.tr.completed(st[0], tag, pt.allHooks())
 			}
 		}

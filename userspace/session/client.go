@@ -331,17 +331,6 @@ func (s *Session) parseQuery(sql string) *sqlparse.Parsed {
 	return p
 }
 
-// allInert reports whether no statement of stmts changes what the tracker
-// follows when it completes.
-func allInert(stmts []sqlparse.Stmt) bool {
-	for _, st := range stmts {
-		if !sqlparse.Inert(st) {
-			return false
-		}
-	}
-	return true
-}
-
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
@@ -460,7 +449,6 @@ func (s *Session) clientQuery(msg []byte, sql string, arrived time.Time) error {
 	o := s.newOp(opQuery, arrived)
 	o.leg, o.hooks, o.rec = l, out.Hooks, rec
 	o.stmts, o.audit = stmts, audit
-	o.inert = rec == nil && allInert(stmts)
 	return s.send(o, msg)
 }
 

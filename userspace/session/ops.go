@@ -71,7 +71,6 @@ type op struct {
 	hooks   []stmt.ResultHook // opQuery: result hooks for every result set
 	stmts   []sqlparse.Stmt   // opQuery: the statements of its text, for the tracker
 	done    int               // opQuery: statements answered so far
-	inert   bool              // opQuery: no record, and no statement the tracker must see complete (sqlparse.Inert)
 	errored bool              // an ErrorResponse answered it
 	rec     *stmt.Record      // opQuery, opExecute: the statement's record
 	audit   []int32           // opQuery: where audit comments start in the text sent (characters)

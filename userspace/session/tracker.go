@@ -113,6 +113,9 @@ func (t *tracker) dropPortal(name string) {
 
 // dropPortals forgets every portal keep says no to (called with mu held).
 func (t *tracker) dropPortals(keep func(*portal) bool) {
+	if len(t.portals) == 0 {
+		return // the common case: no walk
+	}
 	for name, pt := range t.portals {
 		if keep == nil || !keep(pt) {
 			delete(t.portals, name)
@@ -298,9 +301,10 @@ func (t *tracker) described(target byte, name string, fields []pgproto3.FieldDes
 
 // completed applies what a statement that completed (CommandComplete) did
 // to the session: settings, SQL-level prepared statements and cursors
-// (with the result hooks of the statement that made them), savepoints.
+// (with the result hooks of the statement that made them), savepoints. An
+// inert statement (sqlparse.Inert) changes none of it and takes no lock.
 func (t *tracker) completed(s sqlparse.Stmt, tag []byte, hooks []stmt.ResultHook) {
-	if s.Node == nil {
+	if sqlparse.Inert(s) {
 		return
 	}
 	e := sqlparse.SessionEffect(s)
@@ -378,7 +382,7 @@ func (t *tracker) ready(status byte) {
 		}
 		t.settings.errored = false
 	}
-	if status == 'I' && len(t.portals) > 0 {
+	if status == 'I' {
 		// Portals end with their transaction (a failed block's portals
 		// live on until it ends: ROLLBACK TO SAVEPOINT can revive them);
 		// WITH HOLD cursors stay.
