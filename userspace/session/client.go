@@ -256,7 +256,16 @@ func (s *Session) decideQuery(sql string) stmt.Outcome {
 		s.shapes[key] = m
 	}
 	st := s.statement(stmt.Simple, "", "", sql, sql, nil) // p is s.lastParsed
-	return s.Policies.DecideReusing(s.ctx, st, m, s.arrived())
+	now := s.arrived()
+	if out, ok := s.Policies.Reuse(st, m, now); ok {
+		return out
+	}
+	// The policies decide: they may keep the parse.
+	if own := p.Own(&s.queryParse); own != p {
+		s.lastParsed = own
+		st.UseParsed(own)
+	}
+	return s.Policies.DecideReusing(s.ctx, st, m, now)
 }
 
 // decideText decides about a statement text (Simple or Parse). Text the
@@ -326,7 +335,7 @@ func (s *Session) parseQuery(sql string) *sqlparse.Parsed {
 	if s.localShapes == nil || len(s.localShapes) >= maxSessionShapes {
 		s.localShapes = make(map[string]*sqlparse.Parsed)
 	}
-	p := s.Parser.ParseLocal(sql, s.localShapes, &s.shapeKey, func(tpl *sqlparse.Parsed) bool { return s.shapes[tpl].Reusing() })
+	p := s.Parser.ParseLocal(sql, s.localShapes, &s.shapeKey, func(tpl *sqlparse.Parsed) bool { return s.shapes[tpl].Reusing() }, &s.queryParse)
 	s.lastParsed = p
 	return p
 }
@@ -418,6 +427,14 @@ func fillDecision(r *stmt.Record, out *stmt.Outcome) {
 // clientQuery decides about a simple Query and forwards it (rewritten when a
 // policy rewrote it) or its refusal.
 func (s *Session) clientQuery(msg []byte, sql string, arrived time.Time) error {
+	err := s.query(msg, sql, arrived)
+	if s.lastParsed == &s.queryParse {
+		s.lastParsed = nil // valid for this Query only
+	}
+	return err
+}
+
+func (s *Session) query(msg []byte, sql string, arrived time.Time) error {
 	out := s.decideText(stmt.Simple, "", sql, nil)
 	rec := s.newRecord(stmt.Simple, "", "", sql, s.fingerprint(sql), arrived)
 	fillDecision(rec, &out)
@@ -449,6 +466,10 @@ func (s *Session) clientQuery(msg []byte, sql string, arrived time.Time) error {
 	o := s.newOp(opQuery, arrived)
 	o.leg, o.hooks, o.rec = l, out.Hooks, rec
 	o.stmts, o.audit = stmts, audit
+	if s.lastParsed == &s.queryParse && len(stmts) == 1 {
+		o.one[0] = stmts[0] // the backend pump reads it after this Query
+		o.stmts = o.one[:]
+	}
 	return s.send(o, msg)
 }
 

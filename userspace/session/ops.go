@@ -70,6 +70,7 @@ type op struct {
 	portal  *portal           // opBind: the portal it creates
 	hooks   []stmt.ResultHook // opQuery: result hooks for every result set
 	stmts   []sqlparse.Stmt   // opQuery: the statements of its text, for the tracker
+	one     [1]sqlparse.Stmt  // opQuery: stmts, for a text parsed in the session's scratch space
 	done    int               // opQuery: statements answered so far
 	errored bool              // an ErrorResponse answered it
 	rec     *stmt.Record      // opQuery, opExecute: the statement's record

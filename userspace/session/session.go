@@ -137,6 +137,12 @@ type Session struct {
 	localShapes map[string]*sqlparse.Parsed
 	// shapeKey is ParseLocal's scratch space for a shape key.
 	shapeKey []byte
+	// queryParse is where parseQuery answers a text whose shape's
+	// decision is reused, so a Query of a known shape allocates no parse.
+	// It is valid during one clientQuery only: the op takes a copy of its
+	// statement, and the decision's slow path (or anything that keeps the
+	// parse) an owned Parsed (sqlparse.Parsed.Own).
+	queryParse sqlparse.Parsed
 	// names interns statement and portal names (intern).
 	names map[string]string
 	// candidates is clientBind's buffer for the statements a Bind may bind.

@@ -101,7 +101,7 @@ func TestInert(t *testing.T) {
 	local := map[string]*Parsed{}
 	var buf []byte
 	for i, sql := range []string{"SELECT * FROM t WHERE id = 1", "SELECT * FROM t WHERE id = 2", "COMMIT"} {
-		parsed := p.ParseLocal(sql, local, &buf, func(*Parsed) bool { return true })
+		parsed := p.ParseLocal(sql, local, &buf, func(*Parsed) bool { return true }, nil)
 		if i == 1 && !parsed.Shaped() {
 			t.Fatalf("%s: not answered from its shape", sql)
 		}

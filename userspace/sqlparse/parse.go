@@ -76,6 +76,16 @@ func (p *Parsed) Shape() *Parsed {
 	return p
 }
 
+// Own returns a Parsed of the same text that the caller may keep: p
+// itself, or for a text answered in the caller's scratch space (ParseLocal)
+// a new Parsed of it (without what Memo held for it).
+func (p *Parsed) Own(scratch *Parsed) *Parsed {
+	if p != scratch || p.tpl == nil {
+		return p
+	}
+	return &Parsed{tpl: p.tpl, sql: p.sql, text: p.text}
+}
+
 // SQL returns the text that was parsed.
 func (p *Parsed) SQL() string { return p.sql }
 
@@ -229,7 +239,12 @@ func (p *Parser) parseMiss(sql string, sh shape, shaped bool) *Parsed {
 // the same trees; only Parse's answer for a repeated text is the same
 // *Parsed, with what Memo holds for it (fast should say no where that
 // matters). buf is the caller's scratch space for the shape key.
-func (p *Parser) ParseLocal(sql string, local map[string]*Parsed, buf *[]byte, fast func(tpl *Parsed) bool) *Parsed {
+//
+// When scratch is not nil, a text answered from local is answered in
+// *scratch, which is reset for it (nothing is allocated): the caller owns
+// scratch and must let no reference to it, or to its Statements, outlive
+// its use of this text (Own makes a Parsed that may).
+func (p *Parser) ParseLocal(sql string, local map[string]*Parsed, buf *[]byte, fast func(tpl *Parsed) bool, scratch *Parsed) *Parsed {
 	if p.cache == nil || len(sql) > maxCachedLen {
 		return p.Parse(sql)
 	}
@@ -237,7 +252,11 @@ func (p *Parser) ParseLocal(sql string, local map[string]*Parsed, buf *[]byte, f
 	*buf = key
 	if shaped {
 		if tpl, ok := local[string(key)]; ok && fast(tpl) {
-			return &Parsed{tpl: tpl, sql: sql, text: sh.stmtText(sql)}
+			if scratch == nil {
+				return &Parsed{tpl: tpl, sql: sql, text: sh.stmtText(sql)}
+			}
+			*scratch = Parsed{tpl: tpl, sql: sql, text: sh.stmtText(sql)}
+			return scratch
 		}
 	}
 	if parsed, ok := p.cache.Get(sql); ok {

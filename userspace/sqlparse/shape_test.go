@@ -306,31 +306,72 @@ func TestParseLocal(t *testing.T) {
 	local := map[string]*Parsed{}
 	var buf []byte
 	yes := func(*Parsed) bool { return true }
-	first := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 1", local, &buf, yes)
-	second := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 2", local, &buf, yes)
+	first := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 1", local, &buf, yes, nil)
+	second := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 2", local, &buf, yes, nil)
 	if len(local) != 1 || second.Shape() != first.Shape() {
 		t.Fatalf("after two texts of one shape: %d local templates, shapes %p %p", len(local), first.Shape(), second.Shape())
 	}
-	third := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 3", local, &buf, yes)
+	third := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 3", local, &buf, yes, nil)
 	if !third.Shaped() || third.Shape() != first.Shape() || third.SQL() != "SELECT abalance FROM pgbench_accounts WHERE aid = 3" {
 		t.Fatalf("local answer: shaped %v, same template %v, sql %q", third.Shaped(), third.Shape() == first.Shape(), third.SQL())
 	}
 	compareParsed(t, third.SQL(), third, NewParser(0).Parse(third.SQL()))
 	// fast says no: the shared caches answer, a repeated text with its *Parsed.
 	no := func(*Parsed) bool { return false }
-	again := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 1", local, &buf, no)
+	again := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 1", local, &buf, no, nil)
 	if again != p.Parse("SELECT abalance FROM pgbench_accounts WHERE aid = 1") {
 		t.Error("with fast false a repeated text did not get the text cache's Parsed")
 	}
 	// A text without a shape (not eligible) is Parse's.
-	if got := p.ParseLocal("SET search_path = public", local, &buf, yes); got.Err != nil || got.Shaped() {
+	if got := p.ParseLocal("SET search_path = public", local, &buf, yes, nil); got.Err != nil || got.Shaped() {
 		t.Errorf("SET: err %v shaped %v", got.Err, got.Shaped())
+	}
+}
+
+// TestParseLocalScratch checks the answer in the caller's scratch space:
+// nothing allocated, the answer of the new text each time (statements,
+// tree), and Own keeping a text after scratch moved on.
+func TestParseLocalScratch(t *testing.T) {
+	p := NewParser(100)
+	local := map[string]*Parsed{}
+	var buf []byte
+	var scratch Parsed
+	yes := func(*Parsed) bool { return true }
+	// The first text makes the shape's template, the second finds it in
+	// the shared caches and puts it in local.
+	first := p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 1", local, &buf, yes, &scratch)
+	if p.ParseLocal("SELECT abalance FROM pgbench_accounts WHERE aid = 0", local, &buf, yes, &scratch) == &scratch || first == &scratch {
+		t.Fatal("a text of a shape not in local was answered in scratch")
+	}
+	const two, three = "SELECT abalance FROM pgbench_accounts WHERE aid = 2", "SELECT abalance FROM pgbench_accounts WHERE aid = 3"
+	second := p.ParseLocal(two, local, &buf, yes, &scratch)
+	if second != &scratch || second.Shape() != first.Shape() {
+		t.Fatalf("a text of a known shape: in scratch %v, same template %v", second == &scratch, second.Shape() == first.Shape())
+	}
+	if got := second.Statements(); len(got) != 1 || got[0].Text != two {
+		t.Fatalf("statements of the text in scratch: %+v", got)
+	}
+	owned := second.Own(&scratch)
+	if owned == &scratch || owned.SQL() != two || owned.Shape() != first.Shape() {
+		t.Fatalf("Own: a new Parsed %v, sql %q, same template %v", owned != &scratch, owned.SQL(), owned.Shape() == first.Shape())
+	}
+	if first.Own(&scratch) != first {
+		t.Error("Own of a Parsed not in scratch is not itself")
+	}
+	third := p.ParseLocal(three, local, &buf, yes, &scratch)
+	compareParsed(t, three, third, NewParser(0).Parse(three))
+	compareParsed(t, two, owned, NewParser(0).Parse(two))
+	if got := third.Statements()[0].Text; got != three {
+		t.Errorf("scratch reused: statement text %q", got)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { p.ParseLocal(two, local, &buf, yes, &scratch) }); allocs != 0 {
+		t.Errorf("a text answered in scratch allocates %v times", allocs)
 	}
 }
 
 // BenchmarkParseLocal measures the session-local shape path a simple Query
 // of a known shape takes (pgbench -S through the guardrails): no parse, no
-// lock, and as few allocations as the answer needs.
+// lock, and no allocation (the answer is in the session's scratch space).
 func BenchmarkParseLocal(b *testing.B) {
 	p := NewParser(100)
 	local := map[string]*Parsed{}
@@ -340,12 +381,13 @@ func BenchmarkParseLocal(b *testing.B) {
 	for i := range texts {
 		texts[i] = fmt.Sprintf("SELECT abalance FROM pgbench_accounts WHERE aid = %d;", i+1)
 	}
-	p.ParseLocal(texts[0], local, &buf, yes)
+	p.ParseLocal(texts[0], local, &buf, yes, nil)
+	var scratch Parsed
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		i++
-		if got := p.ParseLocal(texts[i%len(texts)], local, &buf, yes); !got.Shaped() || len(got.Statements()) != 1 {
+		if got := p.ParseLocal(texts[i%len(texts)], local, &buf, yes, &scratch); !got.Shaped() || len(got.Statements()) != 1 {
 			b.Fatal("not answered from the shape")
 		}
 	}

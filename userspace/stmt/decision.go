@@ -245,6 +245,27 @@ func (c Chain) epoch() (uint64, bool) {
 	return sum, true
 }
 
+// Reuse gives m's decision again when DecideReusing would (every policy a
+// Reuser, no epoch changed, less than MaxReuse since m's decision), and
+// reports whether it did; it never asks a policy to decide.
+func (c Chain) Reuse(st *Statement, m *Memo, now time.Time) (Outcome, bool) {
+	if !m.ok {
+		return Outcome{}, false
+	}
+	epoch, reusable := c.epoch()
+	if age := now.Sub(m.at); !reusable || m.epoch != epoch || age < 0 || age >= MaxReuse {
+		return Outcome{}, false
+	}
+	out := Outcome{Action: Allow, SQL: st.SQL}
+	for i, p := range c {
+		// As in decide, the last policy that gave a source or verdict names them.
+		if d := p.(Reuser).Reused(st, m.decisions[i]); d.Source != "" || d.Verdict != "" {
+			out.Source, out.Verdict = d.Source, d.Verdict
+		}
+	}
+	return out, true
+}
+
 // DecideReusing is Decide for a Bind of a prepared statement, or a simple
 // Query of a shape, whose last decision m holds, at time now (see Reuser).
 // When every policy is a Reuser, no epoch changed and less than MaxReuse
@@ -252,20 +273,13 @@ func (c Chain) epoch() (uint64, bool) {
 // decision is given again (Elapsed 0). Otherwise the chain decides and m
 // keeps the decisions if every policy calls its own reusable.
 func (c Chain) DecideReusing(ctx context.Context, st *Statement, m *Memo, now time.Time) Outcome {
+	if out, ok := c.Reuse(st, m, now); ok {
+		return out
+	}
 	epoch, reusable := c.epoch()
 	if !reusable {
 		m.ok = false
 		return c.decide(ctx, st, nil)
-	}
-	if age := now.Sub(m.at); m.ok && m.epoch == epoch && age >= 0 && age < MaxReuse {
-		out := Outcome{Action: Allow, SQL: st.SQL}
-		for i, p := range c {
-			// As in decide, the last policy that gave a source or verdict names them.
-			if d := p.(Reuser).Reused(st, m.decisions[i]); d.Source != "" || d.Verdict != "" {
-				out.Source, out.Verdict = d.Source, d.Verdict
-			}
-		}
-		return out
 	}
 	if len(m.decisions) != len(c) {
 		m.decisions = make([]Decision, len(c))

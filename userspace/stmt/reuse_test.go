@@ -133,3 +133,28 @@ func TestDecideReusingByShapeOnlyWhatEveryPolicyCallsReusable(t *testing.T) {
 		t.Fatalf("Reused got %+v", got)
 	}
 }
+
+// TestReuseOnlyGivesAgain checks Reuse: false and no policy asked while
+// nothing is memoised or the memo is stale; the memo's outcome once it
+// holds one.
+func TestReuseOnlyGivesAgain(t *testing.T) {
+	a := &reuser{d: Decision{Source: "rules", Verdict: "efficient"}}
+	c := Chain{a}
+	var m Memo
+	now := time.Unix(1000, 0)
+	if _, ok := c.Reuse(bind(), &m, now); ok || a.decided != 0 {
+		t.Fatalf("empty memo: reused %v, decided %d", ok, a.decided)
+	}
+	c.DecideReusing(context.Background(), bind(), &m, now)
+	out, ok := c.Reuse(bind(), &m, now.Add(time.Millisecond))
+	if !ok || out.Action != Allow || out.Source != "memory" || out.Verdict != "efficient" || a.decided != 1 || len(a.reused) != 1 {
+		t.Fatalf("memoised: reused %v, %+v, decided %d, reused %d", ok, out, a.decided, len(a.reused))
+	}
+	a.epoch++
+	if _, ok := c.Reuse(bind(), &m, now.Add(time.Millisecond)); ok || a.decided != 1 {
+		t.Fatalf("after an epoch change: reused %v, decided %d", ok, a.decided)
+	}
+	if _, ok := c.Reuse(bind(), &m, now.Add(MaxReuse)); ok {
+		t.Fatal("reused after MaxReuse")
+	}
+}
