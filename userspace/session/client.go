@@ -265,7 +265,7 @@ func (s *Session) decideQuery(sql string) stmt.Outcome {
 		s.lastParsed = own
 		st.UseParsed(own)
 	}
-	return s.Policies.DecideReusing(s.ctx, st, m, now)
+	return s.Policies.DecideMemo(s.ctx, st, m, now)
 }
 
 // decideText decides about a statement text (Simple or Parse). Text the

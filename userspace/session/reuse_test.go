@@ -41,8 +41,9 @@ func (k *keeper) Reused(_ *stmt.Statement, d stmt.Decision) stmt.Decision { retu
 // shape, whose decision the session reuses and answers in its scratch
 // space, with a decision made afresh in the middle of it: every Query gets
 // its own rows and record, and a parse a policy kept still reads its own
-// text after the Queries that followed (run with -race: the backend pump
-// reads each Query's statements while the client pump parses the next).
+// text after the Queries that followed. (The op's own copy of its
+// statement is not seen here: every statement a shape stands for is one
+// the tracker passes over, whichever text it reads.)
 func TestReusedShapesInAPipeline(t *testing.T) {
 	k := &keeper{}
 	sm := startSeam(t, k)

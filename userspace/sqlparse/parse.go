@@ -80,7 +80,7 @@ func (p *Parsed) Shape() *Parsed {
 // itself, or for a text answered in the caller's scratch space (ParseLocal)
 // a new Parsed of it (without what Memo held for it).
 func (p *Parsed) Own(scratch *Parsed) *Parsed {
-	if p != scratch || p.tpl == nil {
+	if p != scratch {
 		return p
 	}
 	return &Parsed{tpl: p.tpl, sql: p.sql, text: p.text}

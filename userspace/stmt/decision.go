@@ -276,6 +276,13 @@ func (c Chain) DecideReusing(ctx context.Context, st *Statement, m *Memo, now ti
 	if out, ok := c.Reuse(st, m, now); ok {
 		return out
 	}
+	return c.DecideMemo(ctx, st, m, now)
+}
+
+// DecideMemo is DecideReusing's other half, for a caller that tried Reuse
+// itself: the chain decides, and m keeps the decisions, made at now, if
+// every policy calls its own reusable.
+func (c Chain) DecideMemo(ctx context.Context, st *Statement, m *Memo, now time.Time) Outcome {
 	epoch, reusable := c.epoch()
 	if !reusable {
 		m.ok = false
