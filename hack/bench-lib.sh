@@ -118,15 +118,26 @@ pg_user() {
 	pg_sql postgres -c "CREATE ROLE $1 LOGIN PASSWORD '$2'" -c "CREATE DATABASE $3 OWNER $1"
 }
 
-# proxy_build builds cmd/pgproxy from this checkout into the work folder.
+# proxy_build builds cmd/pgproxy from this checkout into the work folder (once: a target
+# started again reuses the binary).
 proxy_build() {
+	[ -x "$workdir/pgproxy" ] && return 0
 	(cd "$root" && go build -o "$workdir/pgproxy" ./cmd/pgproxy) || die "cmd/pgproxy does not build"
 }
 
+# proc_stop PID stops a process started in the background (TERM, then KILL after 5 s).
+proc_stop() {
+	kill "$1" 2>/dev/null || return 0
+	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
 # proxy_build_rev REV OUT builds cmd/pgproxy as of git revision REV into OUT (for
-# before/after comparisons in one run).
+# before/after comparisons in one run), once.
 proxy_build_rev() {
 	local rev="$1" out="$2" src="$workdir/src-$1"
+	[ -x "$out" ] && return 0
 	mkdir -p "$src"
 	git -C "$root" archive "$rev" | tar -x -C "$src" || die "git archive $rev failed"
 	(cd "$src" && go build -o "$out" ./cmd/pgproxy) || die "cmd/pgproxy of $rev does not build"

@@ -12,6 +12,13 @@
 # transaction: a steadier figure than TPS on a shared machine. Then the Go benchmark of the
 # DataRow relay.
 #
+# A pgproxy process keeps its own speed for as long as it lives: two processes of the same
+# binary and settings can differ by 5% in TPS and 20% in CPU per transaction, round after
+# round (where the kernel put its threads, how its memory fell). So every BENCH_RESTART
+# rounds each pgproxy target is stopped, started again and warmed up, and a median spans
+# several processes per target; the proxy2 target (a second passthrough proxy, the same as
+# proxy) shows what is left of that: proxy2/proxy should read 1.00.
+#
 # Environment:
 #   BENCH_SECONDS   length of one pgbench run (10)
 #   BENCH_ROUNDS    runs per target and setting; the median is reported (3)
@@ -20,7 +27,9 @@
 #   BENCH_TARGETS   targets in the order they run in the first round (direct proxy guard pgbouncer);
 #                   guard is the proxy with the guardrails on (ANALYSIS_ENABLED=true,
 #                   PROXY_MODE=blocking): after the warm-up every decision comes from the cache;
-#                   mask is the proxy with data masking on (pgbench touches no masked table)
+#                   mask is the proxy with data masking on (pgbench touches no masked table);
+#                   proxy2 is a second passthrough proxy (the noise floor: proxy2/proxy)
+#   BENCH_RESTART   start the pgproxy targets again every this many rounds (5; 0: never)
 #   BENCH_RATIOS    ratio columns, A/B target pairs (proxy/direct guard/proxy proxy/pgbouncer)
 #   BENCH_SCALE     pgbench -i scale (10)
 #   BENCH_WARMUP    seconds of warm-up per target before measuring, 0 for none (3)
@@ -49,6 +58,7 @@ read -r -a protocols <<<"${BENCH_PROTOCOLS:-simple prepared}"
 read -r -a targets <<<"${BENCH_TARGETS:-direct proxy guard pgbouncer}"
 read -r -a ratios <<<"${BENCH_RATIOS:-proxy/direct guard/proxy proxy/pgbouncer}"
 scale="${BENCH_SCALE:-10}"
+restart_every="${BENCH_RESTART:-5}"
 warmup="${BENCH_WARMUP:-3}"
 
 bench_user=bench
@@ -80,6 +90,13 @@ target_proxy_start() {
 	proxy_target proxy
 }
 
+# target_proxy2_start: a second passthrough proxy, started the same way as proxy.
+target_proxy2_start() {
+	proxy_build
+	proxy_start "$bench_db"
+	proxy_target proxy2
+}
+
 # target_guard_start: the proxy target with the guardrails on, in blocking mode: every read is
 # judged (pgbench -S's one shape is efficient: an index lookup), the decision cached in process
 # after the first; the analysis logs in with the bench user (PG_BACKEND_URL with credentials).
@@ -95,7 +112,7 @@ target_guard_start() {
 # forwarded unchanged after one look per statement shape).
 target_mask_start() {
 	proxy_build
-	pg_sql "$bench_db" -qc "CREATE TABLE IF NOT EXISTS customers (id int PRIMARY KEY, email text, ssn text);
+	pg_sql "$bench_db" -qc "SET client_min_messages = warning; CREATE TABLE IF NOT EXISTS customers (id int PRIMARY KEY, email text, ssn text);
 		GRANT SELECT ON customers TO $bench_user"
 	cat >"$workdir/masking.yaml" <<-YAML
 		version: "1.0"
@@ -202,6 +219,18 @@ measure() {
 	fi
 }
 
+# restart_proxies stops every target that is a pgproxy process, starts it again and warms it
+# up with a short run of the setting about to be measured.
+restart_proxies() {
+	local t
+	for t in "${targets[@]}"; do
+		[ -n "${target_pid[$t]:-}" ] || continue
+		proc_stop "${target_pid[$t]}"
+		"target_${t}_start"
+		[ -n "$(measure "$t" "$1" "$2" 1)" ] || die "warm-up run against $t failed after its restart"
+	done
+}
+
 # median prints the median of its numeric arguments ("" when there are none).
 median() {
 	[ $# -gt 0 ] || return 0
@@ -245,11 +274,16 @@ fi
 results="$workdir/results"
 : >"$results"
 total=$((${#protocols[@]} * ${#clients_list[@]} * rounds * ${#targets[@]}))
-n=0
+n=0 g=0
 log "$total runs of ${seconds}s: about $((total * (seconds + 1) / 60 + 1)) minutes"
 for proto in "${protocols[@]}"; do
 	for clients in "${clients_list[@]}"; do
 		for ((round = 1; round <= rounds; round++)); do
+			g=$((g + 1))
+			if [ "$restart_every" -gt 0 ] && [ "$g" -gt 1 ] && [ $(((g - 1) % restart_every)) = 0 ]; then
+				log "starting the pgproxy targets again (every $restart_every rounds)"
+				restart_proxies "$proto" "$clients"
+			fi
 			for ((i = 0; i < ${#targets[@]}; i++)); do
 				t="${targets[$(((i + round - 1) % ${#targets[@]}))]}"
 				n=$((n + 1))
