@@ -22,6 +22,7 @@ import (
 	"github.com/pgproxy/pgproxy/userspace/backend"
 	"github.com/pgproxy/pgproxy/userspace/cache"
 	"github.com/pgproxy/pgproxy/userspace/config"
+	"github.com/pgproxy/pgproxy/userspace/filewatch"
 	"github.com/pgproxy/pgproxy/userspace/llm"
 	"github.com/pgproxy/pgproxy/userspace/metadata"
 	"github.com/pgproxy/pgproxy/userspace/proxy"
@@ -212,14 +213,14 @@ func (g *guard) start() {
 	go g.watchOverrides(hup)
 }
 
-// watchOverrides reloads the overrides when the file changes (checked every
-// second) or on SIGHUP; a broken file keeps the previous overrides.
+// watchOverrides reloads the overrides when the file changes (told by the
+// kernel's file events, see filewatch) or on SIGHUP; a broken file keeps the
+// previous overrides.
 func (g *guard) watchOverrides(hup chan os.Signal) {
 	m := g.m
 	defer g.wg.Done()
 	defer signal.Stop(hup)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
+	changes := filewatch.Watch(g.cfg.Guardrails.OverridesPath, g.stop, g.log)
 	for {
 		force := false
 		select {
@@ -227,7 +228,7 @@ func (g *guard) watchOverrides(hup chan os.Signal) {
 			return
 		case <-hup:
 			force = true
-		case <-tick.C:
+		case <-changes:
 		}
 		if !force && !g.overrides.Changed() {
 			continue

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgproxy/pgproxy/userspace/backend"
 	"github.com/pgproxy/pgproxy/userspace/config"
+	"github.com/pgproxy/pgproxy/userspace/filewatch"
 	"github.com/pgproxy/pgproxy/userspace/llm"
 	"github.com/pgproxy/pgproxy/userspace/masking"
 	"github.com/pgproxy/pgproxy/userspace/masking/generate"
@@ -131,20 +132,20 @@ func (ms *maskingSet) noteFile() {
 	}
 }
 
-// watch re-reads the masking file when it changes (checked every second) or
-// on SIGHUP; a broken file keeps the previous configuration.
+// watch re-reads the masking file when it changes (told by the kernel's file
+// events, see filewatch) or on SIGHUP; a broken file keeps the previous
+// configuration.
 func (ms *maskingSet) watch(hup chan os.Signal) {
 	defer ms.wg.Done()
 	defer signal.Stop(hup)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	path := ms.cfg.Masking.ConfigPath
+	changes := filewatch.Watch(path, ms.stop, ms.log)
 	for {
 		select {
 		case <-ms.stop:
 			return
 		case <-hup:
-		case <-tick.C:
+		case <-changes:
 			fi, err := os.Stat(path)
 			if err == nil && fi.ModTime().Equal(ms.modTime) && fi.Size() == ms.size {
 				continue

@@ -1,6 +1,6 @@
 Feature: Overrides: an operator allows or blocks a statement shape in seconds, without a restart
   ANALYSIS_OVERRIDES_PATH lists fingerprints (or statements) with allow or block. The file is
-  re-read within a second of a change and on SIGHUP; a broken file keeps the previous overrides.
+  re-read as soon as file events report a change, and on SIGHUP; a broken file keeps the previous overrides.
 
   Scenario: a false positive is unblocked by an override, within seconds, without a restart
     Given an empty overrides file

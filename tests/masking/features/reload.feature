@@ -1,5 +1,5 @@
 Feature: The masking file is read again on change, and checked at start-up
-  The proxy checks the masking file every second: a change puts the new masks in force within
+  The proxy watches the masking file's folder for file events: a change puts the new masks in force within
   seconds, a broken file keeps the previous configuration (logged, counted in
   pgproxy_masking_reloads_total{result="error"}). A mask that cannot produce its column's type
   stops start-up with the file, the line and the column.
