@@ -6,9 +6,10 @@
 // The directory holding the file is watched, not the file itself, so that
 // an editor's write-and-rename, a Kubernetes ConfigMap's swap of its
 // ..data link and a file created after start all show. When the path is a
-// link, the directory it resolves to is watched too. A burst of events
-// gives one signal once the directory has been quiet for a moment; the
-// receiver decides whether the file really changed (its time and size).
+// link, the directory it resolves to is watched too. Events about other
+// files there are ignored. A burst of events gives one signal once the file
+// has been quiet for a moment; the receiver decides whether the file really
+// changed (its time and size).
 // File systems that send no events for changes made elsewhere (NFS) are
 // covered by a signal every Backstop as well.
 package filewatch
@@ -16,6 +17,7 @@ package filewatch
 import (
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -83,11 +85,15 @@ func events(w *fsnotify.Watcher, path string, out chan struct{}, stop <-chan str
 	defer w.Close()
 	dir := filepath.Dir(path)
 	target := ""
+	// names: the file's, and what its link resolves to (other files in
+	// the folders, a log written beside it, say, are no concern).
+	names := map[string]bool{filepath.Base(path): true}
 	follow := func() { // watch where the link points now, too
 		real, err := filepath.EvalSymlinks(path)
 		if err != nil {
 			return
 		}
+		names[filepath.Base(real)] = true
 		if d := filepath.Dir(real); d != dir && d != target {
 			if target != "" {
 				_ = w.Remove(target)
@@ -110,11 +116,13 @@ func events(w *fsnotify.Watcher, path string, out chan struct{}, stop <-chan str
 		case <-backstop.C:
 			follow()
 			notify(out)
-		case _, ok := <-w.Events:
+		case ev, ok := <-w.Events:
 			if !ok {
 				return
 			}
-			quiet.Reset(Quiet)
+			if concerns(ev.Name, names) {
+				quiet.Reset(Quiet)
+			}
 		case err, ok := <-w.Errors:
 			if !ok {
 				return
@@ -129,4 +137,12 @@ func events(w *fsnotify.Watcher, path string, out chan struct{}, stop <-chan str
 			notify(out)
 		}
 	}
+}
+
+// concerns reports whether an event about name may change the file: one of
+// the names it goes by, or a name starting with ".." (a ConfigMap's links
+// and folders).
+func concerns(name string, names map[string]bool) bool {
+	base := filepath.Base(name)
+	return names[base] || strings.HasPrefix(base, "..")
 }

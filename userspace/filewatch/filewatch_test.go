@@ -3,6 +3,7 @@ package filewatch
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -48,6 +49,12 @@ func TestWritesAndReplacements(t *testing.T) {
 	path := filepath.Join(dir, "masking.yaml")
 	write(t, path, "a")
 	ch := start(t, path)
+
+	// A log written beside it is no concern.
+	for i := range 5 {
+		write(t, filepath.Join(dir, "pgproxy.log"), strings.Repeat("x", i))
+	}
+	quiet(t, ch, "after writes to another file in the folder")
 
 	write(t, path, "b")
 	signalled(t, ch, "a write in place")
