@@ -58,19 +58,22 @@ bench_init() {
 	trap 'exit 143' TERM
 }
 
+# proc_stop PID stops a process started in the background (TERM, then KILL after 5 s;
+# wait only works for our own children, so it polls).
+proc_stop() {
+	kill "$1" 2>/dev/null || return 0
+	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
 # bench_cleanup stops what was started (newest first), the cluster, and removes the folder.
 bench_cleanup() {
 	local status=$?
 	trap - EXIT INT TERM
 	local i pid
 	for ((i = ${#bg_pids[@]} - 1; i >= 0; i--)); do
-		pid="${bg_pids[$i]}"
-		if kill "$pid" 2>/dev/null; then
-			# wait only works for our own children; poll for the others
-			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-			kill -KILL "$pid" 2>/dev/null || true
-			wait "$pid" 2>/dev/null || true
-		fi
+		proc_stop "${bg_pids[$i]}"
 	done
 	for f in "${pidfile_procs[@]}"; do
 		if [ -s "$f" ] && pid="$(head -1 "$f")" && kill "$pid" 2>/dev/null; then
@@ -123,14 +126,6 @@ pg_user() {
 proxy_build() {
 	[ -x "$workdir/pgproxy" ] && return 0
 	(cd "$root" && go build -o "$workdir/pgproxy" ./cmd/pgproxy) || die "cmd/pgproxy does not build"
-}
-
-# proc_stop PID stops a process started in the background (TERM, then KILL after 5 s).
-proc_stop() {
-	kill "$1" 2>/dev/null || return 0
-	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
 }
 
 # proxy_build_rev REV OUT builds cmd/pgproxy as of git revision REV into OUT (for

@@ -275,7 +275,9 @@ results="$workdir/results"
 : >"$results"
 total=$((${#protocols[@]} * ${#clients_list[@]} * rounds * ${#targets[@]}))
 n=0 g=0
-log "$total runs of ${seconds}s: about $((total * (seconds + 1) / 60 + 1)) minutes"
+restarts=0
+[ "$restart_every" -gt 0 ] && restarts=$(((${#protocols[@]} * ${#clients_list[@]} * rounds - 1) / restart_every))
+log "$total runs of ${seconds}s and $restarts restarts of the pgproxy targets: about $((total * (seconds + 1) / 60 + 1)) minutes and the restarts"
 for proto in "${protocols[@]}"; do
 	for clients in "${clients_list[@]}"; do
 		for ((round = 1; round <= rounds; round++)); do

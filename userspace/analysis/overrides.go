@@ -28,8 +28,8 @@ import (
 //	  - sql: SELECT * FROM orders WHERE note = 'x'   # fingerprinted when the file is read
 //	    action: block
 //
-// The file is re-read when it changes (checked every second) and on
-// Reload (SIGHUP). A file that does not parse keeps the previous overrides
+// The proxy re-reads the file when it changes (file events: filewatch)
+// and on SIGHUP. A file that does not parse keeps the previous overrides
 // in force; the error names the line.
 type Overrides struct {
 	path   string
