@@ -2,6 +2,7 @@ package masking
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -49,6 +50,28 @@ func deniedFunction(name string) string {
 	}
 	return ""
 }
+
+// bodyDenied finds, in the body of a function in a language whose SQL the
+// proxy does not parse (PL/pgSQL), the name of a denied function, family or
+// relation, of ts_rewrite (its query form runs SQL given as text), and of
+// what changes how the server reads statement text (set_config,
+// standard_conforming_strings, client_encoding): the body runs unseen, so
+// a name is enough to refuse it.
+var bodyDenied = func() *regexp.Regexp {
+	var names []string
+	for n := range deniedFunctions {
+		names = append(names, regexp.QuoteMeta(n))
+	}
+	for n := range deniedRelations {
+		names = append(names, regexp.QuoteMeta(n))
+	}
+	for p := range deniedPrefixes {
+		names = append(names, regexp.QuoteMeta(p)+`\w*`)
+	}
+	names = append(names, "ts_rewrite", "set_config", "standard_conforming_strings", "client_encoding")
+	slices.Sort(names)
+	return regexp.MustCompile(`(?i)(^|[^\w$])(` + strings.Join(names, "|") + `)($|[^\w$])`)
+}()
 
 // deniedRelations are catalog and statistics relations that show column
 // values (statistics samples: most common values, histograms).

@@ -212,13 +212,24 @@ func (r *rewriter) statement(n *pg_query.Node) {
 		r.createFunction(n.GetCreateFunctionStmt())
 		r.res.DDL = true
 	case n.GetDefineStmt() != nil, n.GetCreateOpClassStmt() != nil, n.GetCreateCastStmt() != nil, n.GetCreateTransformStmt() != nil,
-		n.GetCreateConversionStmt() != nil, n.GetAlterOperatorStmt() != nil, n.GetAlterOpFamilyStmt() != nil:
+		n.GetCreateConversionStmt() != nil, n.GetAlterOperatorStmt() != nil, n.GetAlterOpFamilyStmt() != nil,
+		n.GetCreateRangeStmt() != nil:
 		// Operators, aggregates, casts and the like name the functions
 		// they call later, implicitly.
 		r.namedFunctions(n)
 		r.res.DDL = true
 		r.walk(n)
-	case n.GetDropStmt() != nil, n.GetAlterFunctionStmt() != nil, n.GetCreatePlangStmt() != nil, n.GetCreateDomainStmt() != nil,
+	case n.GetAlterFunctionStmt() != nil:
+		// ALTER FUNCTION ... SET applies the setting while the body runs,
+		// as CREATE FUNCTION ... SET does (BUGS.md 42).
+		for _, a := range n.GetAlterFunctionStmt().Actions {
+			if d := a.GetDefElem(); d != nil && d.Defname == "set" {
+				r.setting(d.Arg.GetVariableSetStmt())
+			}
+		}
+		r.res.DDL = true
+		r.walk(n)
+	case n.GetDropStmt() != nil, n.GetCreatePlangStmt() != nil, n.GetCreateDomainStmt() != nil,
 		n.GetCompositeTypeStmt() != nil, n.GetCreateEnumStmt() != nil, n.GetCreateSchemaStmt() != nil:
 		r.res.DDL = true
 		r.walk(n)
@@ -1130,8 +1141,9 @@ func (r *rewriter) createFunction(f *pg_query.CreateFunctionStmt) {
 			r.setting(d.Arg.GetVariableSetStmt())
 		}
 	}
+	prev := r.inBody
 	r.inBody = true
-	defer func() { r.inBody = false }()
+	defer func() { r.inBody = prev }()
 	for _, p := range f.Parameters {
 		r.walk(p) // parameter defaults
 	}
@@ -1158,6 +1170,11 @@ func (r *rewriter) createFunction(f *pg_query.CreateFunctionStmt) {
 		refuse("the body of the %s %s changes what the server shows of statements, which carry the keyed hash's key", what, name)
 	}
 	if lang != "sql" {
+		// The proxy does not parse PL/pgSQL: a denied name anywhere in
+		// the body refuses it (BUGS.md 42).
+		if m := bodyDenied.FindStringSubmatch(body); m != nil {
+			refuse("the body of the %s %s names %s, which is not allowed in a %s body while masking is on (the proxy does not read %s)", what, name, strings.ToLower(m[2]), lang, lang)
+		}
 		return
 	}
 	tree, err := pg_query.Parse(body)
@@ -1168,17 +1185,35 @@ func (r *rewriter) createFunction(f *pg_query.CreateFunctionStmt) {
 		if r.reads(st.Stmt) {
 			refuse("the body of the %s %s reads a masked table: it would see clear values", what, name)
 		}
-		r.walk(st.Stmt)
+		// Each statement of the body gets the checks a statement sent
+		// gets (SET, DO, a nested CREATE FUNCTION...): BUGS.md 42.
+		r.statement(st.Stmt)
 	}
 }
 
 // namedFunctions refuses a statement (CREATE OPERATOR, AGGREGATE, CAST...)
-// that names an unsafe function: it would be called without a function
-// call in the statement that runs it.
+// that names an unsafe function, a built-in one included: it would be
+// called without a function call in the statement that runs it, so its
+// arguments could not be checked either (ts_rewrite's query form,
+// set_config of a setting masking depends on: BUGS.md 42).
 func (r *rewriter) namedFunctions(n *pg_query.Node) {
 	eachNode(n, func(x *pg_query.Node) bool {
 		if s := x.GetString_(); s != nil {
-			if why := r.cat.UnsafeFunction(s.Sval); why != "" {
+			name := strings.ToLower(s.Sval)
+			why := r.cat.UnsafeFunction(s.Sval)
+			if why == "" {
+				why = deniedFunction(name)
+			}
+			switch {
+			case why != "":
+			case name == "ts_rewrite":
+				why = "it runs SQL given as text"
+			case name == "set_config":
+				why = "it changes settings masking depends on, with values the proxy would not see"
+			case r.cat.cfg.usesHMAC() && keyExposing[name]:
+				why = "it shows statement texts, which carry the keyed hash's key"
+			}
+			if why != "" {
 				refuse("naming the function %s here is not allowed: %s", s.Sval, why)
 			}
 		}
@@ -1239,7 +1274,8 @@ func (r *rewriter) setConfig(fc *pg_query.FuncCall) {
 // an hmac mask, what sends the session's statement texts or trees to the
 // client (they carry the keyed hash's key).
 func (r *rewriter) guarded(name string) bool {
-	return strings.EqualFold(name, "standard_conforming_strings") || (r.cat.cfg.usesHMAC() && showsStatements(name))
+	return strings.EqualFold(name, "standard_conforming_strings") || strings.EqualFold(name, "client_encoding") ||
+		(r.cat.cfg.usesHMAC() && showsStatements(name))
 }
 
 // checkSetting refuses a value of a guarded setting that masking cannot
@@ -1253,6 +1289,18 @@ func (r *rewriter) checkSetting(name, value string, known bool) {
 			}
 		}
 		refuse("setting standard_conforming_strings to anything but on is not allowed while masking is on: the proxy reads statements as the server does only with it on")
+	}
+	if strings.EqualFold(name, "client_encoding") {
+		// The proxy reads statements as UTF-8. A statement pipelined after
+		// a change to another encoding would be checked before the server
+		// reports it, and read by the server as other characters (in SJIS,
+		// 0x5C can end a multibyte character and so swallow a quote):
+		// BUGS.md 42. RESET goes back to the session's first encoding,
+		// which the session knows.
+		if known && utf8Encoding(value) {
+			return
+		}
+		refuse("setting client_encoding to anything but UTF8 is not allowed while masking is on: the proxy reads statements as UTF-8 (connect with another client_encoding instead)")
 	}
 	if !known || statementShowing(name, value) {
 		refuse("setting %s to %s is not allowed: the server would send statement texts, which carry the keyed hash's key", name, value)
@@ -1288,4 +1336,11 @@ func (r *rewriter) unambiguous(rv *pg_query.RangeVar) {
 		r.res.Touched = true
 		refuse("the name %s is masked differently in several schemas: qualify it with its schema", rv.Relname)
 	}
+}
+
+// utf8Encoding reports whether an encoding name is UTF-8 or SQL_ASCII as
+// PostgreSQL spells them (case, dashes and underscores do not matter).
+func utf8Encoding(v string) bool {
+	v = strings.ToLower(strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.TrimSpace(v)))
+	return v == "utf8" || v == "unicode" || v == "sqlascii"
 }

@@ -302,3 +302,59 @@ func TestSchemaQualifiedColumnReferences(t *testing.T) {
 		t.Errorf("alias lost: %s", res.SQL)
 	}
 }
+
+// BUGS.md 42: what a review found getting past masking: PL/pgSQL bodies
+// naming the statistics views, ts_rewrite or set_config (the proxy does not
+// parse PL/pgSQL); operators and aggregates over built-in functions that
+// run SQL given as text or change settings; ALTER FUNCTION ... SET of
+// standard_conforming_strings; and a change of client_encoding, which a
+// statement pipelined after it is checked before the server reports.
+func TestIndirectCallsAndSettingChanges(t *testing.T) {
+	for _, hmac := range []bool{false, true} {
+		c := moreCatalog(t, hmac)
+		for sql, want := range map[string]string{
+			"CREATE FUNCTION fs5() RETURNS SETOF text LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT attname||'='||coalesce(histogram_bounds::text,'-') FROM pg_stats WHERE tablename='cust'||'omers'; END $$": "names pg_stats",
+			"CREATE FUNCTION ft() RETURNS tsquery LANGUAGE plpgsql AS $$ BEGIN RETURN ts_rewrite('zzz'::tsquery, 'select ''zzz''::tsquery, (quote_literal(ssn))::tsquery from cust'||'omers'); END $$":           "names ts_rewrite",
+			`CREATE FUNCTION f2() RETURNS SETOF text LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT * FROM pg_catalog."PG_STATS_EXT"; END $$`:                                                                  "names pg_stats_ext",
+			"CREATE FUNCTION f3() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM dblink_connect('x'); END $$":                                                                                                 "dblink_connect",
+			"CREATE OPERATOR public.### (function = pg_catalog.ts_rewrite, leftarg = tsquery, rightarg = text)":                                                                                                  "naming the function ts_rewrite",
+			"CREATE AGGREGATE rwagg(text) (sfunc = pg_catalog.ts_rewrite, stype = tsquery, initcond = 'zzz')":                                                                                                    "naming the function ts_rewrite",
+			"CREATE OPERATOR public.#~# (function = pg_catalog.ts_stat, leftarg = text, rightarg = text)":                                                                                                        "naming the function ts_stat",
+			"CREATE AGGREGATE qx(text) (sfunc = query_to_xml, stype = text)":                                                                                                                                     "naming the function query_to_xml",
+			"CREATE AGGREGATE scsagg(text, boolean) (sfunc = pg_catalog.set_config, stype = text, initcond = 'standard_conforming_strings')":                                                                     "naming the function set_config",
+			"ALTER FUNCTION scs() SET standard_conforming_strings = off":                                                                                                                                         "standard_conforming_strings",
+			"ALTER PROCEDURE p() SET standard_conforming_strings TO false":                                                                                                                                       "standard_conforming_strings",
+			"SET client_encoding = 'SJIS'":                                                            "client_encoding",
+			"SET LOCAL client_encoding TO 'BIG5'":                                                     "client_encoding",
+			"SET NAMES 'GBK'":                                                                         "client_encoding",
+			"SELECT set_config('client_encoding', 'SJIS', false)":                                     "client_encoding",
+			"SELECT set_config('client_encoding', (SELECT 'UTF8'), false)":                            "client_encoding",
+			"CREATE FUNCTION f() RETURNS int LANGUAGE sql SET client_encoding = 'SJIS' AS 'SELECT 1'": "client_encoding",
+			"ALTER FUNCTION f() SET client_encoding = 'BIG5'":                                         "client_encoding",
+		} {
+			refused(t, c, sql, want)
+		}
+		for _, sql := range []string{
+			"SET client_encoding = 'UTF8'", "SET NAMES 'utf-8'", "SET client_encoding TO 'Unicode'", "RESET client_encoding",
+			"SET client_encoding TO DEFAULT", "SELECT set_config('client_encoding', 'UTF8', false)",
+			"CREATE OPERATOR public.#+# (function = pg_catalog.textcat, leftarg = text, rightarg = text)",
+			"ALTER FUNCTION f() SET search_path = public", "ALTER FUNCTION f() SET standard_conforming_strings = on",
+		} {
+			allowed(t, c, sql)
+		}
+	}
+	c := moreCatalog(t, false)
+	for sql, want := range map[string]string{
+		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'SET standard_conforming_strings = off'":                                                                                 "standard_conforming_strings",
+		"CREATE PROCEDURE p() LANGUAGE sql AS 'SET LOCAL standard_conforming_strings = off'":                                                                                       "standard_conforming_strings",
+		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'SET client_encoding = ''SJIS'''":                                                                                        "client_encoding",
+		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'DO $d$ BEGIN NULL; END $d$'":                                                                                            "DO blocks",
+		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ CREATE FUNCTION g() RETURNS SETOF text LANGUAGE plpgsql AS 'BEGIN RETURN QUERY SELECT attname FROM pg_stats; END' $$": "names pg_stats",
+		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'CREATE EXTENSION pageinspect'":                                                                                          "CREATE EXTENSION",
+	} {
+		refused(t, c, sql, want)
+	}
+	allowed(t, c, "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'SET search_path = public'")
+	refused(t, c, "CREATE FUNCTION scsl() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('standard_conforming_strings', 'off', true); END $$", "names set_config")
+	refused(t, c, "CREATE FUNCTION enc() RETURNS void LANGUAGE plpgsql AS $$ BEGIN SET client_encoding = 'SJIS'; END $$", "names client_encoding")
+}

@@ -315,6 +315,12 @@ func (s *Session) unreadable(sql string, simple bool) *wire.Error {
 		return wire.Refusal("22021", fmt.Sprintf("pgproxy can check statements with non-ASCII text only in client_encoding UTF8 (this session uses %s)", enc)).
 			WithHint("SET client_encoding = 'UTF8'")
 	}
+	if other := s.otherEncoding.Load(); other != nil && !isASCII(sql) {
+		// RESET or a rolled-back SET can take the session back to that
+		// encoding in a pipeline, before the server reports it (BUGS.md 42).
+		return wire.Refusal("22021", fmt.Sprintf("pgproxy can check statements with non-ASCII text only in sessions that keep client_encoding UTF8 (this session has used %s)", *other)).
+			WithHint("connect with client_encoding UTF8")
+	}
 	p := s.parse
 	if simple {
 		p = s.parseQuery

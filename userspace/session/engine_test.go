@@ -338,6 +338,31 @@ func TestEngineRefusalMessagesCannotBreakOut(t *testing.T) {
 	}
 }
 
+// BUGS.md 42: once the server has reported a client_encoding other than
+// UTF8, RESET or a rolled-back SET can take the session back to it inside a
+// pipeline, before the server says so: non-ASCII text stays refused for the
+// rest of the session, even after a SET back to UTF8.
+func TestEngineNonASCIIStaysRefusedAfterAnotherEncoding(t *testing.T) {
+	sm := startSeam(t, stmt.PolicyFunc(func(context.Context, *stmt.Statement) stmt.Decision { return stmt.Decision{} }))
+	r := rawConn(t, sm)
+	r.send(&pgproto3.Query{String: "SELECT 'ŕ' AS before"})
+	if s := dump(r.untilZ(1)); strings.Contains(s, "E(") {
+		t.Fatalf("non-ASCII text in a UTF8 session: %s", s)
+	}
+	r.send(&pgproto3.Query{String: "SET client_encoding = 'SJIS'"})
+	r.untilZ(1)
+	r.send(&pgproto3.Query{String: "SET client_encoding = 'UTF8'"})
+	r.untilZ(1)
+	r.send(&pgproto3.Query{String: "SELECT 'ŕ' AS after"})
+	if s := dump(r.untilZ(1)); !strings.Contains(s, "E(22021") || !strings.Contains(s, "has used SJIS") {
+		t.Fatalf("answers %s: want non-ASCII text refused with 22021 after the session used SJIS", s)
+	}
+	r.send(&pgproto3.Query{String: "SELECT 'ascii' AS still"})
+	if s := dump(r.untilZ(1)); strings.Contains(s, "E(") {
+		t.Fatalf("ASCII text after the session used SJIS: %s", s)
+	}
+}
+
 // 10. The settings log grows by one entry per Execute of a set_config with a
 // parameter name, without bound (the server holds one value).
 func TestEngineSettingsLogGrowsWithoutBound(t *testing.T) {

@@ -100,4 +100,7 @@ func (s *Session) clientEncoding() string {
 func (s *Session) setClientEncoding(v string) {
 	v = strings.ToUpper(strings.ReplaceAll(v, "-", ""))
 	s.encoding.Store(&v)
+	if v != "UTF8" && v != "SQL_ASCII" {
+		s.otherEncoding.CompareAndSwap(nil, &v)
+	}
 }

@@ -177,6 +177,11 @@ type Session struct {
 	lastFields []pgproto3.FieldDescription
 	// encoding is the session's client_encoding as the server reported it.
 	encoding atomic.Pointer[string]
+	// otherEncoding is the first client_encoding other than UTF8 and
+	// SQL_ASCII the server reported: from then on the session may be back
+	// in it (RESET, a rolled-back SET) before the server says so, so
+	// non-ASCII text is refused for the rest of the session.
+	otherEncoding atomic.Pointer[string]
 
 	// noPlainErrors is set while a TLS handshake is under way.
 	noPlainErrors bool

@@ -160,6 +160,15 @@ Feature: The bypass corpus: no way around the masking
       | debug_print_parse                                  |
       | foreign key detail                                 |
       | standard_conforming_strings off                    |
+      | plpgsql reading pg_stats                           |
+      | plpgsql ts_rewrite                                 |
+      | operator over ts_rewrite                           |
+      | aggregate over ts_rewrite                          |
+      | operator over ts_stat                              |
+      | aggregate over set_config                          |
+      | plpgsql set_config                                 |
+      | sql function setting standard_conforming_strings   |
+      | client_encoding sjis                               |
       | prepare and execute                                |
       | cursor                                             |
       | cursor with hold                                   |
