@@ -66,6 +66,14 @@ func refused(t *testing.T, c *Catalog, sql, want string) {
 	}
 }
 
+// refusedAll is refused for each text and the fragment its refusal must hold.
+func refusedAll(t *testing.T, c *Catalog, cases map[string]string) {
+	t.Helper()
+	for sql, want := range cases {
+		refused(t, c, sql, want)
+	}
+}
+
 func allowed(t *testing.T, c *Catalog, sql string) Result {
 	t.Helper()
 	res := rewrite(t, c, sql)
@@ -95,7 +103,7 @@ func TestDMLTargetIsNotHiddenByACTE(t *testing.T) {
 // created.
 func TestCreateFunctionChecksTheBody(t *testing.T) {
 	c := moreCatalog(t, false)
-	for sql, want := range map[string]string{
+	refusedAll(t, c, map[string]string{
 		"CREATE FUNCTION f() RETURNS SETOF text LANGUAGE sql AS 'SELECT email FROM customers'":                        "reads customers",
 		`CREATE FUNCTION f() RETURNS SETOF text LANGUAGE sql AS $$ SELECT email FROM U&"\0063ustomers" $$`:            "U& escapes",
 		"CREATE FUNCTION f() RETURNS SETOF text LANGUAGE sql AS $$ SELECT email FROM public . /* x */ customers $$":   "reads customers",
@@ -107,9 +115,7 @@ func TestCreateFunctionChecksTheBody(t *testing.T) {
 		"CREATE OR REPLACE PROCEDURE p() LANGUAGE sql AS 'SELECT name FROM customer_emails'":                          "reads customer_emails",
 		"CREATE FUNCTION f(a text DEFAULT leak(1)) RETURNS text LANGUAGE sql AS 'SELECT a'":                           "calling leak",
 		"CREATE FUNCTION f() RETURNS SETOF text LANGUAGE sql AS 'SELECT query_to_xml(''x'', true, true, '''')'":       "SQL given as text",
-	} {
-		refused(t, c, sql, want)
-	}
+	})
 	// A function the catalog does not know yet may be called: its own body
 	// is checked when it is created.
 	allowed(t, c, "CREATE FUNCTION g() RETURNS bigint LANGUAGE sql AS 'SELECT not_created_yet(1)'")
@@ -127,7 +133,7 @@ func TestCreateFunctionChecksTheBody(t *testing.T) {
 // target on a table whose unique index covers a masked column.
 func TestImplicitCallsOfUnsafeFunctions(t *testing.T) {
 	c := moreCatalog(t, false)
-	for sql, want := range map[string]string{
+	refusedAll(t, c, map[string]string{
 		"CREATE TABLE t (id int, v text DEFAULT leak(1))":                                                        "calling leak",
 		"CREATE TABLE t (id int CHECK (leak(id) IS NOT NULL))":                                                   "calling leak",
 		"CREATE TRIGGER t BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION leak()":                          "trigger calling leak",
@@ -155,9 +161,7 @@ func TestImplicitCallsOfUnsafeFunctions(t *testing.T) {
 		"CREATE TABLE t (id int, v text GENERATED ALWAYS AS (leak(id)) STORED)":                                  "calling leak",
 		"INSERT INTO customers (id, name) VALUES (1, 'x') ON CONFLICT DO NOTHING":                                "without a conflict target",
 		"WITH i AS (INSERT INTO customers (id) VALUES (9) ON CONFLICT DO NOTHING RETURNING 1) SELECT 1 WHERE NOT EXISTS (TABLE i)": "without a conflict target",
-	} {
-		refused(t, c, sql, want)
-	}
+	})
 	// An insert trigger does not stop an update or a delete; a table whose
 	// triggers fire on truncate only takes inserts.
 	allowed(t, c, "UPDATE tickets SET id = id")
@@ -173,7 +177,7 @@ func TestImplicitCallsOfUnsafeFunctions(t *testing.T) {
 // definitions of a materialized view.
 func TestHMACKeyStaysInTheProxy(t *testing.T) {
 	c := moreCatalog(t, true)
-	for sql, want := range map[string]string{
+	refusedAll(t, c, map[string]string{
 		"SET client_min_messages = log":                                 "client_min_messages",
 		"SET client_min_messages TO 'DEBUG1'":                           "client_min_messages",
 		"SET LOCAL debug_print_parse = on":                              "debug_print_parse",
@@ -187,9 +191,7 @@ func TestHMACKeyStaysInTheProxy(t *testing.T) {
 		"EXPLAIN ANALYZE CREATE TABLE t AS EXECUTE p":                   "prepared statement",
 		"CREATE MATERIALIZED VIEW mv AS SELECT token FROM customers":    "materialized view",
 		"CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('client_min_messages', 'log', false); END $$": "statements",
-	} {
-		refused(t, c, sql, want)
-	}
+	})
 	for _, sql := range []string{
 		"SET client_min_messages = warning", "SET debug_print_parse = off", "RESET client_min_messages",
 		"SET client_min_messages TO DEFAULT", "SELECT set_config('search_path', 'public', false)",
@@ -312,7 +314,7 @@ func TestSchemaQualifiedColumnReferences(t *testing.T) {
 func TestIndirectCallsAndSettingChanges(t *testing.T) {
 	for _, hmac := range []bool{false, true} {
 		c := moreCatalog(t, hmac)
-		for sql, want := range map[string]string{
+		refusedAll(t, c, map[string]string{
 			"CREATE FUNCTION fs5() RETURNS SETOF text LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT attname||'='||coalesce(histogram_bounds::text,'-') FROM pg_stats WHERE tablename='cust'||'omers'; END $$": "names pg_stats",
 			"CREATE FUNCTION ft() RETURNS tsquery LANGUAGE plpgsql AS $$ BEGIN RETURN ts_rewrite('zzz'::tsquery, 'select ''zzz''::tsquery, (quote_literal(ssn))::tsquery from cust'||'omers'); END $$":           "names ts_rewrite",
 			`CREATE FUNCTION f2() RETURNS SETOF text LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT * FROM pg_catalog."PG_STATS_EXT"; END $$`:                                                                  "names pg_stats_ext",
@@ -331,9 +333,7 @@ func TestIndirectCallsAndSettingChanges(t *testing.T) {
 			"SELECT set_config('client_encoding', (SELECT 'UTF8'), false)":                            "client_encoding",
 			"CREATE FUNCTION f() RETURNS int LANGUAGE sql SET client_encoding = 'SJIS' AS 'SELECT 1'": "client_encoding",
 			"ALTER FUNCTION f() SET client_encoding = 'BIG5'":                                         "client_encoding",
-		} {
-			refused(t, c, sql, want)
-		}
+		})
 		for _, sql := range []string{
 			"SET client_encoding = 'UTF8'", "SET NAMES 'utf-8'", "SET client_encoding TO 'Unicode'", "RESET client_encoding",
 			"SET client_encoding TO DEFAULT", "SELECT set_config('client_encoding', 'UTF8', false)",
@@ -344,16 +344,14 @@ func TestIndirectCallsAndSettingChanges(t *testing.T) {
 		}
 	}
 	c := moreCatalog(t, false)
-	for sql, want := range map[string]string{
+	refusedAll(t, c, map[string]string{
 		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'SET standard_conforming_strings = off'":                                                                                 "standard_conforming_strings",
 		"CREATE PROCEDURE p() LANGUAGE sql AS 'SET LOCAL standard_conforming_strings = off'":                                                                                       "standard_conforming_strings",
 		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'SET client_encoding = ''SJIS'''":                                                                                        "client_encoding",
 		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'DO $d$ BEGIN NULL; END $d$'":                                                                                            "DO blocks",
 		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ CREATE FUNCTION g() RETURNS SETOF text LANGUAGE plpgsql AS 'BEGIN RETURN QUERY SELECT attname FROM pg_stats; END' $$": "names pg_stats",
 		"CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'CREATE EXTENSION pageinspect'":                                                                                          "CREATE EXTENSION",
-	} {
-		refused(t, c, sql, want)
-	}
+	})
 	allowed(t, c, "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'SET search_path = public'")
 	refused(t, c, "CREATE FUNCTION scsl() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('standard_conforming_strings', 'off', true); END $$", "names set_config")
 	refused(t, c, "CREATE FUNCTION enc() RETURNS void LANGUAGE plpgsql AS $$ BEGIN SET client_encoding = 'SJIS'; END $$", "names client_encoding")
