@@ -669,23 +669,34 @@ func (c *Catalog) loadFunctions(ctx context.Context, q Querier, oids []uint32) (
 		if c.funcs[f.name] != "" {
 			continue
 		}
-		switch f.lang {
-		case "sql", "plpgsql":
-			if m := dynamicSQL.FindString(f.src); m != "" {
-				c.funcs[f.name] = "it runs SQL given as text (" + strings.ToLower(m) + ")"
-			} else if unicodeEscapes.MatchString(f.src) {
-				c.funcs[f.name] = "its body spells names with U& escapes, which the proxy does not read"
-			}
-		case "c", "internal":
-			if reason := deniedFunction(f.name); reason != "" {
-				c.funcs[f.name] = reason
-			}
-		default:
-			c.funcs[f.name] = "it is written in " + f.lang + ", whose SQL the proxy cannot see"
+		if why := unsafeBody(f); why != "" {
+			c.funcs[f.name] = why
 		}
 	}
 	c.markByBody(all)
 	return all, nil
+}
+
+// unsafeBody returns why a function the catalog lists is unsafe to call,
+// from its language and body alone, or "".
+func unsafeBody(f function) string {
+	switch f.lang {
+	case "sql", "plpgsql":
+		if m := dynamicSQL.FindString(f.src); m != "" {
+			return "it runs SQL given as text (" + strings.ToLower(m) + ")"
+		} else if unicodeEscapes.MatchString(f.src) {
+			return "its body spells names with U& escapes, which the proxy does not read"
+		} else if m := bodyDenied.FindStringSubmatch(f.src); m != nil {
+			return "its body names " + strings.ToLower(m[2]) + ", which masking does not allow in a function body"
+		} else if setNames.MatchString(f.src) {
+			return "its body sets client_encoding (SET NAMES), which masking does not allow"
+		}
+	case "c", "internal":
+		return deniedFunction(f.name)
+	default:
+		return "it is written in " + f.lang + ", whose SQL the proxy cannot see"
+	}
+	return ""
 }
 
 // markByBody marks unsafe the SQL and plpgsql functions whose body names a

@@ -73,6 +73,10 @@ var bodyDenied = func() *regexp.Regexp {
 	return regexp.MustCompile(`(?i)(^|[^\w$])(` + strings.Join(names, "|") + `)($|[^\w$])`)
 }()
 
+// setNames finds SET NAMES (client_encoding under another name) in the
+// body of a function the catalog lists, comments or not between the words.
+var setNames = regexp.MustCompile(`(?is)(^|[^\w$])set([^\w$].{0,200}?)?[^\w$]names($|[^\w$])`)
+
 // deniedRelations are catalog and statistics relations that show column
 // values (statistics samples: most common values, histograms).
 var deniedRelations = map[string]string{

@@ -1,6 +1,7 @@
 package masking
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -1175,6 +1176,21 @@ func (r *rewriter) createFunction(f *pg_query.CreateFunctionStmt) {
 		if m := bodyDenied.FindStringSubmatch(body); m != nil {
 			refuse("the body of the %s %s names %s, which is not allowed in a %s body while masking is on (the proxy does not read %s)", what, name, strings.ToLower(m[2]), lang, lang)
 		}
+		// And every SQL statement and expression of the body gets the
+		// checks a statement sent gets (SET NAMES is client_encoding under
+		// another name: BUGS.md 42).
+		for _, text := range r.plpgsqlSQL(f, what, name) {
+			tree, err := pg_query.Parse(text)
+			if err != nil {
+				refuse("the body of the %s %s cannot be read: %v", what, name, err)
+			}
+			for _, st := range tree.Stmts {
+				if r.reads(st.Stmt) {
+					refuse("the body of the %s %s reads a masked table: it would see clear values", what, name)
+				}
+				r.statement(st.Stmt)
+			}
+		}
 		return
 	}
 	tree, err := pg_query.Parse(body)
@@ -1343,4 +1359,69 @@ func (r *rewriter) unambiguous(rv *pg_query.RangeVar) {
 func utf8Encoding(v string) bool {
 	v = strings.ToLower(strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.TrimSpace(v)))
 	return v == "utf8" || v == "unicode" || v == "sqlascii"
+}
+
+// plpgsqlSQL returns the SQL of a PL/pgSQL function being created, as
+// PostgreSQL's own PL/pgSQL parser splits it: each statement, and each
+// expression as a SELECT of it (an assignment's right-hand side).
+func (r *rewriter) plpgsqlSQL(f *pg_query.CreateFunctionStmt, what, name string) []string {
+	one, err := pg_query.Parse("SELECT 1") // the parse tree version Deparse wants
+	if err != nil {
+		refuse("the body of the %s %s cannot be read: %v", what, name, err)
+	}
+	text, err := pg_query.Deparse(&pg_query.ParseResult{Version: one.Version,
+		Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_CreateFunctionStmt{CreateFunctionStmt: f}}}}})
+	if err != nil {
+		refuse("the body of the %s %s cannot be read: %v", what, name, err)
+	}
+	out, err := pg_query.ParsePlPgSqlToJSON(text)
+	if err != nil {
+		refuse("the body of the %s %s cannot be read: %v", what, name, err)
+	}
+	var tree any
+	if err := json.Unmarshal([]byte(out), &tree); err != nil {
+		refuse("the body of the %s %s cannot be read: %v", what, name, err)
+	}
+	var texts []string
+	var visit func(v any)
+	visit = func(v any) {
+		switch x := v.(type) {
+		case []any:
+			for _, e := range x {
+				visit(e)
+			}
+		case map[string]any:
+			if e, ok := x["PLpgSQL_expr"].(map[string]any); ok {
+				q, _ := e["query"].(string)
+				mode, _ := e["parseMode"].(float64)
+				texts = append(texts, plpgsqlText(q, int(mode), what, name))
+			}
+			for _, e := range x {
+				visit(e)
+			}
+		}
+	}
+	visit(tree)
+	return texts
+}
+
+// plpgsqlText is the SQL a PL/pgSQL expression is checked as, by its parse
+// mode (PostgreSQL's RawParseMode): a statement as it is, an expression
+// as a SELECT of it, an assignment as a SELECT of its right-hand side.
+func plpgsqlText(q string, mode int, what, name string) string {
+	switch mode {
+	case 0: // RAW_PARSE_DEFAULT
+		return q
+	case 2: // RAW_PARSE_PLPGSQL_EXPR
+		return "SELECT " + q
+	case 3, 4, 5: // RAW_PARSE_PLPGSQL_ASSIGN1..3: target := expression
+		if i := strings.Index(q, ":="); i >= 0 {
+			return "SELECT " + q[i+2:]
+		}
+		if i := strings.Index(q, "="); i >= 0 {
+			return "SELECT " + q[i+1:]
+		}
+	}
+	refuse("the body of the %s %s cannot be read: an expression of an unknown kind", what, name)
+	return ""
 }

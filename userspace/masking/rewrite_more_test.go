@@ -355,4 +355,40 @@ func TestIndirectCallsAndSettingChanges(t *testing.T) {
 	allowed(t, c, "CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'SET search_path = public'")
 	refused(t, c, "CREATE FUNCTION scsl() RETURNS void LANGUAGE plpgsql AS $$ BEGIN PERFORM set_config('standard_conforming_strings', 'off', true); END $$", "names set_config")
 	refused(t, c, "CREATE FUNCTION enc() RETURNS void LANGUAGE plpgsql AS $$ BEGIN SET client_encoding = 'SJIS'; END $$", "names client_encoding")
+	// A second review: SET NAMES is client_encoding under another name.
+	// PL/pgSQL bodies are now split by PostgreSQL's PL/pgSQL parser, and
+	// each statement and expression checked as a statement.
+	refusedAll(t, c, map[string]string{
+		"CREATE FUNCTION sn2() RETURNS void LANGUAGE plpgsql AS $$ BEGIN SET NAMES 'SJIS'; END $$":                                                                      "client_encoding",
+		"CREATE FUNCTION sn3() RETURNS void LANGUAGE plpgsql AS $$ BEGIN SET /* a /* b */ c */ NAMES 'SJIS'; END $$":                                                    "client_encoding",
+		"CREATE FUNCTION sn4() RETURNS void LANGUAGE plpgsql AS $$ DECLARE x text; BEGIN x := (SELECT leak(1)); END $$":                                                 "leak",
+		"CREATE FUNCTION sn5() RETURNS void LANGUAGE plpgsql AS $$ BEGIN IF (SELECT count(*) FROM customers) > 0 THEN RETURN; END IF; END $$":                           "customers",
+		"CREATE FUNCTION sn6() RETURNS void LANGUAGE plpgsql AS $$ BEGIN CREATE FUNCTION inner1() RETURNS int LANGUAGE sql AS 'SELECT 1'; DO 'BEGIN NULL; END'; END $$": "DO blocks",
+	})
+	allowed(t, c, "CREATE FUNCTION ok1(a int) RETURNS int LANGUAGE plpgsql AS $$ DECLARE x int := a + 1; BEGIN FOR i IN 1..3 LOOP x := x * 2; END LOOP; RETURN x; END $$")
+	allowed(t, c, "CREATE FUNCTION ok2() RETURNS SETOF int LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY SELECT id FROM orders; END $$")
+}
+
+// BUGS.md 42: a function the catalog lists (made outside the proxy, or
+// before masking) is unsafe to call when its body changes how the server
+// reads statement text, or names a refused built-in.
+func TestUnsafeBodiesOfListedFunctions(t *testing.T) {
+	for _, tc := range []struct {
+		lang, src, want string
+	}{
+		{"plpgsql", "BEGIN SET NAMES 'SJIS'; END", "SET NAMES"},
+		{"plpgsql", "BEGIN SET /* x */ names 'SJIS'; END", "SET NAMES"},
+		{"sql", "SET client_encoding = 'SJIS'", "client_encoding"},
+		{"sql", "SELECT set_config('standard_conforming_strings', 'off', false)", "set_config"},
+		{"plpgsql", "BEGIN RETURN QUERY SELECT attname::text FROM pg_stats; END", "pg_stats"},
+		{"plpgsql", "BEGIN RETURN ts_rewrite('a'::tsquery, 'SELECT 1'); END", "ts_rewrite"},
+		{"plperl", "return 1;", "plperl"},
+		{"sql", "SELECT names FROM directory", ""},
+		{"plpgsql", "BEGIN RETURN upper(v); END", ""},
+	} {
+		got := unsafeBody(function{name: "f", lang: tc.lang, src: tc.src})
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s %q: %q, want a reason containing %q", tc.lang, tc.src, got, tc.want)
+		}
+	}
 }

@@ -168,6 +168,7 @@ Feature: The bypass corpus: no way around the masking
       | aggregate over set_config                          |
       | plpgsql set_config                                 |
       | sql function setting standard_conforming_strings   |
+      | plpgsql set names                                  |
       | client_encoding sjis                               |
       | prepare and execute                                |
       | cursor                                             |
