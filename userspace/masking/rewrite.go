@@ -1180,20 +1180,18 @@ func (r *rewriter) createFunction(f *pg_query.CreateFunctionStmt) {
 		// checks a statement sent gets (SET NAMES is client_encoding under
 		// another name: BUGS.md 42).
 		for _, text := range r.plpgsqlSQL(f, what, name) {
-			tree, err := pg_query.Parse(text)
-			if err != nil {
-				refuse("the body of the %s %s cannot be read: %v", what, name, err)
-			}
-			for _, st := range tree.Stmts {
-				if r.reads(st.Stmt) {
-					refuse("the body of the %s %s reads a masked table: it would see clear values", what, name)
-				}
-				r.statement(st.Stmt)
-			}
+			r.bodySQL(text, what, name)
 		}
 		return
 	}
-	tree, err := pg_query.Parse(body)
+	r.bodySQL(body, what, name)
+}
+
+// bodySQL checks SQL of a function body: each statement gets the checks a
+// statement sent gets (SET, DO, a nested CREATE FUNCTION...: BUGS.md 42),
+// and may not read a masked table.
+func (r *rewriter) bodySQL(text, what, name string) {
+	tree, err := pg_query.Parse(text)
 	if err != nil {
 		refuse("the body of the %s %s cannot be read: %v", what, name, err)
 	}
@@ -1201,8 +1199,6 @@ func (r *rewriter) createFunction(f *pg_query.CreateFunctionStmt) {
 		if r.reads(st.Stmt) {
 			refuse("the body of the %s %s reads a masked table: it would see clear values", what, name)
 		}
-		// Each statement of the body gets the checks a statement sent
-		// gets (SET, DO, a nested CREATE FUNCTION...): BUGS.md 42.
 		r.statement(st.Stmt)
 	}
 }
