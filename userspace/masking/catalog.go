@@ -684,11 +684,14 @@ func unsafeBody(f function) string {
 	case "sql", "plpgsql":
 		if m := dynamicSQL.FindString(f.src); m != "" {
 			return "it runs SQL given as text (" + strings.ToLower(m) + ")"
-		} else if unicodeEscapes.MatchString(f.src) {
+		}
+		if unicodeEscapes.MatchString(f.src) {
 			return "its body spells names with U& escapes, which the proxy does not read"
-		} else if m := bodyDenied.FindStringSubmatch(f.src); m != nil {
+		}
+		if m := bodyDenied.FindStringSubmatch(f.src); m != nil {
 			return "its body names " + strings.ToLower(m[2]) + ", which masking does not allow in a function body"
-		} else if setNames.MatchString(f.src) {
+		}
+		if setNames.MatchString(f.src) {
 			return "its body sets client_encoding (SET NAMES), which masking does not allow"
 		}
 	case "c", "internal":

@@ -51,12 +51,12 @@ func deniedFunction(name string) string {
 	return ""
 }
 
-// bodyDenied finds, in the body of a function in a language whose SQL the
-// proxy does not parse (PL/pgSQL), the name of a denied function, family or
+// bodyDenied finds, in a PL/pgSQL body being created or the body of a
+// function the catalog lists, the name of a denied function, family or
 // relation, of ts_rewrite (its query form runs SQL given as text), and of
 // what changes how the server reads statement text (set_config,
-// standard_conforming_strings, client_encoding): the body runs unseen, so
-// a name is enough to refuse it.
+// standard_conforming_strings, client_encoding): the body runs unseen, and
+// a name can be built at run time, so a name is enough to refuse it.
 var bodyDenied = func() *regexp.Regexp {
 	var names []string
 	for n := range deniedFunctions {

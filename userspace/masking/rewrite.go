@@ -67,13 +67,15 @@ type rewriter struct {
 	// inBody is set while a function body being created is checked: a
 	// function it calls may be created later (its body is checked then).
 	inBody bool
+	// version is the parse tree's version (what Deparse asks for).
+	version int32
 }
 
 // Rewrite rewrites the parse tree of sql (which it changes: pass a tree of
 // its own) so that every masked value it reads is masked.
 func (c *Catalog) Rewrite(sql string, tree *pg_query.ParseResult) (res Result) {
 	res.SQL = sql
-	r := &rewriter{cat: c, res: &res, ours: map[*pg_query.SelectStmt]bool{}}
+	r := &rewriter{cat: c, res: &res, ours: map[*pg_query.SelectStmt]bool{}, version: tree.Version}
 	defer func() {
 		if p := recover(); p != nil {
 			ref, ok := p.(refusal)
@@ -1171,10 +1173,11 @@ func (r *rewriter) createFunction(f *pg_query.CreateFunctionStmt) {
 		refuse("the body of the %s %s changes what the server shows of statements, which carry the keyed hash's key", what, name)
 	}
 	if lang != "sql" {
-		// The proxy does not parse PL/pgSQL: a denied name anywhere in
-		// the body refuses it (BUGS.md 42).
+		// A denied name anywhere in a PL/pgSQL body refuses it, in a
+		// string too (a name built at run time, 'cust' || 'omers' for
+		// pg_stats' tablename, escapes the parse below): BUGS.md 42.
 		if m := bodyDenied.FindStringSubmatch(body); m != nil {
-			refuse("the body of the %s %s names %s, which is not allowed in a %s body while masking is on (the proxy does not read %s)", what, name, strings.ToLower(m[2]), lang, lang)
+			refuse("the body of the %s %s names %s, which is not allowed in a %s body while masking is on", what, name, strings.ToLower(m[2]), lang)
 		}
 		// And every SQL statement and expression of the body gets the
 		// checks a statement sent gets (SET NAMES is client_encoding under
@@ -1211,26 +1214,33 @@ func (r *rewriter) bodySQL(text, what, name string) {
 func (r *rewriter) namedFunctions(n *pg_query.Node) {
 	eachNode(n, func(x *pg_query.Node) bool {
 		if s := x.GetString_(); s != nil {
-			name := strings.ToLower(s.Sval)
-			why := r.cat.UnsafeFunction(s.Sval)
-			if why == "" {
-				why = deniedFunction(name)
-			}
-			switch {
-			case why != "":
-			case name == "ts_rewrite":
-				why = "it runs SQL given as text"
-			case name == "set_config":
-				why = "it changes settings masking depends on, with values the proxy would not see"
-			case r.cat.cfg.usesHMAC() && keyExposing[name]:
-				why = "it shows statement texts, which carry the keyed hash's key"
-			}
-			if why != "" {
+			if why := r.unsafeToName(s.Sval); why != "" {
 				refuse("naming the function %s here is not allowed: %s", s.Sval, why)
 			}
 		}
 		return true
 	})
+}
+
+// unsafeToName returns why a function may not be named for an implicit
+// call, or "".
+func (r *rewriter) unsafeToName(fn string) string {
+	if why := r.cat.UnsafeFunction(fn); why != "" {
+		return why
+	}
+	name := strings.ToLower(fn)
+	if why := deniedFunction(name); why != "" {
+		return why
+	}
+	switch {
+	case name == "ts_rewrite":
+		return "it runs SQL given as text"
+	case name == "set_config":
+		return "it changes settings masking depends on, with values the proxy would not see"
+	case r.cat.cfg.usesHMAC() && keyExposing[name]:
+		return "it shows statement texts, which carry the keyed hash's key"
+	}
+	return ""
 }
 
 // setting checks SET (and ALTER ROLE or DATABASE ... SET) of the settings
@@ -1361,11 +1371,7 @@ func utf8Encoding(v string) bool {
 // PostgreSQL's own PL/pgSQL parser splits it: each statement, and each
 // expression as a SELECT of it (an assignment's right-hand side).
 func (r *rewriter) plpgsqlSQL(f *pg_query.CreateFunctionStmt, what, name string) []string {
-	one, err := pg_query.Parse("SELECT 1") // the parse tree version Deparse wants
-	if err != nil {
-		refuse("the body of the %s %s cannot be read: %v", what, name, err)
-	}
-	text, err := pg_query.Deparse(&pg_query.ParseResult{Version: one.Version,
+	text, err := pg_query.Deparse(&pg_query.ParseResult{Version: r.version,
 		Stmts: []*pg_query.RawStmt{{Stmt: &pg_query.Node{Node: &pg_query.Node_CreateFunctionStmt{CreateFunctionStmt: f}}}}})
 	if err != nil {
 		refuse("the body of the %s %s cannot be read: %v", what, name, err)
