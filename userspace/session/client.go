@@ -153,7 +153,7 @@ func (s *Session) trackedMessage(typ byte) error {
 		l := s.fast
 		if kind == 'P' {
 			l = s.portalLegOf(name)
-			delete(s.portalLeg, name)
+			s.bindOn(name, s.fast)
 		} else if sh := s.shunt.Load(); sh != nil {
 			delete(sh.prepared, name) // prepared again there when needed
 		}
@@ -549,7 +549,8 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 // answered, which may fail, and the server's own), the Bind is decided for
 // each: refused if either is, with the result hooks of both.
 func (s *Session) clientBind(msg []byte, portalName, stmtName string, arrived time.Time) error {
-	candidates := s.tr.candidates(s.candidates[:0], stmtName)
+	// pt is dropped (left to the collector) when the Bind is refused.
+	candidates, pt := s.tr.bindCandidates(s.candidates[:0], stmtName)
 	var out stmt.Outcome
 	if stmtName == raiseStatementName {
 		out = stmt.Outcome{Action: stmt.Refuse, Source: "pgproxy", Err: reservedName()}
@@ -595,7 +596,6 @@ func (s *Session) clientBind(msg []byte, portalName, stmtName string, arrived ti
 	if len(out.Hooks) > 0 {
 		s.tr.markHooked()
 	}
-	pt := s.tr.newPortal()
 	*pt = portal{name: portalName, stmtName: stmtName, hooks: out.Hooks,
 		action: out.Action, source: out.Source, verdict: out.Verdict, leg: legName, decide: out.Elapsed, llm: out.LLM}
 	if err := s.switchTo(l, arrived); err != nil {
@@ -606,10 +606,7 @@ func (s *Session) clientBind(msg []byte, portalName, stmtName string, arrived ti
 			return err
 		}
 	}
-	if len(s.portalLeg) > 10000 {
-		clear(s.portalLeg) // stale names of portals long gone
-	}
-	s.portalLeg[portalName] = l
+	s.bindOn(portalName, l)
 	o := s.newOp(opBind, arrived)
 	o.leg, o.portal, o.name = l, pt, portalName
 	s.extendedOn(l)

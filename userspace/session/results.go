@@ -19,8 +19,8 @@ var errResultsUnchecked = wire.Fatal(wire.CodeInternalError, "pgproxy cannot che
 // given the portal's columns as the server described them.
 func (s *Session) prepareRows(o *op) error {
 	o.rowsReady = true
-	if s.tr == nil || o.injected {
-		return nil
+	if s.tr == nil || o.injected || !s.tr.isHooked() {
+		return nil // no statement of the session has hooks
 	}
 	pt := s.tr.portal(o.name)
 	if pt == nil {
@@ -57,6 +57,9 @@ func (s *Session) resultsHooked(o *op) bool {
 	case opQuery:
 		return len(o.hooks) > 0
 	case opExecute:
+		if !s.anyHooks() {
+			return false
+		}
 		pt := s.tr.portal(o.name)
 		if pt == nil {
 			return s.anyHooks()

@@ -149,10 +149,28 @@ func (s *Session) syncLeg(forget bool) *leg {
 
 // portalLegOf returns the leg a portal lives on.
 func (s *Session) portalLegOf(name string) *leg {
+	if len(s.portalLeg) == 0 {
+		return s.fast // no portal is on another leg: no lookup
+	}
 	if l, ok := s.portalLeg[name]; ok && l != nil {
 		return l
 	}
 	return s.fast
+}
+
+// bindOn notes the leg a portal is bound on; only portals off the fast leg
+// are kept (the others need no entry).
+func (s *Session) bindOn(portal string, l *leg) {
+	if l == s.fast {
+		if len(s.portalLeg) > 0 {
+			delete(s.portalLeg, portal)
+		}
+		return
+	}
+	if len(s.portalLeg) > 10000 {
+		clear(s.portalLeg) // stale names of portals long gone
+	}
+	s.portalLeg[portal] = l
 }
 
 // ensurePrepared makes the statement a Bind on the shunt uses exist there:

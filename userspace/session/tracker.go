@@ -2,6 +2,7 @@ package session
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -79,28 +80,23 @@ func (pt *portal) allHooks() []stmt.ResultHook {
 // pump reads it, plus the statements it has sent but the server has not yet
 // answered, to describe a Bind to the policies.
 type tracker struct {
-	mu         sync.Mutex
-	tx         byte
+	mu sync.Mutex
+	// tx is the status of the last ReadyForQuery and hooked is set once a
+	// statement of the session asked for its results: both are read for
+	// every statement, without the lock.
+	tx         atomic.Uint32
+	hooked     atomic.Bool
 	statements map[string]*prepared
 	inflight   map[string]*prepared
 	portals    map[string]*portal
 	// declared are the result hooks of cursors DECLAREd by statements the
 	// client pump let through, before the server confirms them.
 	declared map[string][]stmt.ResultHook
-	// hooked is set once a statement of the session asked for its results.
-	hooked   bool
 	settings settingsLog
 	// free are portals the server no longer has, for the next Binds: a
 	// portal per execution allocates nothing. Portals leave the map on the
 	// backend pump only, and nothing holds one after that pump let it go.
 	free freeList[portal]
-}
-
-// newPortal returns a cleared portal for a Bind.
-func (t *tracker) newPortal() *portal {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.free.get()
 }
 
 // dropPortal forgets a portal of the map (called with mu held).
@@ -131,30 +127,38 @@ func (t *tracker) recycle(pt *portal) {
 }
 
 func newTracker() *tracker {
-	return &tracker{tx: 'I', statements: map[string]*prepared{}, inflight: map[string]*prepared{},
+	t := &tracker{statements: map[string]*prepared{}, inflight: map[string]*prepared{},
 		portals: map[string]*portal{}, declared: map[string][]stmt.ResultHook{}}
+	t.tx.Store('I')
+	return t
 }
 
 // markHooked notes that a statement of the session asked for its results.
-func (t *tracker) markHooked() {
-	t.mu.Lock()
-	t.hooked = true
-	t.mu.Unlock()
-}
+// The client pump calls it before it sends the statement, so every portal,
+// cursor and statement with result hooks exists only once isHooked is true.
+func (t *tracker) markHooked() { t.hooked.Store(true) }
 
 // isHooked reports whether some statement of the session asked for its
 // results.
-func (t *tracker) isHooked() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.hooked
-}
+func (t *tracker) isHooked() bool { return t.hooked.Load() }
 
 // candidates appends to dst the statements a Bind of name may run: the latest
 // Parse of that name not yet answered (it may still fail) and the server's.
 func (t *tracker) candidates(dst []*prepared, name string) []*prepared {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.candidatesLocked(dst, name)
+}
+
+// bindCandidates is candidates for a Bind, with a cleared portal for it (one
+// lock for both).
+func (t *tracker) bindCandidates(dst []*prepared, name string) ([]*prepared, *portal) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.candidatesLocked(dst, name), t.free.get()
+}
+
+func (t *tracker) candidatesLocked(dst []*prepared, name string) []*prepared {
 	in, ok := t.inflight[name]
 	conf := t.statements[name]
 	switch {
@@ -191,6 +195,9 @@ func (t *tracker) cursorHooks(name string) ([]stmt.ResultHook, bool) {
 // own Describe first: its rows go through hooks and its columns are not
 // known (a cursor declared in SQL).
 func (t *tracker) needsDescribe(name string) bool {
+	if !t.isHooked() {
+		return false // no portal has hooks
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pt := t.portals[name]
@@ -198,11 +205,7 @@ func (t *tracker) needsDescribe(name string) bool {
 }
 
 // txStatus returns the status of the last ReadyForQuery.
-func (t *tracker) txStatus() byte {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.tx
-}
+func (t *tracker) txStatus() byte { return byte(t.tx.Load()) }
 
 // sent records a Parse on its way to the server.
 func (t *tracker) sent(p *prepared) {
@@ -373,7 +376,7 @@ func (t *tracker) failed() {
 func (t *tracker) ready(status byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.tx = status
+	t.tx.Store(uint32(status))
 	if status == 'I' {
 		if t.settings.errored {
 			t.settings.rollback()
