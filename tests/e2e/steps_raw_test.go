@@ -138,6 +138,8 @@ func registerRawSteps(sc *godog.ScenarioContext, w *world) {
 			return nil
 		})
 	sc.Step(`^the raw session runs "([^"]*)" and gets "([^"]*)"$`, w.rawQuery)
+	sc.Step(`^a raw client sending the startup parameters "([^"]*)" is refused with SQLSTATE "(\w+)" and a message containing "([^"]*)"$`,
+		w.rawParamsRefused)
 }
 
 // rawAnswer is what a hand-driven connection received before EOF.
@@ -314,4 +316,40 @@ func (w *world) rawQuery(sql, want string) error {
 			return nil
 		}
 	}
+}
+
+// rawParamsRefused sends a StartupMessage with the name=value pairs of list, in order and
+// repeats included (pgproto3's map cannot repeat a name), and expects a FATAL refusal.
+func (w *world) rawParamsRefused(list, code, text string) error {
+	if err := w.dialRaw(); err != nil {
+		return err
+	}
+	_ = w.raw.SetDeadline(time.Now().Add(10 * time.Second))
+	b := binary.BigEndian.AppendUint32(nil, 0)
+	b = binary.BigEndian.AppendUint32(b, pgproto3.ProtocolVersionNumber)
+	for _, kv := range strings.Split(list, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		b = append(append(append(append(b, k...), 0), v...), 0)
+	}
+	b = append(b, 0)
+	binary.BigEndian.PutUint32(b, uint32(len(b)))
+	if _, err := w.raw.Write(b); err != nil {
+		return err
+	}
+	fe := pgproto3.NewFrontend(w.raw, w.raw)
+	msg, err := fe.Receive()
+	if err != nil {
+		return fmt.Errorf("no answer to the startup: %w", err)
+	}
+	e, ok := msg.(*pgproto3.ErrorResponse)
+	if !ok {
+		return fmt.Errorf("the startup was answered with %T, want an ErrorResponse", msg)
+	}
+	if e.Severity != "FATAL" || e.Code != code || !strings.Contains(e.Message, text) {
+		return fmt.Errorf("refused with %s %s %q, want FATAL %s containing %q", e.Severity, e.Code, e.Message, code, text)
+	}
+	if _, err := w.rawClosedWithin(2); err != nil {
+		return err
+	}
+	return nil
 }

@@ -33,7 +33,8 @@ type attempt struct {
 	Setup   []string `yaml:"setup"`
 	Cleanup []string `yaml:"cleanup"`
 	// SQL are the client's messages, in order, each a simple Query (of one
-	// or more statements) or a COPY ... TO STDOUT, on one session; one
+	// or more statements), a COPY ... TO STDOUT, or a COPY ... FROM STDIN
+	// followed by a line "--data" and the rows it sends, on one session; one
 	// written "@role SQL" runs on a session of that role instead.
 	SQL []string `yaml:"sql"`
 	// Expect is the outcome through the proxy with masking.yaml: masked

@@ -227,6 +227,9 @@ type outcome struct {
 // copyTo matches a COPY whose data comes to the client.
 var copyTo = regexp.MustCompile(`(?is)^\s*COPY\b.*\bTO\s+STDOUT\b`)
 
+// copyData separates a COPY ... FROM STDIN from the data it sends.
+const copyData = "\n--data\n"
+
 // exec runs one text as a simple Query (all its statements) and keeps all
 // it returned.
 func (s *session) exec(sql string) *outcome {
@@ -237,6 +240,11 @@ func (s *session) exec(sql string) *outcome {
 		var buf bytes.Buffer
 		_, o.err = s.conn.PgConn().CopyTo(ctx, &buf, sql)
 		o.copied = buf.Bytes()
+		o.notices = s.takeNotices()
+		return o
+	}
+	if stmt, data, ok := strings.Cut(sql, copyData); ok {
+		_, o.err = s.conn.PgConn().CopyFrom(ctx, strings.NewReader(data), stmt)
 		o.notices = s.takeNotices()
 		return o
 	}

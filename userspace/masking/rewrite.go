@@ -166,6 +166,7 @@ func (r *rewriter) statement(n *pg_query.Node) {
 	case n.GetIndexStmt() != nil:
 		r.checkTarget(n.GetIndexStmt().Relation, "CREATE INDEX on")
 		r.res.DDL = true
+		r.walk(n) // expressions and the predicate call functions
 	case n.GetCreateTrigStmt() != nil:
 		ct := n.GetCreateTrigStmt()
 		r.checkTarget(ct.Relation, "CREATE TRIGGER on")
@@ -190,6 +191,7 @@ func (r *rewriter) statement(n *pg_query.Node) {
 				r.checkTarget(rv, "CREATE STATISTICS on")
 			}
 		}
+		r.walk(n)
 	case n.GetRenameStmt() != nil:
 		rs := n.GetRenameStmt()
 		if rv := rs.Relation; rv != nil {
@@ -632,6 +634,9 @@ func (r *rewriter) insert(s *pg_query.InsertStmt) {
 		r.where(oc.WhereClause, t)
 	}
 	s.ReturningList = r.returning(s.ReturningList, t)
+	// The rest (the column list, whose subscripts are expressions: a
+	// subquery or a function there runs like any other) is walked.
+	r.walkFields(s, "relation", "select_stmt", "on_conflict_clause", "returning_list", "with_clause")
 }
 
 // where rewrites a WHERE clause of a data-modifying statement: the
@@ -650,7 +655,9 @@ func (r *rewriter) update(s *pg_query.UpdateStmt) {
 	t := r.dmlTarget(s.Relation, Update)
 	r.fromItems(s, s.FromClause)
 	for _, set := range s.TargetList {
-		if t != nil && t.reads(set.GetResTarget().GetVal()) {
+		// The whole target: a subscript of the column set (note[ssn::int])
+		// reads the row as the value does.
+		if t != nil && t.reads(set) {
 			refuse("an UPDATE that reads a masked column of %s.%s would copy its value", t.rel.Schema, t.rel.Name)
 		}
 		r.walk(set)
@@ -868,6 +875,9 @@ func (r *rewriter) copy(s *pg_query.CopyStmt) {
 		r.statement(s.Query)
 		return
 	}
+	// The WHERE of COPY FROM (functions run there for every row read) and
+	// the options are walked like any expression.
+	r.walkFields(s, "relation", "query", "attlist")
 	rv := s.Relation
 	if rv != nil && s.IsFrom {
 		if why := r.cat.WriteRefused(rv.Schemaname, rv.Relname, Insert); why != "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -126,6 +127,7 @@ func ReadStartup(r io.Reader, allowDirectTLS bool) (*Startup, error) {
 	}
 	s := &Startup{Kind: KindStartup, ProtocolVersion: code}
 	rest := body[4:]
+	seen := make(map[string]struct{}, 8)
 	for {
 		name, tail, ok := cutNul(rest)
 		if !ok {
@@ -138,6 +140,14 @@ func ReadStartup(r io.Reader, allowDirectTLS bool) (*Startup, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: startup parameter %q has no value", ErrProtocol, name)
 		}
+		// PostgreSQL takes the last of a repeated parameter (and setting
+		// names fold case): a proxy reading the first would judge another
+		// user or database than the server logs in.
+		key := strings.ToLower(name)
+		if _, dup := seen[key]; dup {
+			return nil, fmt.Errorf("%w: startup parameter %q given more than once", ErrProtocol, name)
+		}
+		seen[key] = struct{}{}
 		s.Params = append(s.Params, Param{name, value})
 		rest = tail2
 	}

@@ -16,3 +16,11 @@ Feature: Startup parameters reach PostgreSQL
     And the session sees the server parameter "server_version" starting with "15"
     And the session sees the server parameter "client_encoding" as "UTF8"
     And the session sees the server parameter "session_authorization" as "scram_user"
+
+  Scenario: a parameter given twice is refused (PostgreSQL would log in with the last one)
+    Given a PostgreSQL server
+    And a proxy in front of it
+    Then a raw client sending the startup parameters "user=trust_user,database=postgres,database=testdb" is refused with SQLSTATE "08P01" and a message containing "given more than once"
+    And a raw client sending the startup parameters "user=someone_else,user=trust_user,database=testdb" is refused with SQLSTATE "08P01" and a message containing "given more than once"
+    And a raw client sending the startup parameters "user=trust_user,database=testdb,application_name=a,Application_Name=b" is refused with SQLSTATE "08P01" and a message containing "given more than once"
+    And the proxy is still serving new sessions
