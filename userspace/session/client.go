@@ -386,6 +386,10 @@ func (s *Session) runHooks(stmts []sqlparse.Stmt, textHooks []stmt.ResultHook) (
 					fmt.Sprintf("pgproxy cannot check the rows of cursor %q: it was not opened through pgproxy", name))
 			}
 			hooks = append(hooks, h...)
+		case st.Node.GetPrepareStmt() != nil:
+			if len(textHooks) > 0 {
+				s.tr.prepare(st.Node.GetPrepareStmt().Name)
+			}
 		case st.Node.GetExecuteStmt() != nil:
 			name := st.Node.GetExecuteStmt().Name
 			cands := s.tr.candidates(nil, name)
@@ -550,7 +554,7 @@ func (s *Session) clientParse(msg []byte, p *pgproto3.Parse, arrived time.Time) 
 // each: refused if either is, with the result hooks of both.
 func (s *Session) clientBind(msg []byte, portalName, stmtName string, arrived time.Time) error {
 	// pt is dropped (left to the collector) when the Bind is refused.
-	candidates, pt := s.tr.bindCandidates(s.candidates[:0], stmtName)
+	candidates, pt, preparing := s.tr.bindCandidates(s.candidates[:0], stmtName)
 	var out stmt.Outcome
 	if stmtName == raiseStatementName {
 		out = stmt.Outcome{Action: stmt.Refuse, Source: "pgproxy", Err: reservedName()}
@@ -613,7 +617,7 @@ func (s *Session) clientBind(msg []byte, portalName, stmtName string, arrived ti
 	if err := s.send(o, msg); err != nil {
 		return err
 	}
-	hooked := len(out.Hooks) > 0
+	hooked := len(out.Hooks) > 0 || preparing
 	for _, p := range candidates {
 		hooked = hooked || len(p.hooks) > 0
 	}

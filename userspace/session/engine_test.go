@@ -628,6 +628,38 @@ func TestEngineSQLFetchOfHookedPortal(t *testing.T) {
 	noSecret(t, "SQL FETCH of a hooked protocol portal", r.untilZ(1))
 }
 
+// 8d. A protocol Bind of a statement that a SQL PREPARE earlier in the same
+// pipeline makes, and a protocol Execute of a cursor a DECLARE earlier in
+// it opens: the tracker learns of both only when the server answers, after
+// the Bind and Execute were sent. The proxy describes those portals too, so
+// their rows go through the hooks and the session goes on (it used to end
+// with XX000 at the first row: columns unknown).
+func TestEnginePipelinedPrepareAndDeclare(t *testing.T) {
+	sm := startSeam(t, maskColumn{table: "seam_people", column: "secret"})
+	setupPeople(t, sm)
+	r := rawConn(t, sm)
+	for what, msgs := range map[string][]pgproto3.FrontendMessage{
+		"Bind of a statement PREPAREd in the pipeline": {&pgproto3.Query{String: "PREPARE sqlprep AS SELECT name, secret FROM seam_people ORDER BY name"},
+			&pgproto3.Bind{PreparedStatement: "sqlprep"}, &pgproto3.Execute{}, &pgproto3.Sync{}},
+		"Execute of a cursor DECLAREd in the pipeline": {&pgproto3.Query{String: "BEGIN; DECLARE sqlcur CURSOR FOR SELECT name, secret FROM seam_people ORDER BY name"},
+			&pgproto3.Execute{Portal: "sqlcur"}, &pgproto3.Sync{}, &pgproto3.Query{String: "COMMIT"}},
+	} {
+		r.send(msgs...)
+		n := 0 // one ReadyForQuery per Query and Sync
+		for _, m := range msgs {
+			switch m.(type) {
+			case *pgproto3.Query, *pgproto3.Sync:
+				n++
+			}
+		}
+		got := r.untilZ(n)
+		noSecret(t, what, got)
+		if d := dump(got); !strings.Contains(d, "D[ann ***]") || strings.Contains(d, "E(") {
+			t.Errorf("%s: answers %s, want the masked rows and no error", what, d)
+		}
+	}
+}
+
 // 18. Allocation per DataRow on the no-policy path (and tracked, no hook).
 func TestEngineAllocsPerDataRow(t *testing.T) {
 	for _, tracked := range []bool{false, true} {

@@ -92,7 +92,10 @@ type tracker struct {
 	// declared are the result hooks of cursors DECLAREd by statements the
 	// client pump let through, before the server confirms them.
 	declared map[string][]stmt.ResultHook
-	settings settingsLog
+	// preparing are the names of statements SQL PREPAREs the client pump
+	// let through with result hooks, before the server confirms them.
+	preparing map[string]bool
+	settings  settingsLog
 	// free are portals the server no longer has, for the next Binds: a
 	// portal per execution allocates nothing. Portals leave the map on the
 	// backend pump only, and nothing holds one after that pump let it go.
@@ -128,7 +131,7 @@ func (t *tracker) recycle(pt *portal) {
 
 func newTracker() *tracker {
 	t := &tracker{statements: map[string]*prepared{}, inflight: map[string]*prepared{},
-		portals: map[string]*portal{}, declared: map[string][]stmt.ResultHook{}}
+		portals: map[string]*portal{}, declared: map[string][]stmt.ResultHook{}, preparing: map[string]bool{}}
 	t.tx.Store('I')
 	return t
 }
@@ -151,11 +154,22 @@ func (t *tracker) candidates(dst []*prepared, name string) []*prepared {
 }
 
 // bindCandidates is candidates for a Bind, with a cleared portal for it (one
-// lock for both).
-func (t *tracker) bindCandidates(dst []*prepared, name string) ([]*prepared, *portal) {
+// lock for both), and whether a SQL PREPARE of that name with result hooks
+// is on its way (the Bind may bind that statement: its rows need hooks).
+func (t *tracker) bindCandidates(dst []*prepared, name string) ([]*prepared, *portal, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.candidatesLocked(dst, name), t.free.get()
+	return t.candidatesLocked(dst, name), t.free.get(), t.preparing[name]
+}
+
+// prepare notes a SQL PREPARE with result hooks a statement let through.
+func (t *tracker) prepare(name string) {
+	t.mu.Lock()
+	if len(t.preparing) >= 1000 {
+		clear(t.preparing) // names of PREPAREs that failed
+	}
+	t.preparing[name] = true
+	t.mu.Unlock()
 }
 
 func (t *tracker) candidatesLocked(dst []*prepared, name string) []*prepared {
@@ -193,13 +207,17 @@ func (t *tracker) cursorHooks(name string) ([]stmt.ResultHook, bool) {
 
 // needsDescribe reports whether an Execute of the portal needs the proxy's
 // own Describe first: its rows go through hooks and its columns are not
-// known (a cursor declared in SQL).
+// known (a cursor declared in SQL, or about to be: a DECLARE on its way
+// replaces the portal of that name).
 func (t *tracker) needsDescribe(name string) bool {
 	if !t.isHooked() {
 		return false // no portal has hooks
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if h, ok := t.declared[name]; ok {
+		return len(h) > 0
+	}
 	pt := t.portals[name]
 	return pt != nil && !pt.described && len(pt.allHooks()) > 0
 }
@@ -324,6 +342,7 @@ func (t *tracker) completed(s sqlparse.Stmt, tag []byte, hooks []stmt.ResultHook
 		t.settings.rollbackTo(e.Key)
 	case sqlparse.Prepare:
 		t.statements[e.Key] = &prepared{name: e.Key, sql: e.Query, prepareText: s.Text, hooks: hooks}
+		delete(t.preparing, e.Key)
 	case sqlparse.Declare:
 		t.dropPortal(e.Key)
 		t.portals[e.Key] = &portal{name: e.Key, hooks: hooks, cursor: true, holdable: e.Hold}
