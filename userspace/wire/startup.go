@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -140,14 +139,15 @@ func ReadStartup(r io.Reader, allowDirectTLS bool) (*Startup, error) {
 		if !ok {
 			return nil, fmt.Errorf("%w: startup parameter %q has no value", ErrProtocol, name)
 		}
-		// PostgreSQL takes the last of a repeated parameter (and setting
-		// names fold case): a proxy reading the first would judge another
-		// user or database than the server logs in.
-		key := strings.ToLower(name)
-		if _, dup := seen[key]; dup {
+		// PostgreSQL takes the last of a repeated parameter: a proxy
+		// reading the first would judge another user or database than the
+		// server logs in. (Names are compared as PostgreSQL compares user,
+		// database and options, exactly; settings spelled in other cases
+		// are each checked where settings are.)
+		if _, dup := seen[name]; dup {
 			return nil, fmt.Errorf("%w: startup parameter %q given more than once", ErrProtocol, name)
 		}
-		seen[key] = struct{}{}
+		seen[name] = struct{}{}
 		s.Params = append(s.Params, Param{name, value})
 		rest = tail2
 	}

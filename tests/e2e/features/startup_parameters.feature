@@ -22,5 +22,5 @@ Feature: Startup parameters reach PostgreSQL
     And a proxy in front of it
     Then a raw client sending the startup parameters "user=trust_user,database=postgres,database=testdb" is refused with SQLSTATE "08P01" and a message containing "given more than once"
     And a raw client sending the startup parameters "user=someone_else,user=trust_user,database=testdb" is refused with SQLSTATE "08P01" and a message containing "given more than once"
-    And a raw client sending the startup parameters "user=trust_user,database=testdb,application_name=a,Application_Name=b" is refused with SQLSTATE "08P01" and a message containing "given more than once"
+    And a raw client sending the startup parameters "user=trust_user,database=testdb,application_name=a,application_name=b" is refused with SQLSTATE "08P01" and a message containing "given more than once"
     And the proxy is still serving new sessions
