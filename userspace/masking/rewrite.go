@@ -626,6 +626,7 @@ func (r *rewriter) insert(s *pg_query.InsertStmt) {
 			}
 		}
 		for _, set := range oc.TargetList {
+			t.partOfMasked(set)
 			if t != nil && t.readsExcept(set, "excluded") {
 				refuse("ON CONFLICT DO UPDATE reading a masked column of %s.%s would copy its value", t.rel.Schema, t.rel.Name)
 			}
@@ -655,6 +656,7 @@ func (r *rewriter) update(s *pg_query.UpdateStmt) {
 	t := r.dmlTarget(s.Relation, Update)
 	r.fromItems(s, s.FromClause)
 	for _, set := range s.TargetList {
+		t.partOfMasked(set)
 		// The whole target: a subscript of the column set (note[ssn::int])
 		// reads the row as the value does.
 		if t != nil && t.reads(set) {
@@ -799,6 +801,20 @@ func (t *target) column(cr *pg_query.ColumnRef) (col *RelColumn, whole bool) {
 		}
 	}
 	return nil, false
+}
+
+// partOfMasked refuses a SET item that assigns a part of a masked column
+// (note['k'] = ..., a field, an array slice): the server reads the column's
+// value to build the new one, and its errors tell about that value (which
+// keys exist, what they hold, how long an array is).
+func (t *target) partOfMasked(set *pg_query.Node) {
+	rt := set.GetResTarget()
+	if t == nil || rt == nil || len(rt.Indirection) == 0 {
+		return
+	}
+	if t.rel.Masked(rt.Name) {
+		refuse("assigning a part of the masked column %s of %s.%s is not allowed (it reads the value)", rt.Name, t.rel.Schema, t.rel.Name)
+	}
 }
 
 // reads reports whether an expression reads a masked column of the target.
