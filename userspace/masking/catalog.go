@@ -30,6 +30,10 @@ type Relation struct {
 	Config *Table
 
 	uniqueMasked bool
+	// safeConstraints are the unique and exclusion constraints that cover
+	// no masked column, expression or predicate: ON CONFLICT ON CONSTRAINT
+	// may name them.
+	safeConstraints map[string]bool
 }
 
 // RelColumn is one column of a masked relation.
@@ -42,9 +46,14 @@ type RelColumn struct {
 }
 
 // UniqueMasked reports whether a unique index or exclusion constraint of
-// the relation covers a masked column (or an expression, which may): a
-// conflict then tells whether a value exists.
+// the relation covers a masked column (or an expression or a predicate,
+// which may): a conflict then tells whether a value exists.
 func (r *Relation) UniqueMasked() bool { return r.uniqueMasked }
+
+// SafeConstraint reports whether name is a unique or exclusion constraint
+// of the relation that covers no masked column, expression or predicate (a
+// constraint the catalog does not know is not safe).
+func (r *Relation) SafeConstraint(name string) bool { return r.safeConstraints[name] }
 
 // Masked reports whether the relation masks the named column.
 func (r *Relation) Masked(name string) bool {
@@ -347,9 +356,12 @@ JOIN pg_catalog.pg_language l ON l.oid = p.prolang
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')`
 
 // uniqueQuery lists the unique indexes and exclusion constraints of the
-// relations $1: their columns, and whether they have expressions.
+// relations $1: their columns, whether they have expressions or a
+// predicate, and the name of the constraint the index backs (empty when none).
 const uniqueQuery = `
-SELECT i.indrelid::int8, i.indkey::int2[], i.indexprs IS NOT NULL
+SELECT i.indrelid::int8, i.indkey::int2[], i.indexprs IS NOT NULL OR i.indpred IS NOT NULL,
+	coalesce((SELECT con.conname::text FROM pg_catalog.pg_constraint con
+		WHERE con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u', 'x')), '')
 FROM pg_catalog.pg_index i
 WHERE (i.indisunique OR i.indisexclusion) AND i.indrelid = ANY($1::oid[])`
 
@@ -512,7 +524,8 @@ func (c *Catalog) loadUnique(ctx context.Context, q Querier, oids []uint32) erro
 		var oid int64
 		var keys []int16
 		var exprs bool
-		if err := rows.Scan(&oid, &keys, &exprs); err != nil {
+		var conname string
+		if err := rows.Scan(&oid, &keys, &exprs, &conname); err != nil {
 			return err
 		}
 		rel := c.byOID[uint32(oid)]
@@ -526,6 +539,12 @@ func (c *Catalog) loadUnique(ctx context.Context, q Querier, oids []uint32) erro
 			}
 		}
 		rel.uniqueMasked = rel.uniqueMasked || masked
+		if conname != "" && !masked {
+			if rel.safeConstraints == nil {
+				rel.safeConstraints = map[string]bool{}
+			}
+			rel.safeConstraints[conname] = true
+		}
 	}
 	return rows.Err()
 }

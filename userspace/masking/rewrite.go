@@ -621,7 +621,7 @@ func (r *rewriter) insert(s *pg_query.InsertStmt) {
 			refuse("ON CONFLICT without a conflict target on %s.%s, whose unique index covers a masked column, would tell whether a value exists", t.rel.Schema, t.rel.Name)
 		}
 		if t != nil && oc.Infer != nil {
-			if oc.Infer.Conname != "" || t.infers(oc.Infer) {
+			if (oc.Infer.Conname != "" && !t.rel.SafeConstraint(oc.Infer.Conname)) || t.infers(oc.Infer) {
 				refuse("ON CONFLICT on a masked column of %s.%s would tell whether a value exists", t.rel.Schema, t.rel.Name)
 			}
 		}

@@ -424,3 +424,18 @@ func TestSubscriptsOfTargetsAndCopyWhere(t *testing.T) {
 		allowed(t, c, "COPY sink FROM STDIN WHERE x > 1")
 	}
 }
+
+// ON CONFLICT ON CONSTRAINT may name a unique constraint the catalog knows
+// covers no masked column; one that covers a masked column, or one the
+// catalog does not know, is refused (a conflict tells whether a value
+// exists).
+func TestOnConflictOnConstraint(t *testing.T) {
+	c := moreCatalog(t, false)
+	c.rels[[2]string{"public", "customers"}].safeConstraints = map[string]bool{"customers_pkey": true}
+	allowed(t, c, "INSERT INTO customers (id) VALUES (1) ON CONFLICT ON CONSTRAINT customers_pkey DO NOTHING")
+	allowed(t, c, "INSERT INTO customers (id) VALUES (1) ON CONFLICT ON CONSTRAINT customers_pkey DO UPDATE SET id = excluded.id")
+	refusedAll(t, c, map[string]string{
+		"INSERT INTO customers (id, ssn) VALUES (1, 'x') ON CONFLICT ON CONSTRAINT customers_ssn_key DO NOTHING": "ON CONFLICT on a masked column",
+		"INSERT INTO customers (id) VALUES (1) ON CONFLICT ON CONSTRAINT made_just_now DO NOTHING":               "ON CONFLICT on a masked column",
+	})
+}

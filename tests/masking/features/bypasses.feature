@@ -103,6 +103,7 @@ Feature: The bypass corpus: no way around the masking
       | upsert returning                                   |
       | upsert copying a column                            |
       | upsert without a conflict target                   |
+      | upsert on a named constraint over a masked column |
       | unique violation detail                            |
       | upsert where inference                             |
       | copy table                                         |
