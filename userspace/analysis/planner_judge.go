@@ -285,7 +285,7 @@ func (w *walker) seqScan(n *planNode, c execCtx) {
 		return
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "sequential scan of %s, about %s rows", n.relation(), about(perScan))
+	fmt.Fprintf(&b, "%s of %s, about %s rows", scanKind(n), n.relation(), about(perScan))
 	switch {
 	case execs >= 1.5:
 		fmt.Fprintf(&b, ", repeated about %s times: about %s rows read", about(execs), about(rows))
@@ -316,6 +316,7 @@ func (w *walker) seqScan(n *planNode, c execCtx) {
 // the scans, and the rows read in all.
 func (w *walker) seqScanRows(n *planNode, c execCtx) (perScan, execs, rows float64) {
 	perScan, known := w.tableRows(n)
+	perScan *= n.sampleFraction()
 	if !known || perScan < n.PlanRows*c.scale(n) {
 		perScan = n.PlanRows * c.scale(n) // at least what it returns
 	}
@@ -380,13 +381,22 @@ func (w *walker) noteRead(n *planNode, rows float64) {
 func describeScan(n *planNode) string {
 	kind := strings.ToLower(n.NodeType)
 	if n.isSeqScan() {
-		kind = "sequential scan"
+		kind = scanKind(n)
 	}
 	s := kind + " of " + n.relation()
 	if n.IndexName != "" {
 		s += " using " + quoteIdentIfNeeded(n.IndexName)
 	}
 	return s
+}
+
+// scanKind names a scan that reads its relation: "sequential scan", or
+// "sample scan (BERNOULLI)".
+func scanKind(n *planNode) string {
+	if n.NodeType == "Sample Scan" {
+		return "sample scan (" + strings.ToUpper(n.SamplingMethod) + ")"
+	}
+	return "sequential scan"
 }
 
 // from is " from public.t" for the first relation below n, or "".

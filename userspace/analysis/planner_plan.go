@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -33,6 +34,8 @@ type planNode struct {
 	HashCond           string      `json:"Hash Cond"`
 	MergeCond          string      `json:"Merge Cond"`
 	OneTimeFilter      string      `json:"One-Time Filter"`
+	SamplingMethod     string      `json:"Sampling Method"`
+	SamplingParameters []string    `json:"Sampling Parameters"`
 	Output             []string    `json:"Output"`
 	Plans              []*planNode `json:"Plans"`
 
@@ -190,8 +193,26 @@ func (n *planNode) displayType() string {
 }
 
 // isSeqScan: the node reads its whole relation (a plain or parallel
-// sequential scan).
-func (n *planNode) isSeqScan() bool { return n.NodeType == "Seq Scan" }
+// sequential scan), or the part of it a TABLESAMPLE reads (sampleFraction).
+func (n *planNode) isSeqScan() bool { return n.NodeType == "Seq Scan" || n.NodeType == "Sample Scan" }
+
+// sampleFraction is the part of its relation a scan reads: 1 for a
+// sequential scan and for BERNOULLI, which visits every row; the percentage
+// of pages for SYSTEM; 1 for a method or an argument the proxy cannot read
+// (a parameter, an expression, an extension's method).
+func (n *planNode) sampleFraction() float64 {
+	if n.NodeType != "Sample Scan" || !strings.EqualFold(n.SamplingMethod, "system") || len(n.SamplingParameters) != 1 {
+		return 1
+	}
+	// EXPLAIN VERBOSE prints the argument as a constant: '10'::real.
+	v := strings.TrimSuffix(strings.TrimSuffix(n.SamplingParameters[0], "::real"), "::double precision")
+	v = strings.Trim(v, "'")
+	pct, err := strconv.ParseFloat(v, 64)
+	if err != nil || pct < 0 || pct > 100 {
+		return 1
+	}
+	return pct / 100
+}
 
 // isIndexScan: the node reads its relation through an index.
 func (n *planNode) isIndexScan() bool {

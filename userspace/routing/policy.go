@@ -11,6 +11,7 @@ import (
 	"time"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/pgproxy/pgproxy/userspace/analysis"
 	"github.com/pgproxy/pgproxy/userspace/sqlparse"
@@ -146,11 +147,102 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 		if len(stmts) > 1 {
 			return p.decideEach(ctx, st, parsed.Statements())
 		}
+		if inner := p.wrappedRead(stmts[0].Stmt, tree.Version); inner != nil {
+			// The issue names the read's fingerprint: the one an override
+			// must name to let it through.
+			return p.actAs(st, p.Analyzer.Decide(ctx, analysis.Request{Backend: st.Facts.Backend, Database: st.Facts.Database, Parsed: inner, ParamOIDs: st.ParamOIDs}), inner.Fingerprint())
+		}
 		p.routed(st, stmt.LegFast)
 		return stmt.Decision{Source: SourceNotJudged}
 	}
 	d := p.Analyzer.Decide(ctx, analysis.Request{Backend: st.Facts.Backend, Database: st.Facts.Database, Parsed: parsed, ParamOIDs: st.ParamOIDs})
 	return p.act(st, d)
+}
+
+// wrappedRead returns, parsed, the read a statement runs inside another
+// (DECLARE, PREPARE, CREATE TABLE AS, SELECT INTO, COPY (query) TO,
+// EXPLAIN ANALYZE, SELECT ... FOR UPDATE without its locking clause), or nil:
+// that read is what costs, and it is judged as if sent alone. Not in shunt
+// mode, where the statement could not be split from its read.
+func (p *Policy) wrappedRead(n *pg_query.Node, version int32) *sqlparse.Parsed {
+	if p.Mode == Shunt || p.Parser == nil {
+		return nil
+	}
+	q := wrapped(n)
+	if q == nil {
+		return nil
+	}
+	q = proto.Clone(q).(*pg_query.Node) // the parse tree is shared
+	if sel := q.GetSelectStmt(); sel != nil {
+		sel.IntoClause = nil
+		sqlparse.InspectNode(q, func(x *pg_query.Node) bool {
+			if s := x.GetSelectStmt(); s != nil {
+				s.LockingClause = nil
+			}
+			return true
+		})
+	}
+	if !sqlparse.IsRead(q) {
+		return nil // a data-modifying WITH: not judged
+	}
+	text, err := pg_query.Deparse(&pg_query.ParseResult{Version: version, Stmts: []*pg_query.RawStmt{{Stmt: q}}})
+	if err != nil {
+		return nil
+	}
+	parsed := p.Parser.Parse(text)
+	if parsed.Err != nil {
+		return nil
+	}
+	return parsed
+}
+
+// wrapped is the query a statement runs inside it, or nil.
+func wrapped(n *pg_query.Node) *pg_query.Node {
+	switch {
+	case n.GetDeclareCursorStmt() != nil:
+		return n.GetDeclareCursorStmt().Query
+	case n.GetPrepareStmt() != nil:
+		return n.GetPrepareStmt().Query
+	case n.GetCreateTableAsStmt() != nil:
+		return n.GetCreateTableAsStmt().Query
+	case n.GetCopyStmt() != nil && !n.GetCopyStmt().IsFrom:
+		return n.GetCopyStmt().Query
+	case n.GetExplainStmt() != nil:
+		for _, o := range n.GetExplainStmt().Options {
+			if d := o.GetDefElem(); d != nil && strings.EqualFold(d.Defname, "analyze") && !isOff(d.Arg) {
+				q := n.GetExplainStmt().Query
+				if w := wrapped(q); w != nil {
+					return w
+				}
+				return q
+			}
+		}
+		return nil
+	case n.GetSelectStmt() != nil:
+		if k := sqlparse.ClassifyRead(n); k == sqlparse.SelectInto || k == sqlparse.LockingRead {
+			return n
+		}
+	}
+	return nil
+}
+
+// isOff reports whether an option's argument turns it off (EXPLAIN
+// (ANALYZE false)); no argument turns it on.
+func isOff(arg *pg_query.Node) bool {
+	if arg == nil {
+		return false
+	}
+	if b := arg.GetBoolean(); b != nil {
+		return !b.Boolval
+	}
+	if s := arg.GetString_(); s != nil {
+		v := strings.ToLower(s.Sval)
+		return v == "false" || v == "off" || v == "0" || v == "no"
+	}
+	if i := arg.GetInteger(); i != nil {
+		return i.Ival == 0
+	}
+	return false
 }
 
 type classMemo struct{}
@@ -179,6 +271,7 @@ func classify(tree *pg_query.ParseResult) class {
 func (p *Policy) decideEach(ctx context.Context, st *stmt.Statement, stmts []sqlparse.Stmt) stmt.Decision {
 	allRead := true
 	var worst *analysis.Decision
+	var worstFP string // the fingerprint an override must name
 	for _, one := range stmts {
 		if !sqlparse.IsRead(one.Node) {
 			allRead = false
@@ -190,7 +283,7 @@ func (p *Policy) decideEach(ctx context.Context, st *stmt.Statement, stmts []sql
 		}
 		d := p.Analyzer.Decide(ctx, analysis.Request{Backend: st.Facts.Backend, Database: st.Facts.Database, Parsed: parsed})
 		if d.Verdict == analysis.Inefficient {
-			worst = &d
+			worst, worstFP = &d, parsed.Fingerprint()
 			break
 		}
 	}
@@ -199,15 +292,21 @@ func (p *Policy) decideEach(ctx context.Context, st *stmt.Statement, stmts []sql
 		return stmt.Decision{Source: SourceNotJudged, Verdict: string(analysis.Efficient)}
 	}
 	if p.Mode == Shunt && !allRead {
-		p.issue(st, *worst, ActionBlocked)
+		p.issueAs(st, *worst, ActionBlocked, worstFP)
 		return stmt.Decision{Action: stmt.Refuse, Source: string(worst.Source), Verdict: string(worst.Verdict),
 			Err: blockedError(*worst).WithHint("send the inefficient statement on its own: it then runs on the shunt node")}
 	}
-	return p.act(st, *worst)
+	return p.actAs(st, *worst, worstFP)
 }
 
 // act turns a verdict into what the mode does with it.
 func (p *Policy) act(st *stmt.Statement, d analysis.Decision) stmt.Decision {
+	return p.actAs(st, d, "")
+}
+
+// actAs is act for a decision about the read fp (the statement's own when
+// empty).
+func (p *Policy) actAs(st *stmt.Statement, d analysis.Decision, fp string) stmt.Decision {
 	out := stmt.Decision{Source: string(d.Source), Verdict: string(d.Verdict), LLM: d.LLM}
 	if d.Verdict != analysis.Inefficient {
 		p.routed(st, stmt.LegFast)
@@ -216,19 +315,19 @@ func (p *Policy) act(st *stmt.Statement, d analysis.Decision) stmt.Decision {
 	switch p.Mode {
 	case NonBlocking:
 		if st.Protocol != stmt.Parse {
-			p.issue(st, d, ActionLogged)
+			p.issueAs(st, d, ActionLogged, fp)
 		}
 		p.routed(st, stmt.LegFast)
 		return out
 	case Shunt:
 		if st.Protocol != stmt.Parse {
-			p.issue(st, d, ActionShunted)
+			p.issueAs(st, d, ActionShunted, fp)
 		}
 		p.routed(st, "shunt")
 		out.Action, out.Leg = stmt.Route, "shunt"
 		return out
 	}
-	p.issue(st, d, ActionBlocked)
+	p.issueAs(st, d, ActionBlocked, fp)
 	out.Action, out.Err = stmt.Refuse, blockedError(d)
 	return out
 }
@@ -265,12 +364,17 @@ func (p *Policy) routed(st *stmt.Statement, node string) {
 	}
 }
 
-func (p *Policy) issue(st *stmt.Statement, d analysis.Decision, action string) {
+// issueAs records an issue of the statement, naming the fingerprint fp (the
+// statement's own when empty).
+func (p *Policy) issueAs(st *stmt.Statement, d analysis.Decision, action, fp string) {
 	if p.Issues == nil {
 		return
 	}
+	if fp == "" {
+		fp = st.Fingerprint()
+	}
 	p.Issues(Issue{At: time.Now(), ConnID: st.Facts.ConnID, Identity: st.Facts.Identity, User: st.Facts.User, Database: st.Facts.Database,
-		Fingerprint: st.Fingerprint(), SQL: st.ClientSQL, Decision: d, Action: action})
+		Fingerprint: fp, SQL: st.ClientSQL, Decision: d, Action: action})
 }
 
 // shuntRefusal refuses, in shunt mode, what must not run on the shunt node

@@ -20,6 +20,15 @@ Feature: Blocking mode: an inefficient read statement is not run
       | a join without a join condition      | SELECT count(*) FROM gr_orders, gr_events                            | cartesian product       | reltuples  | join condition  |
       | a whole big table without WHERE      | SELECT * FROM gr_events                                              | public.gr_events        | reltuples  | LIMIT           |
       | a sort of millions of rows           | SELECT id FROM gr_events ORDER BY payload LIMIT 10                   | gr_events               | gr_events  |                 |
+      | a sample of the whole table          | SELECT id FROM gr_events TABLESAMPLE SYSTEM (100) WHERE payload LIKE '%x%' | sample scan (SYSTEM) of public.gr_events | gr_events | |
+      | a BERNOULLI sample (reads every row) | SELECT id FROM gr_events TABLESAMPLE BERNOULLI (1) WHERE payload LIKE '%x%' | sample scan (BERNOULLI) of public.gr_events | gr_events | |
+      | a cursor over it                      | DECLARE gr_cur CURSOR FOR SELECT * FROM gr_orders WHERE note = 'note 17' | sequential scan of public.gr_orders | gr_orders | index on |
+      | a prepared statement made in SQL      | PREPARE gr_prep AS SELECT * FROM gr_orders WHERE note = 'note 17' | sequential scan of public.gr_orders | gr_orders | index on |
+      | CREATE TABLE AS                       | CREATE TEMP TABLE gr_copy AS SELECT * FROM gr_orders WHERE note = 'note 17' | sequential scan of public.gr_orders | gr_orders | index on |
+      | SELECT INTO                           | SELECT * INTO TEMP gr_copy2 FROM gr_orders WHERE note = 'note 17' | sequential scan of public.gr_orders | gr_orders | index on |
+      | COPY of a query                       | COPY (SELECT * FROM gr_orders WHERE note = 'note 17') TO STDOUT | sequential scan of public.gr_orders | gr_orders | index on |
+      | EXPLAIN ANALYZE                       | EXPLAIN ANALYZE SELECT * FROM gr_orders WHERE note = 'note 17' | sequential scan of public.gr_orders | gr_orders | index on |
+      | a locking read                        | SELECT * FROM gr_orders WHERE note = 'note 17' FOR UPDATE | sequential scan of public.gr_orders | gr_orders | index on |
 
   Scenario Outline: <what> runs
     When the client runs "<sql>"
@@ -31,6 +40,9 @@ Feature: Blocking mode: an inefficient read statement is not run
       | an indexed range, limited      | SELECT id FROM gr_orders WHERE created_at > now() - interval '1 day' ORDER BY created_at LIMIT 5 |
       | a join on indexed columns      | SELECT o.id FROM gr_customers c JOIN gr_orders o ON o.customer_id = c.id WHERE c.id = 7 |
       | a small table in full          | SELECT * FROM gr_countries                                        |
+      | a small sample of a big table  | SELECT id FROM gr_events TABLESAMPLE SYSTEM (0.01) LIMIT 5        |
+      | a prepared indexed lookup      | PREPARE gr_prep_ok AS SELECT * FROM gr_orders WHERE id = 42       |
+      | EXPLAIN without ANALYZE        | EXPLAIN SELECT * FROM gr_orders WHERE note = 'note 18'            |
       | a write (not analysed)         | SELECT 1                                                          |
 
   Scenario: the extended protocol is judged the same, with parameters (a generic plan)
