@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/pgproxy/pgproxy/userspace/sqlparse"
 	"github.com/pgproxy/pgproxy/userspace/wire"
 )
 
@@ -933,7 +934,7 @@ func (r *rewriter) explain(e *pg_query.ExplainStmt) {
 	analyze := false
 	for _, o := range e.Options {
 		if d := o.GetDefElem(); d != nil && strings.EqualFold(d.Defname, "analyze") {
-			analyze = d.Arg == nil || !isFalse(d.Arg)
+			analyze = !sqlparse.OptionOff(d.Arg)
 		}
 	}
 	if r.cat.cfg.usesHMAC() && runsPrepared(e.Query) {
@@ -948,20 +949,6 @@ func (r *rewriter) explain(e *pg_query.ExplainStmt) {
 		}
 	}
 	r.statement(e.Query)
-}
-
-func isFalse(n *pg_query.Node) bool {
-	if s := n.GetString_(); s != nil {
-		v := strings.ToLower(s.Sval)
-		return v == "false" || v == "off" || v == "0"
-	}
-	if b := n.GetBoolean(); b != nil {
-		return !b.Boolval
-	}
-	if i := n.GetInteger(); i != nil {
-		return i.Ival == 0
-	}
-	return false
 }
 
 // walk visits every node under n: SELECTs anywhere (sub-links, CTEs,

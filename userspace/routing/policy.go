@@ -209,7 +209,7 @@ func wrapped(n *pg_query.Node) *pg_query.Node {
 		return n.GetCopyStmt().Query
 	case n.GetExplainStmt() != nil:
 		for _, o := range n.GetExplainStmt().Options {
-			if d := o.GetDefElem(); d != nil && strings.EqualFold(d.Defname, "analyze") && !isOff(d.Arg) {
+			if d := o.GetDefElem(); d != nil && strings.EqualFold(d.Defname, "analyze") && !sqlparse.OptionOff(d.Arg) {
 				q := n.GetExplainStmt().Query
 				if w := wrapped(q); w != nil {
 					return w
@@ -224,25 +224,6 @@ func wrapped(n *pg_query.Node) *pg_query.Node {
 		}
 	}
 	return nil
-}
-
-// isOff reports whether an option's argument turns it off (EXPLAIN
-// (ANALYZE false)); no argument turns it on.
-func isOff(arg *pg_query.Node) bool {
-	if arg == nil {
-		return false
-	}
-	if b := arg.GetBoolean(); b != nil {
-		return !b.Boolval
-	}
-	if s := arg.GetString_(); s != nil {
-		v := strings.ToLower(s.Sval)
-		return v == "false" || v == "off" || v == "0" || v == "no"
-	}
-	if i := arg.GetInteger(); i != nil {
-		return i.Ival == 0
-	}
-	return false
 }
 
 type classMemo struct{}

@@ -1,6 +1,8 @@
 package sqlparse
 
 import (
+	"strings"
+
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -241,4 +243,23 @@ func reflectChild(m protoreflect.Message, fn visitor) {
 		return
 	}
 	reflectChildren(m, fn)
+}
+
+// OptionOff reports whether the argument of a statement's option turns it
+// off (EXPLAIN (ANALYZE false), off, 0, no); no argument turns it on.
+func OptionOff(arg *pg_query.Node) bool {
+	if arg == nil {
+		return false
+	}
+	if b := arg.GetBoolean(); b != nil {
+		return !b.Boolval
+	}
+	if s := arg.GetString_(); s != nil {
+		v := strings.ToLower(s.Sval)
+		return v == "false" || v == "off" || v == "0" || v == "no"
+	}
+	if i := arg.GetInteger(); i != nil {
+		return i.Ival == 0
+	}
+	return false
 }

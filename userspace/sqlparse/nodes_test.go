@@ -92,3 +92,20 @@ func BenchmarkInspectNode(b *testing.B) {
 		}
 	})
 }
+
+func TestOptionOff(t *testing.T) {
+	for sql, off := range map[string]bool{
+		"EXPLAIN (ANALYZE) SELECT 1": false, "EXPLAIN (ANALYZE true) SELECT 1": false, "EXPLAIN (ANALYZE on) SELECT 1": false,
+		"EXPLAIN (ANALYZE 1) SELECT 1": false, "EXPLAIN (ANALYZE false) SELECT 1": true, "EXPLAIN (ANALYZE off) SELECT 1": true,
+		"EXPLAIN (ANALYZE 0) SELECT 1": true, "EXPLAIN (ANALYZE no) SELECT 1": true,
+	} {
+		tree, err := pg_query.Parse(sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		arg := tree.Stmts[0].Stmt.GetExplainStmt().Options[0].GetDefElem().Arg
+		if got := OptionOff(arg); got != off {
+			t.Errorf("%s: OptionOff = %v, want %v", sql, got, off)
+		}
+	}
+}
