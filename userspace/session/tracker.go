@@ -165,10 +165,7 @@ func (t *tracker) bindCandidates(dst []*prepared, name string) ([]*prepared, *po
 // prepare notes a SQL PREPARE with result hooks a statement let through.
 func (t *tracker) prepare(name string) {
 	t.mu.Lock()
-	if len(t.preparing) >= 1000 {
-		clear(t.preparing) // names of PREPAREs that failed
-	}
-	t.preparing[name] = true
+	noteInFlight(t.preparing, name, true)
 	t.mu.Unlock()
 }
 
@@ -189,8 +186,23 @@ func (t *tracker) candidatesLocked(dst []*prepared, name string) []*prepared {
 // declare notes a cursor a statement let through is about to DECLARE.
 func (t *tracker) declare(name string, hooks []stmt.ResultHook) {
 	t.mu.Lock()
-	t.declared[name] = hooks
+	noteInFlight(t.declared, name, hooks)
 	t.mu.Unlock()
+}
+
+// maxInFlight bounds the DECLAREs and PREPAREs the tracker notes before
+// the server answers them: the entries of those that failed are never
+// settled, and a client chooses the names. Past it the notes start afresh
+// (a cursor or statement then unknown is refused or fails closed).
+const maxInFlight = 1000
+
+// noteInFlight adds a name to a map of unanswered DECLAREs or PREPAREs
+// (called with mu held).
+func noteInFlight[V any](m map[string]V, name string, v V) {
+	if len(m) >= maxInFlight {
+		clear(m)
+	}
+	m[name] = v
 }
 
 // cursorHooks returns the result hooks of the rows of a cursor or portal

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -107,5 +108,22 @@ func TestTrackerStatementsAndPortals(t *testing.T) {
 	tr.closeAnswered('S', "a")
 	if len(tr.state().Prepared) != 0 {
 		t.Fatal("Close did not forget the statement")
+	}
+}
+
+// The notes of unanswered DECLAREs and PREPAREs are bounded: a client that
+// sends ever new names of cursors or statements that fail does not grow them.
+func TestTrackerInFlightNotesAreBounded(t *testing.T) {
+	tr := newTracker()
+	for i := range 3 * maxInFlight {
+		name := fmt.Sprint("c", i)
+		tr.declare(name, nil)
+		tr.prepare(name)
+	}
+	if len(tr.declared) > maxInFlight || len(tr.preparing) > maxInFlight {
+		t.Fatalf("%d DECLAREs and %d PREPAREs noted, want at most %d each", len(tr.declared), len(tr.preparing), maxInFlight)
+	}
+	if _, ok := tr.declared[fmt.Sprint("c", 3*maxInFlight-1)]; !ok || !tr.preparing[fmt.Sprint("c", 3*maxInFlight-1)] {
+		t.Fatal("the latest names were not kept")
 	}
 }
