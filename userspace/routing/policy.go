@@ -150,13 +150,13 @@ func (p *Policy) Decide(ctx context.Context, st *stmt.Statement) stmt.Decision {
 		if inner := p.wrappedRead(stmts[0].Stmt, tree.Version); inner != nil {
 			// The issue names the read's fingerprint: the one an override
 			// must name to let it through.
-			return p.actAs(st, p.Analyzer.Decide(ctx, analysis.Request{Backend: st.Facts.Backend, Database: st.Facts.Database, Parsed: inner, ParamOIDs: st.ParamOIDs}), inner.Fingerprint())
+			return p.act(st, p.Analyzer.Decide(ctx, analysis.Request{Backend: st.Facts.Backend, Database: st.Facts.Database, Parsed: inner, ParamOIDs: st.ParamOIDs}), inner.Fingerprint())
 		}
 		p.routed(st, stmt.LegFast)
 		return stmt.Decision{Source: SourceNotJudged}
 	}
 	d := p.Analyzer.Decide(ctx, analysis.Request{Backend: st.Facts.Backend, Database: st.Facts.Database, Parsed: parsed, ParamOIDs: st.ParamOIDs})
-	return p.act(st, d)
+	return p.act(st, d, "")
 }
 
 // wrappedRead returns, parsed, the read a statement runs inside another
@@ -173,15 +173,12 @@ func (p *Policy) wrappedRead(n *pg_query.Node, version int32) *sqlparse.Parsed {
 		return nil
 	}
 	q = proto.Clone(q).(*pg_query.Node) // the parse tree is shared
-	if sel := q.GetSelectStmt(); sel != nil {
-		sel.IntoClause = nil
-		sqlparse.InspectNode(q, func(x *pg_query.Node) bool {
-			if s := x.GetSelectStmt(); s != nil {
-				s.LockingClause = nil
-			}
-			return true
-		})
-	}
+	sqlparse.InspectNode(q, func(x *pg_query.Node) bool {
+		if s := x.GetSelectStmt(); s != nil {
+			s.IntoClause, s.LockingClause = nil, nil // INTO may sit on a set operation's left arm
+		}
+		return true
+	})
 	if !sqlparse.IsRead(q) {
 		return nil // a data-modifying WITH: not judged
 	}
@@ -273,21 +270,17 @@ func (p *Policy) decideEach(ctx context.Context, st *stmt.Statement, stmts []sql
 		return stmt.Decision{Source: SourceNotJudged, Verdict: string(analysis.Efficient)}
 	}
 	if p.Mode == Shunt && !allRead {
-		p.issueAs(st, *worst, ActionBlocked, worstFP)
+		p.issue(st, *worst, ActionBlocked, worstFP)
 		return stmt.Decision{Action: stmt.Refuse, Source: string(worst.Source), Verdict: string(worst.Verdict),
 			Err: blockedError(*worst).WithHint("send the inefficient statement on its own: it then runs on the shunt node")}
 	}
-	return p.actAs(st, *worst, worstFP)
+	return p.act(st, *worst, worstFP)
 }
 
-// act turns a verdict into what the mode does with it.
-func (p *Policy) act(st *stmt.Statement, d analysis.Decision) stmt.Decision {
-	return p.actAs(st, d, "")
-}
-
-// actAs is act for a decision about the read fp (the statement's own when
-// empty).
-func (p *Policy) actAs(st *stmt.Statement, d analysis.Decision, fp string) stmt.Decision {
+// act turns a verdict into what the mode does with it. fp is the fingerprint
+// of the read the decision is about, when not the statement's own (the read
+// inside a DECLARE, one statement of several): the one an override names.
+func (p *Policy) act(st *stmt.Statement, d analysis.Decision, fp string) stmt.Decision {
 	out := stmt.Decision{Source: string(d.Source), Verdict: string(d.Verdict), LLM: d.LLM}
 	if d.Verdict != analysis.Inefficient {
 		p.routed(st, stmt.LegFast)
@@ -296,19 +289,19 @@ func (p *Policy) actAs(st *stmt.Statement, d analysis.Decision, fp string) stmt.
 	switch p.Mode {
 	case NonBlocking:
 		if st.Protocol != stmt.Parse {
-			p.issueAs(st, d, ActionLogged, fp)
+			p.issue(st, d, ActionLogged, fp)
 		}
 		p.routed(st, stmt.LegFast)
 		return out
 	case Shunt:
 		if st.Protocol != stmt.Parse {
-			p.issueAs(st, d, ActionShunted, fp)
+			p.issue(st, d, ActionShunted, fp)
 		}
 		p.routed(st, "shunt")
 		out.Action, out.Leg = stmt.Route, "shunt"
 		return out
 	}
-	p.issueAs(st, d, ActionBlocked, fp)
+	p.issue(st, d, ActionBlocked, fp)
 	out.Action, out.Err = stmt.Refuse, blockedError(d)
 	return out
 }
@@ -345,9 +338,9 @@ func (p *Policy) routed(st *stmt.Statement, node string) {
 	}
 }
 
-// issueAs records an issue of the statement, naming the fingerprint fp (the
+// issue records an issue of the statement, naming the fingerprint fp (the
 // statement's own when empty).
-func (p *Policy) issueAs(st *stmt.Statement, d analysis.Decision, action, fp string) {
+func (p *Policy) issue(st *stmt.Statement, d analysis.Decision, action, fp string) {
 	if p.Issues == nil {
 		return
 	}

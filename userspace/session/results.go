@@ -19,16 +19,13 @@ var errResultsUnchecked = wire.Fatal(wire.CodeInternalError, "pgproxy cannot che
 // given the portal's columns as the server described them.
 func (s *Session) prepareRows(o *op) error {
 	o.rowsReady = true
-	if s.tr == nil || o.injected || !s.tr.isHooked() {
+	if s.tr == nil || o.injected || !s.anyHooks() {
 		return nil // no statement of the session has hooks
 	}
 	pt := s.tr.portal(o.name)
 	if pt == nil {
-		if s.anyHooks() {
-			s.Log.Warn("rows of an unknown portal", "portal", o.name)
-			return s.failClosed()
-		}
-		return nil
+		s.Log.Warn("rows of an unknown portal", "portal", o.name)
+		return s.failClosed()
 	}
 	hooks := pt.allHooks()
 	if len(hooks) == 0 {
@@ -61,10 +58,7 @@ func (s *Session) resultsHooked(o *op) bool {
 			return false
 		}
 		pt := s.tr.portal(o.name)
-		if pt == nil {
-			return s.anyHooks()
-		}
-		return len(pt.allHooks()) > 0
+		return pt == nil || len(pt.allHooks()) > 0 // an unknown portal's rows cannot be attributed
 	}
 	return false
 }

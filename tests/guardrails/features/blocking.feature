@@ -40,7 +40,7 @@ Feature: Blocking mode: an inefficient read statement is not run
       | an indexed range, limited      | SELECT id FROM gr_orders WHERE created_at > now() - interval '1 day' ORDER BY created_at LIMIT 5 |
       | a join on indexed columns      | SELECT o.id FROM gr_customers c JOIN gr_orders o ON o.customer_id = c.id WHERE c.id = 7 |
       | a small table in full          | SELECT * FROM gr_countries                                        |
-      | a small sample of a big table  | SELECT id FROM gr_events TABLESAMPLE SYSTEM (0.01) LIMIT 5        |
+      | a small sample of a big table  | SELECT count(*) FROM gr_events TABLESAMPLE SYSTEM (0.01)          |
       | a prepared indexed lookup      | PREPARE gr_prep_ok AS SELECT * FROM gr_orders WHERE id = 42       |
       | EXPLAIN without ANALYZE        | EXPLAIN SELECT * FROM gr_orders WHERE note = 'note 18'            |
       | a write (not analysed)         | SELECT 1                                                          |
