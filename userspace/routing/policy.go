@@ -174,9 +174,7 @@ func (p *Policy) wrappedRead(n *pg_query.Node, version int32) *sqlparse.Parsed {
 	}
 	q = proto.Clone(q).(*pg_query.Node) // the parse tree is shared
 	sqlparse.InspectNode(q, func(x *pg_query.Node) bool {
-		if s := x.GetSelectStmt(); s != nil {
-			s.IntoClause, s.LockingClause = nil, nil // INTO may sit on a set operation's left arm
-		}
+		stripIntoAndLocking(x.GetSelectStmt())
 		return true
 	})
 	if !sqlparse.IsRead(q) {
@@ -191,6 +189,16 @@ func (p *Policy) wrappedRead(n *pg_query.Node, version int32) *sqlparse.Parsed {
 		return nil
 	}
 	return parsed
+}
+
+// stripIntoAndLocking removes the INTO and locking clauses of a SELECT and
+// of the arms of its set operations (INTO sits on the leftmost one; the
+// walk visits arms as part of their SELECT, not as nodes).
+func stripIntoAndLocking(s *pg_query.SelectStmt) {
+	for ; s != nil; s = s.Rarg {
+		s.IntoClause, s.LockingClause = nil, nil
+		stripIntoAndLocking(s.Larg)
+	}
 }
 
 // wrapped is the query a statement runs inside it, or nil.

@@ -26,6 +26,7 @@ Feature: Blocking mode: an inefficient read statement is not run
       | a prepared statement made in SQL      | PREPARE gr_prep AS SELECT * FROM gr_orders WHERE note = 'note 17' | sequential scan of public.gr_orders | gr_orders | index on |
       | CREATE TABLE AS                       | CREATE TEMP TABLE gr_copy AS SELECT * FROM gr_orders WHERE note = 'note 17' | sequential scan of public.gr_orders | gr_orders | index on |
       | SELECT INTO                           | SELECT * INTO TEMP gr_copy2 FROM gr_orders WHERE note = 'note 17' | sequential scan of public.gr_orders | gr_orders | index on |
+      | SELECT INTO on a set operation        | SELECT * INTO TEMP gr_copy3 FROM gr_orders WHERE note = 'note 17' UNION SELECT * FROM gr_orders WHERE id = 1 | sequential scan of public.gr_orders | gr_orders | index on |
       | COPY of a query                       | COPY (SELECT * FROM gr_orders WHERE note = 'note 17') TO STDOUT | sequential scan of public.gr_orders | gr_orders | index on |
       | EXPLAIN ANALYZE                       | EXPLAIN ANALYZE SELECT * FROM gr_orders WHERE note = 'note 17' | sequential scan of public.gr_orders | gr_orders | index on |
       | a locking read                        | SELECT * FROM gr_orders WHERE note = 'note 17' FOR UPDATE | sequential scan of public.gr_orders | gr_orders | index on |
